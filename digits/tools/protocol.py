@@ -1,0 +1,82 @@
+"""The JSON-lines protocol between a tool (child process) and the scheduler.
+
+A tool writes one JSON object per line on stdout; every object has an ``event`` key:
+
+- ``{"event": "progress", "done": 10, "total": 100}``
+- ``{"event": "skipped", "path": "...", "label": "cat", "reason": "..."}``
+- ``{"event": "result", ...}``: fields merged into the task's data
+- ``{"event": "error", "message": "...", "traceback": "..."}``
+
+Anything a human should read goes to stderr (the task's log file).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Sequence
+
+_lock = threading.Lock()
+_stdout = sys.stdout
+
+PARENT_PID_ENV = "DIGITS_PARENT_PID"
+
+
+def emit(event: str, **fields) -> None:
+    """Write one protocol event to stdout and flush it."""
+    line = json.dumps({"event": event, **fields}, default=_jsonable)
+    with _lock:
+        _stdout.write(line + "\n")
+        _stdout.flush()
+
+
+def _jsonable(value):
+    # numpy scalars and arrays reach us from tools; convert without importing numpy here.
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+class ProgressReporter:
+    """Emits ``progress`` events, at most every ``interval`` seconds (and always the last one)."""
+
+    def __init__(self, total: int, interval: float = 0.5):
+        self.total = total
+        self.interval = interval
+        self._last = 0.0
+
+    def update(self, done: int, **fields) -> None:
+        now = time.monotonic()
+        if done >= self.total or now - self._last >= self.interval:
+            self._last = now
+            emit("progress", done=done, total=self.total, **fields)
+
+
+def _exit_when_orphaned(parent_pid: int) -> None:
+    # If the server dies (even by SIGKILL) its tasks must not run on unattended.
+    while True:
+        if os.getppid() != parent_pid:
+            os._exit(3)
+        time.sleep(1.0)
+
+
+def run_tool(main: Callable[[Sequence[str]], int | None], argv: Sequence[str] | None = None) -> None:
+    """Run a tool's ``main(argv)``, turning any exception into an ``error`` event and exit status 1."""
+    parent = os.environ.get(PARENT_PID_ENV)
+    if parent and parent.isdigit():
+        threading.Thread(target=_exit_when_orphaned, args=(int(parent),), daemon=True).start()
+    try:
+        status = main(sys.argv[1:] if argv is None else argv)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - every failure must reach the parent as an event
+        emit("error", message=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
+        traceback.print_exc()
+        sys.exit(1)
+    sys.exit(status or 0)
