@@ -1,0 +1,113 @@
+"""``create_app(config)`` builds the web application and everything it owns: store, scheduler, events."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from flask import Flask
+from flask_socketio import SocketIO
+
+from digits import __version__
+from digits.config import Config
+from digits.events import Publisher
+from digits.hardware import discover_gpus
+from digits.jobs import JobStore
+from digits.scheduler import LocalScheduler, ResourcePools
+
+log = logging.getLogger(__name__)
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def _asset_dir(name: str) -> Path:
+    # Installed packages carry digits/templates and digits/static; a source checkout has them at the top.
+    installed = PACKAGE_DIR / name
+    return installed if installed.is_dir() else PACKAGE_DIR.parent / name
+
+
+@dataclass
+class Services:
+    """What the views reach through ``current_app.extensions["digits"]``."""
+
+    config: Config
+    store: JobStore
+    pools: ResourcePools
+    scheduler: LocalScheduler
+    publisher: Publisher
+    socketio: SocketIO
+
+
+class PrefixMiddleware:
+    """Serves the app under ``DIGITS_URL_PREFIX``: moves the prefix from PATH_INFO to SCRIPT_NAME."""
+
+    def __init__(self, app, prefix: str):
+        self.app = app
+        self.prefix = prefix
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if path == self.prefix or path.startswith(self.prefix + "/"):
+            environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + self.prefix
+            environ["PATH_INFO"] = path[len(self.prefix) :] or "/"
+            return self.app(environ, start_response)
+        start_response("404 Not Found", [("Content-Type", "text/plain")])
+        return [f"This server serves DIGITS under {self.prefix}/\n".encode()]
+
+
+def create_app(config: Config | None = None) -> Flask:
+    """Build the app: load every job, start the scheduler, register the blueprints."""
+    config = config or Config.from_env()
+    app = Flask(
+        __name__,
+        template_folder=str(_asset_dir("templates")),
+        static_folder=str(_asset_dir("static")),
+    )
+    app.config.update(
+        SECRET_KEY=config.load_secret_key(),
+        TESTING=config.testing,
+        MAX_CONTENT_LENGTH=1 << 30,
+        # CSRF is checked once, in auth.check_csrf, which also lets scripts in (see there).
+        WTF_CSRF_ENABLED=False,
+        WTF_CSRF_TIME_LIMIT=None,
+        DIGITS_VERSION=__version__,
+    )
+
+    store = JobStore(config.jobs_dir)
+    store.load_all()
+    pools = ResourcePools(discover_gpus() if config.gpus is None else _select_gpus(config.gpus), config.cpu_slots)
+    socketio = SocketIO(app, async_mode="threading", path="socket.io", cors_allowed_origins=[])
+    publisher = Publisher(socketio)
+    scheduler = LocalScheduler(store, pools, on_change=publisher.job_changed)
+    # Routes such as /datasets/images/classification and its .json twin share an endpoint and its
+    # defaults; both are canonical, so Werkzeug must not redirect one to the other.
+    app.url_map.redirect_defaults = False
+    app.extensions["digits"] = Services(config, store, pools, scheduler, publisher, socketio)
+
+    from digits import auth
+    from digits.datasets.routes import blueprint as datasets_blueprint
+    from digits.web import errors, home, jobs
+
+    auth.init_app(app)
+    errors.init_app(app)
+    app.register_blueprint(auth.blueprint)
+    app.register_blueprint(home.blueprint)
+    app.register_blueprint(jobs.blueprint)
+    app.register_blueprint(datasets_blueprint)
+
+    if config.url_prefix:
+        app.wsgi_app = PrefixMiddleware(app.wsgi_app, config.url_prefix)
+
+    scheduler.start()
+    atexit.register(scheduler.shutdown)
+    return app
+
+
+def _select_gpus(indices: list[int]):
+    return [g for g in discover_gpus() if g.index in indices]
+
+
+def services(app: Flask) -> Services:
+    return app.extensions["digits"]

@@ -1,0 +1,78 @@
+"""Configuration from the environment (DIGITS' variable names where it had them) and command-line flags."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _default_jobs_dir() -> Path:
+    return Path(os.environ.get("DIGITS_JOBS_DIR") or Path.cwd() / "digits-jobs")
+
+
+@dataclass
+class Config:
+    """Everything the server needs to start; every field has a default that works on a fresh machine."""
+
+    jobs_dir: Path = field(default_factory=_default_jobs_dir)
+    host: str = "127.0.0.1"
+    port: int = 5000
+    url_prefix: str = ""
+    logfile: Path | None = None
+    log_level: str = "info"
+    # Parallel CPU-bound tasks (database creation, CPU training); each may use several cores itself.
+    cpu_slots: int = 1
+    # GPU indices the scheduler may hand out; None means every GPU NVML finds.
+    gpus: list[int] | None = None
+    secret_key: str | None = None
+    testing: bool = False
+
+    @classmethod
+    def from_env(cls, **overrides) -> Config:
+        """Read ``DIGITS_*`` variables, then apply ``overrides`` (from flags or tests)."""
+        env = os.environ
+        values: dict = {}
+        if env.get("DIGITS_URL_PREFIX"):
+            values["url_prefix"] = env["DIGITS_URL_PREFIX"]
+        if env.get("DIGITS_LOGFILE_FILENAME"):
+            values["logfile"] = Path(env["DIGITS_LOGFILE_FILENAME"])
+        if env.get("DIGITS_LOGFILE_LEVEL"):
+            values["log_level"] = env["DIGITS_LOGFILE_LEVEL"]
+        if env.get("DIGITS_CPU_SLOTS"):
+            values["cpu_slots"] = int(env["DIGITS_CPU_SLOTS"])
+        # NVML ignores CUDA_VISIBLE_DEVICES, so restricting the pool has a variable of its own.
+        if env.get("DIGITS_GPUS"):
+            values["gpus"] = [int(g) for g in env["DIGITS_GPUS"].split(",") if g.strip()]
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        config = cls(**values)
+        config.jobs_dir = Path(config.jobs_dir).resolve()
+        config.url_prefix = normalize_prefix(config.url_prefix)
+        return config
+
+    @property
+    def log_level_number(self) -> int:
+        return logging.getLevelName(self.log_level.upper()) if isinstance(self.log_level, str) else self.log_level
+
+    def load_secret_key(self) -> str:
+        """The session-signing key: generated once, kept in the jobs directory so logins survive restarts."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.jobs_dir / ".secret_key"
+        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            return path.read_text().strip()
+        except FileNotFoundError:
+            key = secrets.token_hex(32)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(key)
+            return key
+
+
+def normalize_prefix(prefix: str) -> str:
+    """``digits/`` -> ``/digits``; empty stays empty."""
+    prefix = (prefix or "").strip().strip("/")
+    return f"/{prefix}" if prefix else ""

@@ -1,0 +1,324 @@
+"""The local scheduler: runs each task as a child process on this machine when its resources are free.
+
+A thread places waiting tasks; one reader thread per running task turns the child's JSON lines into
+task state. ``on_change(job, task)`` is called after every change so the app can save and publish it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+from digits.jobs import Job, JobStore, Status, Task
+from digits.jobs.model import INTERRUPTED_MESSAGE
+from digits.scheduler.resources import ResourcePools
+from digits.tools.protocol import PARENT_PID_ENV
+
+log = logging.getLogger(__name__)
+
+OnChange = Callable[[Job, Task | None], None]
+
+
+class LocalScheduler:
+    """Runs jobs' tasks in dependency order, one child process per task."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        pools: ResourcePools,
+        on_change: OnChange = lambda job, task: None,
+        python: str = sys.executable,
+        kill_grace: float = 5.0,
+    ):
+        self.store = store
+        self.pools = pools
+        self.on_change = on_change
+        self.python = python
+        self.kill_grace = kill_grace
+        self._queue: list[str] = []  # ids of jobs with unfinished tasks, in submission order
+        self._runs: dict[tuple[str, str], TaskRun] = {}
+        self._wake = threading.Condition(store.lock)
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+
+    # -- public --------------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="scheduler", daemon=True)
+        self._thread.start()
+
+    def submit(self, job: Job) -> None:
+        """Queue every task of ``job`` that has not run yet."""
+        with self._wake:
+            for task in job.tasks:
+                if task.status == Status.INITIALIZED:
+                    task.status = Status.WAITING
+            self._queue.append(job.id)
+            self._changed(job, None, significant=True)
+            self._wake.notify()
+
+    def abort(self, job: Job) -> None:
+        """Abort waiting tasks at once and running ones with SIGTERM (SIGKILL if they linger)."""
+        with self._wake:
+            for task in job.tasks:
+                if task.status in (Status.INITIALIZED, Status.WAITING):
+                    self._finish_unrun(job, task, Status.ABORTED, None)
+                run = self._runs.get((job.id, task.id))
+                if run:
+                    run.terminate(self.kill_grace)
+
+    def running(self, job: Job) -> bool:
+        with self._wake:
+            return any(key[0] == job.id for key in self._runs)
+
+    def shutdown(self) -> None:
+        """Stop every child; their tasks are marked interrupted, as after a crash."""
+        with self._wake:
+            self._stopping = True
+            runs = list(self._runs.values())
+            self._wake.notify()
+        for run in runs:
+            run.interrupted = True
+            run.terminate(self.kill_grace)
+        for run in runs:
+            run.join()
+        if self._thread:
+            self._thread.join(timeout=5)
+
+    # -- placing tasks -------------------------------------------------------------------------------
+    def _loop(self) -> None:
+        with self._wake:
+            while not self._stopping:
+                self._place_tasks()
+                self._wake.wait(timeout=1.0)
+
+    def _place_tasks(self) -> None:
+        for job_id in list(self._queue):
+            job = self.store.get(job_id)
+            if job is None or all(t.status in Status.FINISHED for t in job.tasks):
+                self._queue.remove(job_id)
+                continue
+            for task in job.tasks:
+                if task.status == Status.WAITING:
+                    self._try_start(job, task)
+
+    def _try_start(self, job: Job, task: Task) -> None:
+        blocker = self._blocker(job, task)
+        if blocker is None:
+            impossible = self.pools.missing(task.resources)
+            if impossible:
+                self._finish_unrun(job, task, Status.ERROR, impossible)
+                return
+            assignment, blocker = self.pools.try_reserve(task.resources)
+            if assignment is not None:
+                self._launch(job, task, assignment)
+                return
+        if blocker and blocker.startswith("!"):
+            self._finish_unrun(job, task, Status.ERROR, blocker[1:])
+        elif task.waiting_for != blocker:
+            task.waiting_for = blocker
+            self._changed(job, task, significant=True)
+
+    def _blocker(self, job: Job, task: Task) -> str | None:
+        """What ``task`` waits for; None when it may start; a leading "!" when it never will."""
+        for dep_id in job.depends_on_jobs:
+            dep = self.store.get(dep_id)
+            if dep is None:
+                return f"!{dep_id} was deleted"
+            if dep.status in (Status.ERROR, Status.ABORTED):
+                return f"!{dep.type} {dep.name} ended as {dep.status}"
+            if dep.status != Status.DONE:
+                return f"waiting for {dep.type} {dep.name}"
+        for dep_id in task.depends_on:
+            dep = job.task(dep_id)
+            if dep.status in (Status.ERROR, Status.ABORTED):
+                return f"!{dep.name} ended as {dep.status}"
+            if dep.status != Status.DONE:
+                return f"waiting for {dep.name}"
+        return None
+
+    def _finish_unrun(self, job: Job, task: Task, status: str, message: str | None) -> None:
+        task.status = status
+        task.waiting_for = None
+        task.finished = time.time()
+        if message:
+            task.error = {"message": message, "traceback": ""}
+        self._changed(job, task, significant=True)
+
+    def _launch(self, job: Job, task: Task, assignment: dict) -> None:
+        task.status = Status.RUNNING
+        task.waiting_for = None
+        task.assigned = assignment
+        task.started = time.time()
+        task.progress = 0.0
+        task.eta = None
+        task.error = None
+        run = TaskRun(self, job, task)
+        self._runs[(job.id, task.id)] = run
+        try:
+            run.start()
+        except OSError as exc:
+            del self._runs[(job.id, task.id)]
+            self.pools.release(assignment)
+            self._finish_unrun(job, task, Status.ERROR, f"could not start {task.tool}: {exc}")
+            return
+        self._changed(job, task, significant=True)
+
+    # -- state changes -------------------------------------------------------------------------------
+    def _changed(self, job: Job, task: Task | None, significant: bool) -> None:
+        job.record_status()
+        self.store.save(job, throttle=not significant)
+        try:
+            self.on_change(job, task)
+        except Exception:  # a failing listener must not stop the scheduler
+            log.exception("on_change listener failed")
+
+    def _task_ended(self, run: TaskRun, returncode: int) -> None:
+        job, task = run.job, run.task
+        with self._wake:
+            self._runs.pop((job.id, task.id), None)
+            self.pools.release(task.assigned)
+            task.finished = time.time()
+            task.eta = None
+            if run.interrupted:
+                task.status = Status.ABORTED
+                task.error = {"message": INTERRUPTED_MESSAGE, "traceback": ""}
+                job.interrupted = True
+            elif run.aborted:
+                task.status = Status.ABORTED
+            elif returncode == 0 and not task.error:
+                task.status = Status.DONE
+                task.progress = 1.0
+            else:
+                task.status = Status.ERROR
+                if not task.error:
+                    task.error = {"message": exit_message(returncode), "traceback": run.log_tail()}
+            self._changed(job, task, significant=True)
+            self._wake.notify()
+
+
+def exit_message(returncode: int) -> str:
+    if returncode < 0:
+        name = signal.Signals(-returncode).name
+        return f"the task was killed by {name}" + (" (out of memory?)" if name == "SIGKILL" else "")
+    return f"the task exited with status {returncode}"
+
+
+class TaskRun:
+    """One running child process and the thread that reads its events."""
+
+    def __init__(self, scheduler: LocalScheduler, job: Job, task: Task):
+        self.scheduler = scheduler
+        self.job = job
+        self.task = task
+        self.log_path = Path(job.directory) / task.log_name
+        self.aborted = False
+        self.interrupted = False
+        self.process: subprocess.Popen | None = None
+        self._reader: threading.Thread | None = None
+
+    def start(self) -> None:
+        command = self.task.command(self.scheduler.python)
+        env = dict(os.environ)
+        env[PARENT_PID_ENV] = str(os.getpid())
+        env["PYTHONUNBUFFERED"] = "1"
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, self.task.assigned.get("gpus", [])))
+        with open(self.log_path, "a") as log_file:
+            log_file.write(f"$ cd {shlex.quote(self.job.directory)} && {shlex.join(command)}\n")
+            log_file.flush()
+            # A session of its own, so abort reaches the tool's worker processes too.
+            self.process = subprocess.Popen(
+                command,
+                cwd=self.job.directory,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=log_file,
+                env=env,
+                start_new_session=True,
+                text=True,
+                bufsize=1,
+            )
+        self._reader = threading.Thread(target=self._read, name=f"task-{self.job.id}-{self.task.id}", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process and self.process.stdout
+        with open(self.log_path, "a") as log_file:
+            for line in self.process.stdout:
+                self._handle_line(line, log_file)
+        self.scheduler._task_ended(self, self.process.wait())
+
+    def _handle_line(self, line: str, log_file: IO[str]) -> None:
+        try:
+            event = json.loads(line)
+            kind = event.pop("event")
+        except (ValueError, KeyError, AttributeError):
+            # Not protocol: a library printed to stdout. Keep it for humans, read nothing into it.
+            log_file.write(line)
+            log_file.flush()
+            return
+        with self.scheduler._wake:
+            significant = apply_event(self.task, kind, event)
+            self.scheduler._changed(self.job, self.task, significant)
+
+    def terminate(self, grace: float) -> None:
+        self.aborted = True
+        if self.process is None or self.process.poll() is not None:
+            return
+        _signal_group(self.process.pid, signal.SIGTERM)
+        timer = threading.Timer(grace, self._kill)
+        timer.daemon = True
+        timer.start()
+
+    def _kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            _signal_group(self.process.pid, signal.SIGKILL)
+
+    def join(self) -> None:
+        if self._reader:
+            self._reader.join(timeout=self.scheduler.kill_grace + 5)
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "".join(self.log_path.read_text(errors="replace").splitlines(keepends=True)[-lines:])
+        except OSError:
+            return ""
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def apply_event(task: Task, kind: str, event: dict) -> bool:
+    """Fold one protocol event into ``task``; True when the change must be saved at once."""
+    if kind == "progress":
+        total = event.get("total") or 0
+        done = event.get("done", 0)
+        task.progress = min(1.0, done / total) if total else 0.0
+        elapsed = time.time() - (task.started or time.time())
+        task.eta = elapsed * (total - done) / done if done and total else None
+        task.data["progress"] = event
+        return False
+    if kind == "skipped":
+        task.data.setdefault("skipped_images", []).append(event)
+        return False
+    if kind == "result":
+        task.data.update(event)
+        return True
+    if kind == "error":
+        task.error = {"message": event.get("message", ""), "traceback": event.get("traceback", "")}
+        return True
+    log.warning("task %s sent an unknown event %r", task.id, kind)
+    return False

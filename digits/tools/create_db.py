@@ -1,0 +1,355 @@
+"""Create an LMDB image database from a list file.
+
+    python -m digits.tools.create_db --list train.txt --db DIR --width 28 --height 28 --channels 1
+        [--resize-mode squash|crop|fill|half_crop] [--encoding none|png|jpg] [--folder PREFIX]
+        [--labels labels.txt] [--mean mean.npy] [--workers N] [--shuffle|--no-shuffle] [--seed S]
+        [--max-pixels N] [--initial-map-size BYTES]
+
+List lines are ``"<path> <label index>"`` (the label follows the last space). Records are
+``digits.records`` examples under keys ``record_key(0..n-1)``, in (shuffled) list order, with no
+gap for skipped images; ``labels.npy`` in DIR holds the label of every record.
+
+A pool of worker processes loads, resizes and encodes chunks of images; this process only writes
+them to LMDB, in large transactions. The database is built in ``DIR.partial`` and renamed to DIR
+when complete, so a failed or killed creation never leaves DIR behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import random
+import shutil
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+import lmdb
+import numpy as np
+from PIL import Image
+
+from digits.images import (
+    DEFAULT_MAX_PIXELS,
+    RESIZE_MODES,
+    ImageError,
+    encode_image,
+    image_to_array,
+    load_image,
+    resize_image,
+)
+from digits.records import ENCODINGS, ImageRecord, encode_record, record_key
+from digits.tools.protocol import ProgressReporter, emit, run_tool
+
+COMMIT_RECORDS = 1000
+COMMIT_BYTES = 64 << 20
+MAX_CHUNK = 128
+
+
+@dataclass(frozen=True)
+class ImageSettings:
+    """How every image of the database is shaped and stored."""
+
+    width: int
+    height: int
+    channels: int
+    resize_mode: str = "squash"
+    encoding: str = "png"
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    compute_mean: bool = True
+
+
+@dataclass
+class DbSummary:
+    """What :func:`create_db` wrote: counts by label index, and the mean image (None when not computed)."""
+
+    entries: int
+    distribution: Counter
+    skipped: Counter
+    mean: np.ndarray | None
+    db_bytes: int
+
+
+def read_list(path: str, folder: str | None = None) -> list[tuple[str, int]]:
+    """Read a list file of ``"<path> <label>"`` lines; relative paths are joined to ``folder``.
+
+    Returns ``[(path, label index)]``; raises ValueError naming the first malformed line.
+    """
+    entries = []
+    with open(path) as f:
+        for number, line in enumerate(f, start=1):
+            line = line.rstrip("\r\n")
+            if not line.strip():
+                continue
+            image_path, _, label = line.rpartition(" ")
+            if not image_path or not label.lstrip("-").isdigit():
+                raise ValueError(f"{path}, line {number}: expected '<path> <label index>', got {line!r}")
+            if folder and not os.path.isabs(image_path):
+                image_path = os.path.join(folder, image_path)
+            entries.append((image_path, int(label)))
+    return entries
+
+
+def read_labels(path: str) -> list[str]:
+    """Read ``labels.txt``: one class name per line; returns the names in label-index order."""
+    with open(path) as f:
+        return [line.rstrip("\r\n") for line in f if line.strip()]
+
+
+# Set in each worker by _init_worker, so the settings travel once per process, not with every chunk.
+_worker_settings: ImageSettings | None = None
+
+
+def _init_worker(settings: ImageSettings) -> None:
+    global _worker_settings
+    _worker_settings = settings
+
+
+def _process_chunk(chunk: list[tuple[str, int]]) -> tuple[list[tuple[bytes | None, str]], np.ndarray | None]:
+    # Runs in a worker. Returns, per entry in order, (record bytes, "") or (None, why it was skipped),
+    # and the pixel sum of the written images (uint32 is enough for 16 million images per chunk).
+    s = _worker_settings
+    results = []
+    pixel_sum = np.zeros((s.height, s.width, s.channels), np.uint32) if s.compute_mean else None
+    rng = np.random.default_rng()
+    for path, label in chunk:
+        try:
+            img = load_image(path, s.channels, max_pixels=s.max_pixels, draft_size=(s.width, s.height))
+            img = resize_image(img, s.height, s.width, s.resize_mode, rng)
+            encoded, fmt = encode_image(img, s.encoding)
+        except ImageError as exc:
+            results.append((None, exc.reason))
+            continue
+        except Exception as exc:  # noqa: BLE001 - one strange file must not stop the whole database
+            results.append((None, f"unexpected error: {type(exc).__name__}: {exc}"))
+            continue
+        if pixel_sum is not None:
+            pixel_sum += image_to_array(img)
+        record = ImageRecord(encoded, fmt, s.height, s.width, s.channels, label)
+        results.append((encode_record(record), ""))
+    return results, pixel_sum
+
+
+def _chunks(entries: list[tuple[str, int]], size: int) -> list[list[tuple[str, int]]]:
+    return [entries[i : i + size] for i in range(0, len(entries), size)]
+
+
+class _LmdbWriter:
+    """Buffers records and commits them in large transactions, growing the map when it is full."""
+
+    def __init__(self, path: str, map_size: int):
+        # Nobody reads the database until it is renamed into place, so per-commit fsyncs buy nothing:
+        # sync=False/metasync=False, and one env.sync() before the rename makes it durable.
+        # No writemap: it would make data.mdb as large as the map and expose it to stray writes.
+        self.env = lmdb.open(
+            path, map_size=map_size, subdir=True, sync=False, metasync=False, meminit=False, readahead=False
+        )
+        self.count = 0
+        self._batch: list[tuple[bytes, bytes]] = []
+        self._batch_bytes = 0
+
+    def put(self, value: bytes) -> None:
+        self._batch.append((record_key(self.count), value))
+        self.count += 1
+        self._batch_bytes += len(value)
+        if len(self._batch) >= COMMIT_RECORDS or self._batch_bytes >= COMMIT_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        while self._batch:
+            try:
+                with self.env.begin(write=True) as txn:
+                    for key, value in self._batch:
+                        # Keys only grow, so appending skips the B-tree search and splits pages cleanly.
+                        txn.put(key, value, append=True)
+            except lmdb.MapFullError:
+                # The transaction was aborted; remap twice as large and write the same batch again.
+                map_size = self.env.info()["map_size"] * 2
+                print(f"LMDB map full, growing it to {map_size:,} bytes", file=sys.stderr)
+                self.env.set_mapsize(map_size)
+                continue
+            self._batch, self._batch_bytes = [], 0
+
+    def close(self) -> None:
+        self.flush()
+        self.env.sync(True)
+        self.env.close()
+
+
+def _results(
+    chunks: list[list[tuple[str, int]]], settings: ImageSettings, workers: int
+) -> Iterator[tuple[list[tuple[bytes | None, str]], np.ndarray | None]]:
+    if workers <= 1:
+        _init_worker(settings)
+        yield from map(_process_chunk, chunks)
+        return
+    # fork: workers start in milliseconds and inherit the imported modules.
+    context = multiprocessing.get_context("fork")
+    with context.Pool(workers, initializer=_init_worker, initargs=(settings,)) as pool:
+        # imap keeps the list order, so record keys follow the (shuffled) list whatever worker finishes first.
+        yield from pool.imap(_process_chunk, chunks)
+
+
+def create_db(
+    entries: list[tuple[str, int]],
+    db_path: str,
+    settings: ImageSettings,
+    *,
+    workers: int = 1,
+    label_names: Sequence[str] | None = None,
+    initial_map_size: int | None = None,
+) -> DbSummary:
+    """Build the LMDB database ``db_path`` from ``(path, label)`` entries, in the given order.
+
+    Emits ``skipped`` events for unusable images and ``progress`` events; records and ``labels.npy``
+    go to ``db_path + ".partial"``, renamed to ``db_path`` (replacing an older one) only on success.
+    Returns a :class:`DbSummary`; raises ValueError when no image could be written.
+    """
+    partial = db_path.rstrip(os.sep) + ".partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    os.makedirs(partial)
+    if initial_map_size is None:
+        # Raw pixels plus record overhead, rounded up generously; the map grows if compression loses.
+        raw = settings.width * settings.height * settings.channels + 512
+        initial_map_size = max(64 << 20, 2 * raw * len(entries))
+    chunk_size = max(1, min(MAX_CHUNK, len(entries) // (max(workers, 1) * 16)))
+    chunks = _chunks(entries, chunk_size)
+    distribution: Counter = Counter()
+    skipped: Counter = Counter()
+    pixel_sum = np.zeros((settings.height, settings.width, settings.channels), np.uint64)
+    labels_written: list[int] = []
+    progress = ProgressReporter(len(entries))
+    done = 0
+    try:
+        writer = _LmdbWriter(partial, initial_map_size)
+        try:
+            for chunk, (results, chunk_sum) in zip(chunks, _results(chunks, settings, workers), strict=True):
+                for (path, label), (record, reason) in zip(chunk, results, strict=True):
+                    if record is None:
+                        skipped[label] += 1
+                        name = label_names[label] if label_names else label
+                        emit("skipped", path=path, label=name, reason=reason)
+                        print(f"skipped {path}: {reason}", file=sys.stderr)
+                        continue
+                    writer.put(record)
+                    distribution[label] += 1
+                    labels_written.append(label)
+                if chunk_sum is not None:
+                    pixel_sum += chunk_sum
+                done += len(chunk)
+                progress.update(done)
+            writer.close()
+        except BaseException:
+            writer.env.close()
+            raise
+        if writer.count == 0:
+            raise ValueError(f"none of the {len(entries)} images could be read, the database would be empty")
+        np.save(os.path.join(partial, "labels.npy"), np.asarray(labels_written, dtype=np.int32))
+        db_bytes = sum(e.stat().st_size for e in os.scandir(partial) if e.is_file())
+        if os.path.exists(db_path):
+            shutil.rmtree(db_path)
+        os.replace(partial, db_path)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    mean = (pixel_sum / writer.count).astype(np.float32) if settings.compute_mean else None
+    return DbSummary(writer.count, distribution, skipped, mean, db_bytes)
+
+
+def save_mean(mean: np.ndarray, npy_path: str) -> str:
+    """Save the float32 HxWxC mean as ``npy_path`` and as a uint8 PNG beside it; returns the PNG path."""
+    png_path = os.path.splitext(npy_path)[0] + ".png"
+    pixels = np.clip(np.rint(mean), 0, 255).astype(np.uint8)
+    image = Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels)
+    # Write-then-rename, so a reader never sees half a file.
+    with open(npy_path + ".tmp", "wb") as f:
+        np.save(f, mean)
+    image.save(png_path + ".tmp", format="PNG")
+    os.replace(npy_path + ".tmp", npy_path)
+    os.replace(png_path + ".tmp", png_path)
+    return png_path
+
+
+def _by_name(counts: Counter, label_names: Sequence[str] | None, all_labels: Iterable[int] = ()) -> dict:
+    labels = sorted(set(counts) | set(all_labels))
+    return {(label_names[label] if label_names else str(label)): counts[label] for label in labels}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m digits.tools.create_db", description=__doc__.splitlines()[0])
+    parser.add_argument("--list", required=True, help="list file of '<path> <label index>' lines")
+    parser.add_argument("--db", required=True, help="database folder to create")
+    parser.add_argument("--folder", help="prefix for the relative paths of the list")
+    parser.add_argument("--width", type=int, required=True)
+    parser.add_argument("--height", type=int, required=True)
+    parser.add_argument("--channels", type=int, choices=(1, 3), default=3)
+    parser.add_argument("--resize-mode", choices=RESIZE_MODES, default="squash")
+    parser.add_argument("--encoding", choices=ENCODINGS, default="png")
+    parser.add_argument("--labels", help="labels.txt, to report counts by class name")
+    parser.add_argument("--mean", help="where to save the mean image (.npy; a .png is written beside it)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="image processes (1: none)")
+    parser.add_argument("--shuffle", action=argparse.BooleanOptionalAction, default=True, help="shuffle the list")
+    parser.add_argument("--seed", type=int, default=None, help="seed for shuffling")
+    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger images")
+    parser.add_argument("--initial-map-size", type=int, default=None, help="initial LMDB map size in bytes")
+    return parser
+
+
+def main(argv: Sequence[str]) -> int:
+    """Create the database and emit the ``result`` event.
+
+    The result is ``{"entries": n, "distribution": {name: n}, "skipped": {name: n},
+    "image_dimensions": [h, w, c], "encoding": ..., "db_bytes": n}``.
+    """
+    args = build_parser().parse_args(argv)
+    label_names = read_labels(args.labels) if args.labels else None
+    entries = read_list(args.list, args.folder)
+    if label_names is not None:
+        bad = next(((p, label) for p, label in entries if not 0 <= label < len(label_names)), None)
+        if bad:
+            raise ValueError(f"{bad[0]} has label {bad[1]}, but {args.labels} names only {len(label_names)} classes")
+    if args.shuffle:
+        random.Random(args.seed).shuffle(entries)
+    settings = ImageSettings(
+        width=args.width,
+        height=args.height,
+        channels=args.channels,
+        resize_mode=args.resize_mode,
+        encoding=args.encoding,
+        max_pixels=args.max_pixels,
+        compute_mean=bool(args.mean),
+    )
+    workers = max(1, min(args.workers, len(entries)))
+    print(
+        f"creating {args.db} from {len(entries)} images of {args.list}: {args.height}x{args.width}x{args.channels}, "
+        f"{args.resize_mode}, encoding {args.encoding}, {workers} workers",
+        file=sys.stderr,
+    )
+    start = time.perf_counter()
+    summary = create_db(
+        entries, args.db, settings, workers=workers, label_names=label_names, initial_map_size=args.initial_map_size
+    )
+    if summary.mean is not None:
+        save_mean(summary.mean, args.mean)
+    seconds = time.perf_counter() - start
+    print(
+        f"wrote {summary.entries} images, skipped {sum(summary.skipped.values())}, {summary.db_bytes >> 20} MiB "
+        f"in {seconds:.1f} s ({len(entries) / seconds:.0f} images/s)",
+        file=sys.stderr,
+    )
+    emit(
+        "result",
+        entries=summary.entries,
+        distribution=_by_name(summary.distribution, label_names, range(len(label_names or ()))),
+        skipped=_by_name(summary.skipped, label_names),
+        image_dimensions=[args.height, args.width, args.channels],
+        encoding=args.encoding,
+        db_bytes=summary.db_bytes,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    run_tool(main)

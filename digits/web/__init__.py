@@ -1,0 +1,1 @@
+"""Views shared by every job kind: the home page, job actions, error pages."""

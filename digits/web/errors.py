@@ -1,0 +1,32 @@
+"""One error handler: JSON ``{"errors": ...}`` for scripts, an error page for browsers."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import render_template
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from digits.web.responses import wants_json
+
+log = logging.getLogger(__name__)
+
+
+def init_app(app) -> None:
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected_error)
+
+
+def _http_error(exc: HTTPException):
+    if isinstance(exc, CSRFError):
+        exc.code = 400
+    message = exc.description or exc.name
+    if wants_json():
+        return {"errors": message, "error": message}, exc.code
+    return render_template("error.html", code=exc.code, title=exc.name, message=message, details=None), exc.code
+
+
+def _unexpected_error(exc: Exception):
+    log.exception("unexpected error")
+    return _http_error(InternalServerError(f"{type(exc).__name__}: {exc}"))

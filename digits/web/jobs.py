@@ -1,0 +1,110 @@
+"""Actions every job has, whatever its kind: status, rename, notes, group, abort, delete, clone, logs."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, redirect, request, send_file, url_for
+
+from digits.auth import require_owner
+from digits.jobs import DeleteRefused, Job
+
+blueprint = Blueprint("jobs", __name__)
+
+EDITABLE_FIELDS = ("name", "notes", "group")
+SHOW_ENDPOINTS = {"dataset": "datasets.show", "model": "models.show"}
+
+
+def _services():
+    return current_app.extensions["digits"]
+
+
+def get_job(job_id: str, job_type: str | None = None) -> Job:
+    """The job, or a 404 that says which id was not found."""
+    job = _services().store.get(job_id)
+    if job is None or (job_type and job.type != job_type):
+        abort(404, description=f"No {job_type or 'job'} with id {job_id!r}.")
+    return job
+
+
+@blueprint.route("/jobs/<job_id>/status")
+@blueprint.route("/datasets/<job_id>/status")
+@blueprint.route("/models/<job_id>/status")
+def status(job_id: str):
+    job = get_job(job_id)
+    error = job.error
+    return {"status": job.status, "type": job.type, "name": job.name, "error": error["message"] if error else None}
+
+
+@blueprint.route("/jobs/<job_id>", methods=["PUT", "POST"])
+def edit(job_id: str):
+    """Change a job's name, notes or group (JSON body or form fields)."""
+    job = get_job(job_id)
+    require_owner(job)
+    changes = request.get_json(silent=True) or request.form
+    values = {field: str(changes[field]).strip() for field in EDITABLE_FIELDS if field in changes}
+    if "name" in values and not values["name"]:
+        return {"errors": {"name": ["A job needs a name."]}}, 400
+    if not values:
+        return {"errors": f"Send one of: {', '.join(EDITABLE_FIELDS)}."}, 400
+    services = _services()
+    with services.store.lock:
+        for field, value in values.items():
+            setattr(job, field, value)
+        services.store.save(job)
+    services.publisher.job_changed(job, None)
+    return job.summary()
+
+
+@blueprint.route("/jobs/<job_id>/abort", methods=["POST"])
+@blueprint.route("/datasets/<job_id>/abort", methods=["POST"])
+@blueprint.route("/models/<job_id>/abort", methods=["POST"])
+def abort_job(job_id: str):
+    job = get_job(job_id)
+    require_owner(job)
+    _services().scheduler.abort(job)
+    return {"id": job.id, "status": job.status}
+
+
+@blueprint.route("/jobs/<job_id>", methods=["DELETE"])
+@blueprint.route("/datasets/<job_id>", methods=["DELETE"])
+@blueprint.route("/models/<job_id>", methods=["DELETE"])
+def delete(job_id: str):
+    job = get_job(job_id)
+    require_owner(job)
+    services = _services()
+    if services.scheduler.running(job):
+        services.scheduler.abort(job)
+    try:
+        services.store.delete(job)
+    except DeleteRefused as refused:
+        return {
+            "errors": str(refused),
+            "dependents": [{"id": d.id, "name": d.name, "type": d.type} for d in refused.dependents],
+        }, 409
+    services.publisher.job_deleted(job)
+    return {"id": job.id, "deleted": True}
+
+
+@blueprint.route("/clone/<job_id>")
+def clone(job_id: str):
+    """The job's creation form again, filled with what was sent the first time."""
+    job = get_job(job_id)
+    return redirect(url_for(f"{job.type}s.new", kind=job.kind, clone=job.id))
+
+
+@blueprint.route("/jobs/<job_id>/log/<task_id>")
+def task_log(job_id: str, task_id: str):
+    job = get_job(job_id)
+    task = next((t for t in job.tasks if t.id == task_id), None)
+    if task is None:
+        abort(404, description=f"Job {job_id} has no task {task_id!r}.")
+    path = f"{job.directory}/{task.log_name}"
+    try:
+        return send_file(path, mimetype="text/plain", max_age=0)
+    except FileNotFoundError:
+        abort(404, description=f"Task {task.name} has not written a log yet.")
+
+
+@blueprint.route("/jobs/<job_id>")
+def show(job_id: str):
+    job = get_job(job_id)
+    return redirect(url_for(SHOW_ENDPOINTS[job.type], job_id=job.id))
