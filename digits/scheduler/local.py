@@ -66,19 +66,21 @@ class LocalScheduler:
             self._changed(job, None, significant=True)
             self._wake.notify()
 
-    def abort(self, job: Job) -> None:
-        """Abort waiting tasks at once and running ones with SIGTERM (SIGKILL if they linger)."""
+    def abort(self, job: Job, wait: bool = False) -> None:
+        """Abort waiting tasks at once and running ones with SIGTERM (SIGKILL if they linger).
+
+        With ``wait``, return only once the job's processes have ended (before deleting its directory).
+        """
         with self._wake:
+            runs = [run for key, run in self._runs.items() if key[0] == job.id]
             for task in job.tasks:
                 if task.status in (Status.INITIALIZED, Status.WAITING):
                     self._finish_unrun(job, task, Status.ABORTED, None)
-                run = self._runs.get((job.id, task.id))
-                if run:
-                    run.terminate(self.kill_grace)
-
-    def running(self, job: Job) -> bool:
-        with self._wake:
-            return any(key[0] == job.id for key in self._runs)
+            for run in runs:
+                run.terminate(self.kill_grace)
+        if wait:
+            for run in runs:
+                run.join()
 
     def shutdown(self) -> None:
         """Stop every child; their tasks are marked interrupted, as after a crash."""

@@ -71,17 +71,21 @@ def delete(job_id: str):
     job = get_job(job_id)
     require_owner(job)
     services = _services()
-    if services.scheduler.running(job):
-        services.scheduler.abort(job)
+    if services.store.dependents(job):
+        return _refused(job, services.store.dependents(job))
+    services.scheduler.abort(job, wait=True)
     try:
         services.store.delete(job)
     except DeleteRefused as refused:
-        return {
-            "errors": str(refused),
-            "dependents": [{"id": d.id, "name": d.name, "type": d.type} for d in refused.dependents],
-        }, 409
+        return _refused(job, refused.dependents)
     services.publisher.job_deleted(job)
     return {"id": job.id, "deleted": True}
+
+
+def _refused(job: Job, dependents: list[Job]):
+    refused = DeleteRefused(job, dependents)
+    listed = [{"id": d.id, "name": d.name, "type": d.type} for d in dependents]
+    return {"errors": str(refused), "dependents": listed}, 409
 
 
 @blueprint.route("/clone/<job_id>")
