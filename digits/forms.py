@@ -7,6 +7,7 @@ from typing import Any
 from flask_wtf import FlaskForm
 from werkzeug.datastructures import MultiDict
 from wtforms import BooleanField, RadioField, SelectField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import ValidationError
 
 # Scripts send "0", "no" or "off" for unchecked boxes as often as they leave the field out.
@@ -37,10 +38,13 @@ def replay(form_class: type[FlaskForm], data: dict[str, Any]) -> FlaskForm:
 
 
 class _NamesValidChoices:
-    """A choice field whose error names the value sent and the values accepted."""
+    """A choice field built from ``(value, label)`` pairs whose error names the value sent and those accepted."""
+
+    def __init__(self, label=None, validators=None, choices=(), **kwargs):
+        super().__init__(label, validators, choices=[SelectChoice(v, text) for v, text in choices], **kwargs)
 
     def pre_validate(self, form) -> None:
-        values = [str(value) for value, _ in self.choices]
+        values = [choice.value for choice in self.choices]
         if str(self.data) not in values:
             raise ValidationError(f"{self.data!r} is not a valid choice; use one of: {', '.join(values)}.")
 
