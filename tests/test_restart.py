@@ -1,0 +1,95 @@
+"""The server killed (SIGKILL) while a dataset is being created: after a restart nothing is lost or corrupt."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+from PIL import Image
+from server import LiveServer
+
+pytestmark = pytest.mark.slow
+
+
+def write_color_folder(root: Path, classes: int = 4, per_class: int = 400) -> Path:
+    rng = np.random.default_rng(0)
+    for c in range(classes):
+        folder = root / f"class{c}"
+        folder.mkdir(parents=True)
+        base = np.linspace(0, 255, 256, dtype=np.float32)[None, :, None] * np.array([c % 2, 0.5, 1 - c % 2])
+        for i in range(per_class):
+            noise = rng.integers(0, 40, size=(256, 256, 3))
+            Image.fromarray(np.clip(base + noise, 0, 255).astype(np.uint8)).save(folder / f"{i}.jpg", quality=90)
+    return root
+
+
+def wait_json(session, url, predicate, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        data = session.get(url).json()
+        if predicate(data):
+            return data
+        assert time.monotonic() < deadline, f"timed out waiting on {url}: {data}"
+        time.sleep(0.1)
+
+
+def test_sigkill_during_creation_then_restart(tmp_path, digits_folder):
+    jobs_dir = tmp_path / "jobs"
+    jobs_dir.mkdir()
+    server = LiveServer(jobs_dir).start()
+    try:
+        pid = server.process.pid
+        maps = Path(f"/proc/{pid}/maps").read_text()
+        assert "tensorflow" not in maps, "the web process must not load TensorFlow"
+        session = server.session()
+        small = dict(method="folder", folder_train=str(digits_folder), resize_channels="1", resize_width="28",
+                     resize_height="28", dataset_name="finished before the crash")  # fmt: skip
+        done_id = session.post(server.url + "/datasets/images/classification.json", data=small).json()["id"]
+        wait_json(session, f"{server.url}/datasets/{done_id}/status", lambda d: d["status"] == "Done")
+
+        big = dict(method="folder", folder_train=str(write_color_folder(tmp_path / "color")), resize_channels="3",
+                   resize_width="224", resize_height="224", encoding="png", dataset_name="killed midway")  # fmt: skip
+        killed_id = session.post(server.url + "/datasets/images/classification.json", data=big).json()["id"]
+        wait_json(
+            session,
+            f"{server.url}/datasets/{killed_id}.json",
+            lambda d: any(t["id"] == "create_db_train" and t["progress"] > 0.05 for t in d["tasks"]),
+        )
+        children = psutil.Process(pid).children(recursive=True)
+        assert children, "the creation runs in child processes"
+        server.kill()
+        # the orphaned tool notices and stops: nothing runs on unattended
+        gone, alive = psutil.wait_procs(children, timeout=10)
+        assert not alive, [p.cmdline() for p in alive]
+    finally:
+        server.stop()
+
+    # every job.json is whole
+    for job_file in jobs_dir.glob("*/job.json"):
+        json.loads(job_file.read_text())
+
+    server = LiveServer(jobs_dir).start()
+    try:
+        session = server.session()
+        listed = {d["id"]: d for d in session.get(server.url + "/index.json").json()["datasets"]}
+        assert set(listed) == {done_id, killed_id}
+        assert listed[done_id]["status"] == "Done" and not listed[done_id]["interrupted"]
+        assert listed[killed_id]["status"] == "Aborted" and listed[killed_id]["interrupted"]
+        killed = session.get(f"{server.url}/datasets/{killed_id}.json").json()
+        assert "Interrupted" in killed["error"]["message"]
+        assert killed["stages"] == [] and not (Path(killed["directory"]) / "train_db").exists()
+        assert session.get(f"{server.url}/datasets/{done_id}/explore.json?db=train").json()["total"] > 0
+
+        # Clone gives the same form back; sent again, it runs to the end
+        form_page = session.get(f"{server.url}/clone/{killed_id}").text
+        assert 'value="killed midway"' in form_page
+        again = session.post(server.url + "/datasets/images/classification.json", data=big).json()
+        final = wait_json(session, f"{server.url}/datasets/{again['id']}/status",
+                          lambda d: d["status"] in ("Done", "Error"), timeout=240)  # fmt: skip
+        assert final["status"] == "Done", final
+    finally:
+        server.stop()
