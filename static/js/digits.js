@@ -1,0 +1,328 @@
+/*
+ * DIGITS front-end helpers: one global namespace, no dependencies besides the
+ * vendored socket.io client (for DIGITS.socket) and Bootstrap (tooltips).
+ *
+ * Pages receive data as JSON (embedded with |tojson, then refreshed over
+ * Socket.IO or fetchJSON) and render it with these helpers; the server never
+ * pushes HTML.
+ */
+window.DIGITS = (function () {
+    'use strict';
+
+    const DIGITS = {
+        /* request.script_root; base.html sets it right after loading this file. */
+        root: '',
+    };
+
+    /** Absolute URL of an app path ('/jobs/x'), honouring a URL prefix. */
+    DIGITS.url = function (path) {
+        const root = (DIGITS.root || '').replace(/\/+$/, '');
+        if (!path) return root + '/';
+        return root + (path.charAt(0) === '/' ? path : '/' + path);
+    };
+
+    DIGITS.csrfToken = function () {
+        const meta = document.querySelector('meta[name="csrf-token"]');
+        return meta ? meta.getAttribute('content') : '';
+    };
+
+    /* Turn the body of an error answer into one readable line. */
+    function errorText(data) {
+        if (data == null) return '';
+        const value = data.errors !== undefined ? data.errors
+            : data.error !== undefined ? data.error
+            : data.message !== undefined ? data.message
+            : data;
+        return flatten(value);
+    }
+
+    function flatten(value) {
+        if (value == null) return '';
+        if (typeof value === 'string') return value;
+        if (Array.isArray(value)) return value.map(flatten).filter(Boolean).join('; ');
+        if (typeof value === 'object') {
+            if (typeof value.message === 'string') return value.message;
+            return Object.keys(value).map(function (k) {
+                return k + ': ' + flatten(value[k]);
+            }).join('; ');
+        }
+        return String(value);
+    }
+
+    /**
+     * fetch() wrapper for the JSON API.
+     * options: {method = 'GET', body, headers}. A plain-object body is sent as
+     * JSON; FormData / URLSearchParams / strings are sent as they are.
+     * Returns the parsed JSON (or null for an empty answer). A non-2xx answer
+     * throws an Error whose message comes from {"errors": ..} or {"error": ..};
+     * the Error also carries .status and .data.
+     */
+    DIGITS.fetchJSON = async function (url, options) {
+        options = options || {};
+        const method = (options.method || 'GET').toUpperCase();
+        const headers = Object.assign({
+            'Accept': 'application/json',
+            'X-CSRFToken': DIGITS.csrfToken(),
+            'X-Requested-With': 'XMLHttpRequest',
+        }, options.headers || {});
+        let body = options.body;
+        if (body !== undefined && body !== null && !(body instanceof FormData)
+                && !(body instanceof URLSearchParams) && typeof body !== 'string'
+                && !(body instanceof Blob)) {
+            body = JSON.stringify(body);
+            headers['Content-Type'] = 'application/json';
+        }
+        const response = await fetch(url, {
+            method: method,
+            headers: headers,
+            body: body,
+            credentials: 'same-origin',
+        });
+        const text = await response.text();
+        let data = null;
+        if (text) {
+            try {
+                data = JSON.parse(text);
+            } catch (e) {
+                data = null;
+            }
+        }
+        if (!response.ok) {
+            let message = errorText(data);
+            if (!message) message = response.status + ' ' + (response.statusText || 'error');
+            const error = new Error(message);
+            error.status = response.status;
+            error.data = data;
+            throw error;
+        }
+        if (data === null && text) {
+            throw new Error('The server answered something that is not JSON');
+        }
+        return data;
+    };
+
+    /* ---------- Socket.IO ---------- */
+
+    let socketInstance = null;
+    const rooms = new Set();
+
+    /** The page's Socket.IO client (one per page), connected under DIGITS.root. */
+    DIGITS.socket = function () {
+        if (socketInstance) return socketInstance;
+        if (typeof io === 'undefined') {
+            throw new Error('socket.io client not loaded');
+        }
+        socketInstance = io({path: DIGITS.url('/socket.io')});
+        // 'connect' fires again after every reconnection: rooms are per
+        // connection on the server, so join them again.
+        socketInstance.on('connect', function () {
+            rooms.forEach(function (room) {
+                socketInstance.emit('join', {room: room});
+            });
+            document.body.classList.remove('digits-offline');
+        });
+        socketInstance.on('disconnect', function () {
+            document.body.classList.add('digits-offline');
+        });
+        return socketInstance;
+    };
+
+    /** Join a room ('home' or a job id) now and after every reconnect. */
+    DIGITS.join = function (room) {
+        const socket = DIGITS.socket();
+        rooms.add(room);
+        if (socket.connected) socket.emit('join', {room: room});
+        return socket;
+    };
+
+    /* ---------- formatting ---------- */
+
+    const STATUS_CLASSES = {
+        'Initialized': 'text-bg-secondary',
+        'Waiting': 'text-bg-secondary',
+        'Running': 'text-bg-primary',
+        'Done': 'text-bg-success',
+        'Aborted': 'text-bg-orange',
+        'Error': 'text-bg-danger',
+    };
+
+    DIGITS.statusClass = function (status) {
+        return STATUS_CLASSES[status] || 'text-bg-light';
+    };
+
+    /** A <span class="badge"> for a status name (Initialized, Running, ...). */
+    DIGITS.statusBadge = function (status) {
+        const span = document.createElement('span');
+        span.className = 'badge status-badge ' + DIGITS.statusClass(status);
+        span.textContent = status || 'Unknown';
+        return span;
+    };
+
+    /** 75 -> "1 min 15 s", 7300 -> "2 h 1 min". */
+    DIGITS.formatDuration = function (seconds) {
+        if (seconds == null || !isFinite(seconds)) return '';
+        seconds = Math.max(0, Math.round(seconds));
+        const d = Math.floor(seconds / 86400);
+        const h = Math.floor((seconds % 86400) / 3600);
+        const m = Math.floor((seconds % 3600) / 60);
+        const s = seconds % 60;
+        if (d) return d + ' d' + (h ? ' ' + h + ' h' : '');
+        if (h) return h + ' h' + (m ? ' ' + m + ' min' : '');
+        if (m) return m + ' min' + (s ? ' ' + s + ' s' : '');
+        return s + ' s';
+    };
+
+    /** Seconds left -> "about 3 min left" (rounded the way people say it). */
+    DIGITS.formatEta = function (seconds) {
+        if (seconds == null || !isFinite(seconds)) return '';
+        if (seconds < 5) return 'almost done';
+        if (seconds < 60) return 'less than a minute left';
+        if (seconds < 3600) {
+            const m = Math.round(seconds / 60);
+            return 'about ' + m + ' min left';
+        }
+        if (seconds < 86400) {
+            const h = Math.floor(seconds / 3600);
+            const m = Math.round((seconds % 3600) / 60);
+            return 'about ' + h + ' h' + (m ? ' ' + m + ' min' : '') + ' left';
+        }
+        return 'about ' + Math.round(seconds / 86400) + ' d left';
+    };
+
+    function toDate(value) {
+        if (value == null || value === '') return null;
+        if (typeof value === 'number') return new Date(value * 1000);
+        const n = Number(value);
+        if (!isNaN(n)) return new Date(n * 1000);
+        const d = new Date(value);
+        return isNaN(d.getTime()) ? null : d;
+    }
+
+    /** Epoch seconds (or an ISO string) -> local "2024-05-01 14:03:22". */
+    DIGITS.formatTime = function (epoch) {
+        const d = toDate(epoch);
+        if (!d) return '';
+        const pad = function (n) { return String(n).padStart(2, '0'); };
+        return d.getFullYear() + '-' + pad(d.getMonth() + 1) + '-' + pad(d.getDate())
+            + ' ' + pad(d.getHours()) + ':' + pad(d.getMinutes()) + ':' + pad(d.getSeconds());
+    };
+
+    /** Fill every <time data-epoch="..."> below root with local time. */
+    DIGITS.localizeTimes = function (root) {
+        (root || document).querySelectorAll('[data-epoch]').forEach(function (el) {
+            const text = DIGITS.formatTime(el.getAttribute('data-epoch'));
+            if (text) el.textContent = text;
+        });
+    };
+
+    DIGITS.formatNumber = function (n) {
+        return n == null ? '' : Number(n).toLocaleString();
+    };
+
+    /* ---------- small DOM helpers ---------- */
+
+    /**
+     * DIGITS.el('a', {href: x, className: 'y', dataset: {id: 1}}, ['text', child])
+     * Text children become text nodes, so data is never parsed as HTML.
+     */
+    DIGITS.el = function (tag, attrs, children) {
+        const node = document.createElement(tag);
+        if (attrs) {
+            Object.keys(attrs).forEach(function (key) {
+                const value = attrs[key];
+                if (value == null || value === false) return;
+                if (key === 'className') node.className = value;
+                else if (key === 'text') node.textContent = value;
+                else if (key === 'dataset') Object.assign(node.dataset, value);
+                else if (key === 'style' && typeof value === 'object') Object.assign(node.style, value);
+                else if (key.slice(0, 2) === 'on' && typeof value === 'function') {
+                    node.addEventListener(key.slice(2).toLowerCase(), value);
+                } else if (value === true) node.setAttribute(key, '');
+                else node.setAttribute(key, value);
+            });
+        }
+        [].concat(children == null ? [] : children).forEach(function (child) {
+            if (child == null || child === false) return;
+            node.appendChild(child instanceof Node ? child : document.createTextNode(String(child)));
+        });
+        return node;
+    };
+
+    /** A Bootstrap progress bar for a fraction 0..1. */
+    DIGITS.progressBar = function (fraction, options) {
+        options = options || {};
+        const pct = Math.max(0, Math.min(100, Math.round((fraction || 0) * 100)));
+        const bar = DIGITS.el('div', {
+            className: 'progress-bar' + (options.animated ? ' progress-bar-striped progress-bar-animated' : '')
+                + (options.barClass ? ' ' + options.barClass : ''),
+            style: {width: pct + '%'},
+        }, options.label === false ? null : pct + '%');
+        return DIGITS.el('div', {
+            className: 'progress' + (options.className ? ' ' + options.className : ''),
+            role: 'progressbar',
+            'aria-valuenow': pct, 'aria-valuemin': 0, 'aria-valuemax': 100,
+        }, bar);
+    };
+
+    /** Call fn at most once per `ms`; the last call in a burst always runs. */
+    DIGITS.throttle = function (fn, ms) {
+        let last = 0;
+        let timer = null;
+        let pending = null;
+        return function () {
+            pending = [this, arguments];
+            const wait = last + ms - Date.now();
+            if (timer) return;
+            const run = function () {
+                timer = null;
+                last = Date.now();
+                const call = pending;
+                pending = null;
+                fn.apply(call[0], call[1]);
+            };
+            if (wait <= 0) run();
+            else timer = setTimeout(run, wait);
+        };
+    };
+
+    /** Call fn once `ms` after the last call. */
+    DIGITS.debounce = function (fn, ms) {
+        let timer = null;
+        return function () {
+            const self = this;
+            const args = arguments;
+            clearTimeout(timer);
+            timer = setTimeout(function () { fn.apply(self, args); }, ms);
+        };
+    };
+
+    /** Show a dismissible alert at the top of the page content. */
+    DIGITS.alert = function (message, category) {
+        const box = document.getElementById('digits-alerts');
+        if (!box) { window.alert(message); return; }
+        const alert = DIGITS.el('div', {
+            className: 'alert alert-' + (category || 'danger') + ' alert-dismissible fade show',
+            role: 'alert',
+        }, [
+            DIGITS.el('span', {text: message}),
+            DIGITS.el('button', {type: 'button', className: 'btn-close', 'data-bs-dismiss': 'alert', 'aria-label': 'Close'}),
+        ]);
+        box.appendChild(alert);
+        alert.scrollIntoView({block: 'nearest'});
+    };
+
+    /** Enable Bootstrap tooltips on [data-bs-toggle="tooltip"] below root. */
+    DIGITS.initTooltips = function (root) {
+        if (typeof bootstrap === 'undefined') return;
+        (root || document).querySelectorAll('[data-bs-toggle="tooltip"]').forEach(function (el) {
+            bootstrap.Tooltip.getOrCreateInstance(el);
+        });
+    };
+
+    document.addEventListener('DOMContentLoaded', function () {
+        DIGITS.localizeTimes(document);
+        DIGITS.initTooltips(document);
+    });
+
+    return DIGITS;
+})();
