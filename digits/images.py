@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import struct
 import warnings
 from typing import BinaryIO
 
@@ -190,6 +191,24 @@ def encode_image(img: Image.Image, encoding: str) -> tuple[bytes, str]:
         img.save(buffer, format="JPEG", quality=JPEG_QUALITY)
         return buffer.getvalue(), "jpg"
     raise ValueError(f"unknown encoding {encoding!r}, expected none, png or jpg")
+
+
+def is_plain_png(data: bytes, height: int, width: int, channels: int) -> bool:
+    """Whether ``data`` is a PNG that ``encode_image(..., "png")`` could only re-encode to the same pixels.
+
+    True for a non-interlaced, non-animated, 8-bit gray (``channels=1``) or RGB (``channels=3``) PNG of
+    exactly ``width`` x ``height``: such a file can be stored as it is. Reads the header only.
+    """
+    if len(data) < 33 or not data.startswith(b"\x89PNG\r\n\x1a\n") or data[12:16] != b"IHDR":
+        return False
+    png_width, png_height, depth, color_type, _, _, interlace = struct.unpack(">IIBBBBB", data[16:29])
+    return (
+        (png_width, png_height) == (width, height)
+        and depth == 8
+        and color_type == {1: 0, 3: 2}.get(channels)
+        and interlace == 0
+        and b"acTL" not in data  # animated PNG: the stored default image need not be the first frame
+    )
 
 
 def image_to_array(img: Image.Image) -> np.ndarray:

@@ -5,30 +5,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
+from sample_images import write_digits_folder
 
 from digits.app import create_app
 from digits.config import Config
-
-
-def write_digits_folder(root: Path, per_class: int | None = None, size: int = 28) -> Path:
-    """scikit-learn's handwritten digits (8x8, 0..16) written as ``size``x``size`` PNGs, one folder per class."""
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    counts: dict[int, int] = {}
-    for pixels, label in zip(digits.images, digits.target, strict=True):
-        label = int(label)
-        if per_class is not None and counts.get(label, 0) >= per_class:
-            continue
-        counts[label] = counts.get(label, 0) + 1
-        folder = root / str(label)
-        folder.mkdir(parents=True, exist_ok=True)
-        image = Image.fromarray((pixels * (255 / 16)).astype(np.uint8), mode="L").resize((size, size), Image.BILINEAR)
-        image.save(folder / f"{label}_{counts[label]:04d}.png")
-    return root
 
 
 @pytest.fixture(scope="session")

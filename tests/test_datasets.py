@@ -8,8 +8,9 @@ from pathlib import Path
 
 import lmdb
 import numpy as np
-from conftest import wait_for_status, write_digits_folder
+from conftest import wait_for_status
 from PIL import Image
+from sample_images import write_digits_folder
 
 from digits.records import decode_record, record_key
 

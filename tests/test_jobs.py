@@ -84,7 +84,10 @@ def test_status_is_derived_from_tasks():
     assert job.derived_status() == Status.INITIALIZED
     job.tasks[0].status = Status.DONE
     job.tasks[1].status = Status.WAITING
+    assert job.derived_status() == Status.RUNNING  # between two tasks
+    job.tasks[0].status = Status.WAITING
     assert job.derived_status() == Status.WAITING
+    job.tasks[0].status = Status.DONE
     job.tasks[1].status = Status.RUNNING
     assert job.derived_status() == Status.RUNNING
     job.tasks[1].status = Status.ERROR

@@ -6,25 +6,12 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 import psutil
 import pytest
-from PIL import Image
+from sample_images import write_color_folder
 from server import LiveServer
 
 pytestmark = pytest.mark.slow
-
-
-def write_color_folder(root: Path, classes: int = 4, per_class: int = 400) -> Path:
-    rng = np.random.default_rng(0)
-    for c in range(classes):
-        folder = root / f"class{c}"
-        folder.mkdir(parents=True)
-        base = np.linspace(0, 255, 256, dtype=np.float32)[None, :, None] * np.array([c % 2, 0.5, 1 - c % 2])
-        for i in range(per_class):
-            noise = rng.integers(0, 40, size=(256, 256, 3))
-            Image.fromarray(np.clip(base + noise, 0, 255).astype(np.uint8)).save(folder / f"{i}.jpg", quality=90)
-    return root
 
 
 def wait_json(session, url, predicate, timeout=60.0):

@@ -151,8 +151,8 @@ def mean_image(job_id: str):
     return send_file(path, mimetype="image/png", max_age=0)
 
 
-@blueprint.route("/datasets/<job_id>/explore")
 @blueprint.route("/datasets/<job_id>/explore.json")
+@blueprint.route("/datasets/<job_id>/explore")  # registered first: url_for builds the page's URL
 def explore(job_id: str):
     """A page of thumbnails of one database, optionally of one class."""
     job = get_job(job_id, "dataset")

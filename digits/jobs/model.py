@@ -107,7 +107,8 @@ class Job:
         if all(s == Status.DONE for s in states):
             return Status.DONE
         if Status.WAITING in states:
-            return Status.WAITING
+            # Between two tasks a job is still running, as its user sees it; its next task says what it waits for.
+            return Status.RUNNING if Status.DONE in states else Status.WAITING
         return Status.INITIALIZED
 
     def record_status(self) -> bool:

@@ -17,6 +17,7 @@ when complete, so a failed or killed creation never leaves DIR behind.
 from __future__ import annotations
 
 import argparse
+import io
 import multiprocessing
 import os
 import random
@@ -37,6 +38,7 @@ from digits.images import (
     ImageError,
     encode_image,
     image_to_array,
+    is_plain_png,
     load_image,
     resize_image,
 )
@@ -45,7 +47,7 @@ from digits.tools.protocol import ProgressReporter, emit, run_tool
 
 COMMIT_RECORDS = 1000
 COMMIT_BYTES = 64 << 20
-MAX_CHUNK = 128
+MAX_CHUNK = 128  # at most 257, see _process_chunk
 
 
 @dataclass(frozen=True)
@@ -109,16 +111,23 @@ def _init_worker(settings: ImageSettings) -> None:
 
 def _process_chunk(chunk: list[tuple[str, int]]) -> tuple[list[tuple[bytes | None, str]], np.ndarray | None]:
     # Runs in a worker. Returns, per entry in order, (record bytes, "") or (None, why it was skipped),
-    # and the pixel sum of the written images (uint32 is enough for 16 million images per chunk).
+    # and the pixel sum of the written images: uint16 holds the sum of MAX_CHUNK (<= 257) images and
+    # is the cheapest to add to and to send back.
     s = _worker_settings
     results = []
-    pixel_sum = np.zeros((s.height, s.width, s.channels), np.uint32) if s.compute_mean else None
+    pixel_sum = np.zeros((s.height, s.width, s.channels), np.uint16) if s.compute_mean else None
     rng = np.random.default_rng()
     for path, label in chunk:
         try:
-            img = load_image(path, s.channels, max_pixels=s.max_pixels, draft_size=(s.width, s.height))
-            img = resize_image(img, s.height, s.width, s.resize_mode, rng)
-            encoded, fmt = encode_image(img, s.encoding)
+            data = _read_file(path)
+            img = load_image(io.BytesIO(data), s.channels, max_pixels=s.max_pixels, draft_size=(s.width, s.height))
+            if s.encoding == "png" and is_plain_png(data, s.height, s.width, s.channels):
+                # Already what we would write (decoded above, so it is known to be whole): re-encoding
+                # would cost more than everything else together and give the same pixels.
+                encoded, fmt = data, "png"
+            else:
+                img = resize_image(img, s.height, s.width, s.resize_mode, rng)
+                encoded, fmt = encode_image(img, s.encoding)
         except ImageError as exc:
             results.append((None, exc.reason))
             continue
@@ -130,6 +139,18 @@ def _process_chunk(chunk: list[tuple[str, int]]) -> tuple[list[tuple[bytes | Non
         record = ImageRecord(encoded, fmt, s.height, s.width, s.channels, label)
         results.append((encode_record(record), ""))
     return results, pixel_sum
+
+
+def _read_file(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise ImageError("file not found") from None
+    except IsADirectoryError:
+        raise ImageError("is a directory, not an image file") from None
+    except OSError as exc:
+        raise ImageError(f"cannot read the file: {exc.strerror or exc}") from None
 
 
 def _chunks(entries: list[tuple[str, int]], size: int) -> list[list[tuple[str, int]]]:
@@ -173,9 +194,9 @@ class _LmdbWriter:
             self._batch, self._batch_bytes = [], 0
 
     def close(self) -> None:
+        """Write what is buffered and make it durable; the environment stays open until ``env.close()``."""
         self.flush()
         self.env.sync(True)
-        self.env.close()
 
 
 def _results(
@@ -214,7 +235,9 @@ def create_db(
         # Raw pixels plus record overhead, rounded up generously; the map grows if compression loses.
         raw = settings.width * settings.height * settings.channels + 512
         initial_map_size = max(64 << 20, 2 * raw * len(entries))
-    chunk_size = max(1, min(MAX_CHUNK, len(entries) // (max(workers, 1) * 16)))
+    # Many small chunks keep every worker busy to the end (the last chunk is the tail no one shares);
+    # MAX_CHUNK images per message is already enough to make the cost of the pipe negligible.
+    chunk_size = max(1, min(MAX_CHUNK, len(entries) // (max(workers, 1) * 64)))
     chunks = _chunks(entries, chunk_size)
     distribution: Counter = Counter()
     skipped: Counter = Counter()
@@ -222,11 +245,12 @@ def create_db(
     labels_written: list[int] = []
     progress = ProgressReporter(len(entries))
     done = 0
+    results = _results(chunks, settings, workers)
     try:
         writer = _LmdbWriter(partial, initial_map_size)
         try:
-            for chunk, (results, chunk_sum) in zip(chunks, _results(chunks, settings, workers), strict=True):
-                for (path, label), (record, reason) in zip(chunk, results, strict=True):
+            for chunk, (chunk_results, chunk_sum) in zip(chunks, results, strict=True):
+                for (path, label), (record, reason) in zip(chunk, chunk_results, strict=True):
                     if record is None:
                         skipped[label] += 1
                         name = label_names[label] if label_names else label
@@ -241,9 +265,10 @@ def create_db(
                 done += len(chunk)
                 progress.update(done)
             writer.close()
-        except BaseException:
+        finally:
+            # Stop the pool now, not whenever the generator is garbage-collected (a traceback keeps it alive).
+            results.close()
             writer.env.close()
-            raise
         if writer.count == 0:
             raise ValueError(f"none of the {len(entries)} images could be read, the database would be empty")
         np.save(os.path.join(partial, "labels.npy"), np.asarray(labels_written, dtype=np.int32))
