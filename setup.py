@@ -15,9 +15,7 @@ def requirements(name):
 def asset_files(folder):
     """Every file under a top-level asset folder, relative to it (templates and static are served from the package)."""
     root = os.path.join(HERE, folder)
-    return [
-        os.path.relpath(os.path.join(base, name), root) for base, _, names in os.walk(root) for name in names
-    ]
+    return [os.path.relpath(os.path.join(base, name), root) for base, _, names in os.walk(root) for name in names]
 
 
 setup(
