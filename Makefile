@@ -30,16 +30,16 @@ run: $(STAMP)
 	$(BIN)/python -m digits
 
 test: $(TEST_STAMP)
-	$(BIN)/ruff check digits tests bench plugins setup.py
-	$(BIN)/ruff format --check digits tests bench plugins setup.py
+	$(BIN)/ruff check digits tests bench setup.py
+	$(BIN)/ruff format --check digits tests bench setup.py
 	$(BIN)/python -m pytest -q -ra
 
 lint: $(TEST_STAMP)
-	$(BIN)/ruff check digits tests bench plugins setup.py
+	$(BIN)/ruff check digits tests bench setup.py
 
 format: $(TEST_STAMP)
-	$(BIN)/ruff format digits tests bench plugins setup.py
-	$(BIN)/ruff check --fix digits tests bench plugins setup.py
+	$(BIN)/ruff format digits tests bench setup.py
+	$(BIN)/ruff check --fix digits tests bench setup.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/create_db.py

@@ -270,3 +270,36 @@ def test_job_json_keeps_the_form_and_history(logged_in, digits_folder):
     saved = json.loads((directory / "job.json").read_text())
     assert saved["form"]["folder_train"] == str(digits_folder)
     assert saved["status_history"][-1][0] == "Done"
+
+
+def test_creation_killed_midway_is_an_error_and_offers_no_database(logged_in, tmp_path):
+    import os
+    import signal
+    import time
+
+    import psutil
+    from sample_images import write_color_folder
+
+    folder = write_color_folder(tmp_path / "color", classes=2, per_class=400)
+    fields = folder_fields(folder, resize_channels="3", resize_width="224", resize_height="224", folder_pct_val="0")
+    created = create(logged_in, **fields)
+    deadline = time.monotonic() + 60
+    while True:
+        tools = [
+            p for p in psutil.Process().children(recursive=True) if "digits.tools.create_db" in " ".join(p.cmdline())
+        ]
+        job = logged_in.get(f"/datasets/{created['id']}.json").get_json()
+        if tools and job["tasks"][-1]["progress"] > 0:
+            break
+        assert time.monotonic() < deadline, job
+        time.sleep(0.05)
+    tool = min(tools, key=lambda p: p.create_time())  # the tool itself, not its workers
+    workers = tool.children(recursive=True)
+    os.kill(tool.pid, signal.SIGKILL)  # as the kernel's OOM killer would
+    status = wait_for_status(logged_in, created["id"])
+    assert status["status"] == "Error" and "SIGKILL" in status["error"]
+    dataset = logged_in.get(f"/datasets/{created['id']}.json").get_json()
+    assert dataset["stages"] == [] and dataset["entries"] == {}
+    assert not (Path(dataset["directory"]) / "train_db").exists()
+    _, alive = psutil.wait_procs(workers, timeout=10)
+    assert not alive, "the tool's workers outlived it"

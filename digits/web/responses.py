@@ -6,8 +6,8 @@ from flask import request
 
 
 def wants_json() -> bool:
-    """True for ``/x.json`` routes and for requests that prefer JSON over HTML."""
-    if request.path.endswith(".json"):
+    """True for ``/x.json`` routes, JSON bodies, and requests that prefer JSON over HTML."""
+    if request.path.endswith(".json") or request.is_json:
         return True
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
     return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
