@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import render_template
+from flask import render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
@@ -22,7 +22,8 @@ def _http_error(exc: HTTPException):
     if isinstance(exc, CSRFError):
         exc.code = 400
     message = exc.description or exc.name
-    if wants_json():
+    # Browsers ask for text/html; anything else (curl's */*, scripts) gets JSON it can parse.
+    if wants_json() or "text/html" not in request.headers.get("Accept", ""):
         return {"errors": message, "error": message}, exc.code
     return render_template("error.html", code=exc.code, title=exc.name, message=message, details=None), exc.code
 
