@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -34,13 +33,3 @@ def client(app):
 def logged_in(client):
     client.post("/login", data={"username": "fred"})
     return client
-
-
-def wait_for_status(client, job_id: str, statuses=("Done", "Error", "Aborted"), timeout: float = 60.0) -> dict:
-    """Poll ``/datasets/<id>/status`` (the way DIGITS' scripts do) until the job finishes."""
-    deadline = time.monotonic() + timeout
-    while True:
-        status = client.get(f"/jobs/{job_id}/status").get_json()
-        if status["status"] in statuses or time.monotonic() > deadline:
-            return status
-        time.sleep(0.2)

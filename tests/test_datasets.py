@@ -8,9 +8,9 @@ from pathlib import Path
 
 import lmdb
 import numpy as np
-from conftest import wait_for_status
 from PIL import Image
 from sample_images import write_digits_folder
+from server import wait_for_status
 
 from digits.records import decode_record, record_key
 
@@ -303,3 +303,14 @@ def test_creation_killed_midway_is_an_error_and_offers_no_database(logged_in, tm
     assert not (Path(dataset["directory"]) / "train_db").exists()
     _, alive = psutil.wait_procs(workers, timeout=10)
     assert not alive, "the tool's workers outlived it"
+
+
+def test_separate_validation_folder(logged_in, digits_folder, tmp_path):
+    val = write_digits_folder(tmp_path / "val", per_class=4)
+    fields = folder_fields(digits_folder, has_val_folder="1", folder_val=str(val), folder_pct_val="25")
+    created = create(logged_in, **fields)
+    assert wait_for_status(logged_in, created["id"])["status"] == "Done"
+    dataset = logged_in.get(f"/datasets/{created['id']}.json").get_json()
+    assert dataset["entries"] == {"train": 300, "val": 40}
+    bad = logged_in.post(CREATE, data=dict(fields, folder_val=str(tmp_path / "nope")))
+    assert bad.status_code == 400 and "does not exist" in bad.get_json()["errors"]["folder_val"][0]

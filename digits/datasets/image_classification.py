@@ -231,17 +231,12 @@ def build_tasks(form: ImageClassificationDatasetForm, staging: Path, workers: in
     create_deps: list[str] = []
     stages = stages_of(form)
     if form.method.data == "folder":
-        args = [
-            form.folder_train.data.strip(),
-            "--out-dir",
-            ".",
-            "--pct-val",
-            str(form.folder_pct_val.data or 0),
-            "--pct-test",
-            str(form.folder_pct_test.data or 0),
-            "--min-per-class",
-            str(form.folder_train_min_per_class.data or 1),
-        ]
+        # A separate folder replaces the share held out for its stage, as in DIGITS.
+        pct_val = 0 if form.has_val_folder.data else form.folder_pct_val.data or 0
+        pct_test = 0 if form.has_test_folder.data else form.folder_pct_test.data or 0
+        args = [form.folder_train.data.strip(), "--out-dir", "."]
+        args += ["--pct-val", str(pct_val), "--pct-test", str(pct_test)]
+        args += ["--min-per-class", str(form.folder_train_min_per_class.data or 1)]
         if form.folder_train_max_per_class.data:
             args += ["--max-per-class", str(form.folder_train_max_per_class.data)]
         for stage, has in ((VAL_DB, form.has_val_folder), (TEST_DB, form.has_test_folder)):

@@ -254,10 +254,17 @@ class TaskRun:
 
     def _read(self) -> None:
         assert self.process and self.process.stdout
+        threading.Thread(target=self._reap, name=f"reap-{self.task.id}", daemon=True).start()
         with open(self.log_path, "a") as log_file:
             for line in self.process.stdout:
                 self._handle_line(line, log_file)
         self.scheduler._task_ended(self, self.process.wait())
+
+    def _reap(self) -> None:
+        # When the tool itself ends, whatever it started must end too: leftover workers would keep
+        # its stdout open (the task would never finish) and hold memory nobody accounts for.
+        self.process.wait()
+        _signal_group(self.process.pid, signal.SIGKILL)
 
     def _handle_line(self, line: str, log_file: IO[str]) -> None:
         try:

@@ -45,7 +45,7 @@ from digits.images import (
     resize_image,
 )
 from digits.records import ENCODINGS, ImageRecord, encode_record, record_key
-from digits.tools.protocol import ProgressReporter, emit, run_tool
+from digits.tools.protocol import ProgressReporter, die_with_parent, emit, run_tool
 
 COMMIT_RECORDS = 1000
 COMMIT_BYTES = 64 << 20
@@ -195,8 +195,20 @@ class _LmdbWriter:
 
 def _worker_loop(chunks: list[list[tuple[str, int]]], settings: ImageSettings, tasks: Connection, out: Connection):
     # A worker process: receives chunk numbers (the chunks themselves came with the fork), sends results.
+    # Stdout is the parent's protocol stream: a worker must neither write to it nor keep it open.
+    os.dup2(2, 1)
+    die_with_parent()
+    parent = os.getppid()
     try:
-        while (number := tasks.recv()) is not None:
+        while True:
+            # Siblings forked later hold copies of this pipe's write end, so a killed parent does not
+            # always mean EOF here: look at the parent too.
+            while not tasks.poll(1.0):
+                if os.getppid() != parent:
+                    return
+            number = tasks.recv()
+            if number is None:
+                return
             out.send((number, *_process_chunk(chunks[number], settings)))
     except (EOFError, BrokenPipeError):
         pass  # the parent is gone: nothing left to do

@@ -12,8 +12,10 @@ Anything a human should read goes to stderr (the task's log file).
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -24,6 +26,7 @@ _lock = threading.Lock()
 _stdout = sys.stdout
 
 PARENT_PID_ENV = "DIGITS_PARENT_PID"
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 def emit(event: str, **fields) -> None:
@@ -62,6 +65,19 @@ def _exit_when_orphaned(parent_pid: int) -> None:
         if os.getppid() != parent_pid:
             os._exit(3)
         time.sleep(1.0)
+
+
+def die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent dies (a tool's worker whose tool was killed).
+
+    A worker blocked writing to a pipe its siblings keep open would otherwise wait forever.
+    Elsewhere this does nothing; workers then notice the parent is gone when they next look.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
 
 
 def run_tool(main: Callable[[Sequence[str]], int | None], argv: Sequence[str] | None = None) -> None:

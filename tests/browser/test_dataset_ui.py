@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from browser.conftest import login, screenshot
 from sample_images import write_digits_folder
+from ui import login, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -1,0 +1,21 @@
+"""What browser tests do often: log in, keep a screenshot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+def screenshot(page, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def login(page, username: str = "fred") -> None:
+    page.goto("login")
+    page.fill("input[name=username]", username)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/")
