@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 from pathlib import Path
 
 from flask import Blueprint, abort, current_app, redirect, render_template, request, send_file, url_for
@@ -65,28 +64,23 @@ def create(kind: str):
     if form.validate_on_submit():
         services = _services()
         job_id = new_job_id()
-        staging = services.store.staging_dir(job_id)
         try:
-            tasks = classification.build_tasks(form, staging, workers=os.cpu_count() or 1)
+            with services.store.staging(job_id) as staging:
+                job = Job(
+                    id=job_id,
+                    type="dataset",
+                    kind=kind["id"],
+                    name=form.dataset_name.data.strip(),
+                    group=(form.group_name.data or "").strip(),
+                    username=current_username(),
+                    directory=str(staging),
+                    form=replayable_data(request.form),
+                    tasks=classification.build_tasks(form, staging, workers=os.cpu_count() or 1),
+                )
+                services.store.add(job, staging)
         except classification.FormProblem as problem:
-            shutil.rmtree(staging, ignore_errors=True)
             problem.field.errors = list(problem.field.errors) + [problem.message]
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
         else:
-            job = Job(
-                id=job_id,
-                type="dataset",
-                kind=kind["id"],
-                name=form.dataset_name.data.strip(),
-                group=(form.group_name.data or "").strip(),
-                username=current_username(),
-                directory=str(staging),
-                form=replayable_data(request.form),
-                tasks=tasks,
-            )
-            services.store.add(job, staging)
             services.scheduler.submit(job)
             if wants_json():
                 return {"id": job.id, "name": job.name, "status": job.status}

@@ -9,7 +9,8 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from digits.jobs.model import INTERRUPTED_MESSAGE, Job, Status
@@ -103,6 +104,16 @@ class JobStore:
         path = self.jobs_dir / f"{STAGING_PREFIX}{job_id}"
         path.mkdir(parents=True)
         return path
+
+    @contextmanager
+    def staging(self, job_id: str) -> Iterator[Path]:
+        """A staging directory for a new job, removed again if preparing the job fails."""
+        path = self.staging_dir(job_id)
+        try:
+            yield path
+        except BaseException:
+            shutil.rmtree(path, ignore_errors=True)
+            raise
 
     def add(self, job: Job, staging: Path | None = None) -> Job:
         """Make a new job visible: its ``job.json`` is written, then its directory gets its final name."""

@@ -310,6 +310,10 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
         pass
 
 
+# Events kept as lists in the task's data, under these names.
+LISTED_EVENTS = {"skipped": "skipped_images", "metrics": "metrics", "snapshot": "snapshots"}
+
+
 def apply_event(task: Task, kind: str, event: dict) -> bool:
     """Fold one protocol event into ``task``; True when the change must be saved at once."""
     if kind == "progress":
@@ -320,9 +324,9 @@ def apply_event(task: Task, kind: str, event: dict) -> bool:
         task.eta = elapsed * (total - done) / done if done and total else None
         task.data["progress"] = event
         return False
-    if kind == "skipped":
-        task.data.setdefault("skipped_images", []).append(event)
-        return False
+    if kind in LISTED_EVENTS:
+        task.data.setdefault(LISTED_EVENTS[kind], []).append(event)
+        return kind == "snapshot"
     if kind == "result":
         task.data.update(event)
         return True

@@ -1,0 +1,271 @@
+"""Image classification models: DIGITS' model form, the training task it runs, and how a model is described.
+
+A model job's directory holds ``network.py`` (the network source it trains), the training task's log,
+its checkpoints (``snapshot_<epoch>.ckpt*``) and TensorBoard summaries under ``tb/``.
+"""
+
+from __future__ import annotations
+
+import ast
+import itertools
+from pathlib import Path
+from typing import Any
+
+from flask_wtf import FlaskForm
+from wtforms import FloatField, IntegerField, StringField, TextAreaField
+from wtforms.validators import DataRequired, NumberRange, Optional, ValidationError
+
+from digits.forms import Checkbox, Choice, RadioChoice
+from digits.jobs import Job, JobStore, Status
+from digits.models.lr_policy import POLICIES, LRPolicy, parse_percents
+
+KIND = "image-classification"
+TITLE = "Image Classification Model"
+NETWORKS_DIR = Path(__file__).resolve().parent.parent / "standard_networks"
+STANDARD_NETWORKS = [
+    ("lenet", "LeNet", "LeCun's 1998 network for 28x28 digits; fast on the CPU."),
+    ("alexnet", "AlexNet", "Krizhevsky's 2012 ImageNet winner; for 224x224 or larger color images."),
+    ("googlenet", "GoogLeNet", "Inception modules (2014); deeper and lighter than AlexNet."),
+    ("vgg16", "VGG-16", "Sixteen layers of 3x3 convolutions (2014)."),
+    ("resnet", "ResNet", "Residual network (2015); trains deep networks well."),
+]
+SOLVERS = ["SGD", "MOMENTUM", "NESTEROV", "ADAGRAD", "ADAGRADDA", "ADADELTA", "ADAM", "RMSPROP", "FTRL"]
+
+
+def standard_network_source(name: str) -> str:
+    """The source of a standard network, as the Customize button copies it into the editor."""
+    if name not in {n for n, _, _ in STANDARD_NETWORKS}:
+        raise KeyError(name)
+    return (NETWORKS_DIR / f"{name}.py").read_text()
+
+
+def comma_list(kind: type, minimum: float):
+    """A validator for ``"0.01, 0.001"`` style fields: every item a ``kind`` above ``minimum``."""
+
+    def check(form, field):
+        values = []
+        for part in (field.data or "").split(","):
+            part = part.strip()
+            if not part:
+                continue
+            try:
+                value = kind(part)
+            except ValueError:
+                raise ValidationError(f"{part!r} is not a number.") from None
+            if value <= minimum:
+                raise ValidationError(f"{part} must be more than {minimum:g}.")
+            values.append(value)
+        if not values:
+            raise ValidationError("Enter a value (or a comma list for a sweep).")
+        field.values = values
+
+    return check
+
+
+class ImageClassificationModelForm(FlaskForm):
+    """DIGITS' model form; field names are DIGITS' so scripts keep working."""
+
+    dataset = Choice("Dataset", choices=[])
+    train_epochs = IntegerField("Training epochs", default=30, validators=[DataRequired(), NumberRange(1, 100000)])
+    snapshot_interval = FloatField("Snapshot interval (epochs)", default=1.0, validators=[Optional(), NumberRange(0)])
+    val_interval = FloatField("Validation interval (epochs)", default=1.0, validators=[Optional(), NumberRange(0)])
+    traces_interval = FloatField("Tracing interval (epochs)", default=0, validators=[Optional(), NumberRange(0)])
+    random_seed = IntegerField("Random seed", validators=[Optional()])
+    batch_size = StringField(
+        "Batch size", default="16", validators=[comma_list(int, 0)], description="A comma list makes a sweep."
+    )
+    batch_accumulation = IntegerField("Batch accumulation", default=1, validators=[Optional(), NumberRange(1, 1024)])
+    solver_type = Choice("Solver type", choices=[(s, s.title()) for s in SOLVERS], default="SGD")
+    rms_decay = FloatField("RMS decay", default=0.99, validators=[Optional(), NumberRange(0, 1)])
+    learning_rate = StringField(
+        "Base learning rate",
+        default="0.01",
+        validators=[comma_list(float, 0)],
+        description="A comma list makes a sweep.",
+    )
+    lr_policy = Choice("Policy", choices=[(p, p.title()) for p in POLICIES], default="step")
+    lr_step_size = FloatField("Step size (% of training)", default=33, validators=[Optional(), NumberRange(0, 100)])
+    lr_step_gamma = FloatField("Gamma", default=0.1, validators=[Optional()])
+    lr_multistep_values = StringField("Step values (% of training)", default="50,85")
+    lr_multistep_gamma = FloatField("Gamma", default=0.5, validators=[Optional()])
+    lr_exp_gamma = FloatField("Gamma", default=0.95, validators=[Optional()])
+    lr_inv_gamma = FloatField("Gamma", default=0.1, validators=[Optional()])
+    lr_inv_power = FloatField("Power", default=0.5, validators=[Optional()])
+    lr_poly_power = FloatField("Power", default=3, validators=[Optional()])
+    lr_sigmoid_step = FloatField("Step (% of training)", default=50, validators=[Optional()])
+    lr_sigmoid_gamma = FloatField("Gamma", default=0.1, validators=[Optional()])
+
+    shuffle = Checkbox("Shuffle train data", default=True)
+    crop_size = IntegerField("Crop size", validators=[Optional(), NumberRange(1)])
+    use_mean = Choice(
+        "Subtract mean", choices=[("none", "None"), ("image", "Image"), ("pixel", "Pixel")], default="image"
+    )
+    aug_flip = Choice(
+        "Flipping",
+        choices=[("none", "None"), ("fliplr", "Horizontal"), ("flipud", "Vertical"), ("fliplrud", "Both")],
+        default="none",
+    )
+    aug_quad_rot = Choice(
+        "Quadrilateral rotation",
+        choices=[("none", "None"), ("rot90", "0, 90 or 270"), ("rot180", "0 or 180"), ("rotall", "0, 90, 180, 270")],
+        default="none",
+    )
+    aug_rot = IntegerField("Rotation (+- degrees)", default=0, validators=[Optional(), NumberRange(0, 180)])
+    aug_scale = FloatField("Rescale (stddev)", default=0, validators=[Optional(), NumberRange(0, 1)])
+    aug_noise = FloatField("Noise (stddev)", default=0, validators=[Optional(), NumberRange(0, 1)])
+    aug_contrast = FloatField("Contrast (factor)", default=0, validators=[Optional(), NumberRange(0, 5)])
+    aug_whitening = Checkbox("Whitening")
+    aug_hsv_use = Checkbox("HSV shifting")
+    aug_hsv_h = FloatField("Hue", default=0.02, validators=[Optional(), NumberRange(0, 0.5)])
+    aug_hsv_s = FloatField("Saturation", default=0.04, validators=[Optional(), NumberRange(0, 0.5)])
+    aug_hsv_v = FloatField("Value", default=0.06, validators=[Optional(), NumberRange(0, 0.5)])
+
+    early_stopping_metric = StringField("Early stopping on", description="e.g. val/loss; empty: train to the end.")
+    early_stopping_patience = IntegerField("Patience (validations)", default=5, validators=[Optional(), NumberRange(1)])
+    freeze_variables = StringField("Freeze variables", description="Comma list of variable-name patterns not trained.")
+
+    method = RadioChoice(
+        "Network",
+        choices=[
+            ("standard", "Standard"),
+            ("previous", "Previous"),
+            ("pretrained", "Pretrained"),
+            ("custom", "Custom"),
+        ],
+        default="standard",
+    )
+    framework = Choice("Framework", choices=[("tensorflow", "TensorFlow")], default="tensorflow")
+    standard_networks = RadioChoice(
+        "Standard networks", choices=[(n, t) for n, t, _ in STANDARD_NETWORKS], default="lenet"
+    )
+    previous_networks = RadioChoice("Previous networks", choices=[], validate_choice=False)
+    pretrained_networks = RadioChoice("Pretrained networks", choices=[], validate_choice=False)
+    custom_network = TextAreaField("Custom network")
+    custom_network_snapshot = StringField("Pretrained model(s)", description="A checkpoint to start from.")
+
+    select_gpu = StringField("Select GPU")
+    select_gpus = StringField("Select GPU(s)")
+    select_gpus_list = StringField("GPU list")
+    select_gpu_count = IntegerField("Use this many GPUs", validators=[Optional(), NumberRange(0)])
+
+    model_name = StringField("Model Name", validators=[DataRequired("Name the model.")])
+    group_name = StringField("Group Name")
+
+    def set_datasets(self, datasets: list[Job]) -> None:
+        self.dataset.choices = [(d.id, d.name) for d in datasets]
+        self._datasets = {d.id: d for d in datasets}
+
+    def validate_dataset(self, field) -> None:
+        job = self._datasets.get(field.data)
+        if job is not None and job.status in (Status.ERROR, Status.ABORTED):
+            raise ValidationError(f"Dataset {job.name} ended as {job.status}; pick another or clone it.")
+
+    def validate_custom_network(self, field) -> None:
+        if self.method.data != "custom":
+            return
+        problem = check_network_source(field.data or "")
+        if problem:
+            raise ValidationError(problem)
+
+    def validate_lr_multistep_values(self, field) -> None:
+        try:
+            parse_percents(field.data)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
+
+
+def check_network_source(source: str) -> str | None:
+    """What is wrong with a network's source that can be seen without running it, or None."""
+    if not source.strip():
+        return "Write the network: a class UserModel(Tower) with inference and loss."
+    try:
+        tree = ast.parse(source, filename="network.py")
+    except SyntaxError as exc:
+        return f"SyntaxError on line {exc.lineno}: {exc.msg}: {(exc.text or '').strip()}"
+    if not any(isinstance(node, ast.ClassDef) and node.name == "UserModel" for node in tree.body):
+        return "The network must define class UserModel(Tower)."
+    return None
+
+
+def lr_policy_of(form_data: dict[str, Any], base_lr: float) -> LRPolicy:
+    """The learning-rate policy the form's fields describe (DIGITS' field names, one base rate)."""
+    policy = form_data.get("lr_policy") or "step"
+
+    def number(name: str, default: float) -> float:
+        value = form_data.get(name)
+        return float(value) if value not in (None, "") else default
+
+    params = {
+        "step": {"step_size": number("lr_step_size", 33), "gamma": number("lr_step_gamma", 0.1)},
+        "multistep": {
+            "multistep_values": parse_percents(str(form_data.get("lr_multistep_values", "50,85"))),
+            "gamma": number("lr_multistep_gamma", 0.5),
+        },
+        "exp": {"gamma": number("lr_exp_gamma", 0.95)},
+        "inv": {"gamma": number("lr_inv_gamma", 0.1), "power": number("lr_inv_power", 0.5)},
+        "poly": {"power": number("lr_poly_power", 3)},
+        "sigmoid": {"step_size": number("lr_sigmoid_step", 50), "gamma": number("lr_sigmoid_gamma", 0.1)},
+    }.get(policy, {})
+    return LRPolicy(policy=policy, base_lr=base_lr, **params)
+
+
+def sweep(form: ImageClassificationModelForm) -> list[tuple[float, int]]:
+    """Every (learning rate, batch size) combination the form asks for: one job each."""
+    return list(itertools.product(form.learning_rate.values, form.batch_size.values))
+
+
+def network_source(form: ImageClassificationModelForm, store: JobStore) -> str:
+    if form.method.data == "custom":
+        return form.custom_network.data
+    if form.method.data == "standard":
+        return standard_network_source(form.standard_networks.data)
+    raise ValueError(f"{form.method.data} networks are not available yet")
+
+
+def train_args(form_data: dict[str, Any], dataset: Job, learning_rate: float, batch_size: int) -> list[str]:
+    """The training program's arguments for one job of the form (one point of a sweep)."""
+    data_dir = Path(dataset.directory)
+    policy = lr_policy_of(form_data, learning_rate)
+    args = [
+        "--network", "network.py",
+        "--train-db", str(data_dir / "train_db"),
+        "--labels", str(data_dir / "labels.txt"),
+        "--epochs", str(form_data.get("train_epochs", 30)),
+        "--batch-size", str(batch_size),
+        "--batch-accumulation", str(form_data.get("batch_accumulation") or 1),
+        "--solver", form_data.get("solver_type", "SGD"),
+        "--learning-rate", str(learning_rate),
+        "--lr-policy", policy.policy,
+        "--lr-step-size", str(policy.step_size),
+        "--lr-gamma", str(policy.gamma),
+        "--lr-power", str(policy.power),
+        "--lr-multistep-values", ",".join(f"{v:g}" for v in policy.multistep_values),
+        "--snapshot-interval", str(form_data.get("snapshot_interval") or 1),
+        "--val-interval", str(form_data.get("val_interval") or 1),
+        "--subtract-mean", form_data.get("use_mean", "image"),
+        "--save", ".",
+        "--tb-dir", "tb",
+    ]  # fmt: skip
+    if (data_dir / "val_db").is_dir():
+        args += ["--val-db", str(data_dir / "val_db")]
+    if (data_dir / "mean.npy").is_file():
+        args += ["--mean", str(data_dir / "mean.npy")]
+    if form_data.get("random_seed") not in (None, ""):
+        args += ["--seed", str(form_data["random_seed"])]
+    args.append(
+        "--shuffle" if form_data.get("shuffle") not in ("", "0", "false", "no", "off", None) else "--no-shuffle"
+    )
+    if form_data.get("crop_size"):
+        args += ["--crop-size", str(form_data["crop_size"])]
+    if form_data.get("solver_type") == "RMSPROP":
+        args += ["--rms-decay", str(form_data.get("rms_decay") or 0.99)]
+    if form_data.get("freeze_variables"):
+        args += ["--freeze", form_data["freeze_variables"]]
+    if form_data.get("early_stopping_metric"):
+        args += [
+            "--early-stopping-metric", form_data["early_stopping_metric"],
+            "--patience", str(form_data.get("early_stopping_patience") or 5),
+        ]  # fmt: skip
+    if form_data.get("custom_network_snapshot"):
+        args += ["--weights", form_data["custom_network_snapshot"]]
+    return args
