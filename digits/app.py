@@ -88,6 +88,7 @@ def create_app(config: Config | None = None) -> Flask:
 
     from digits import auth
     from digits.datasets.routes import blueprint as datasets_blueprint
+    from digits.models.routes import blueprint as models_blueprint
     from digits.web import errors, home, jobs
 
     auth.init_app(app)
@@ -96,6 +97,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(home.blueprint)
     app.register_blueprint(jobs.blueprint)
     app.register_blueprint(datasets_blueprint)
+    app.register_blueprint(models_blueprint)
 
     if config.url_prefix:
         app.wsgi_app = PrefixMiddleware(app.wsgi_app, config.url_prefix)

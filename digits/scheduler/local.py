@@ -331,7 +331,8 @@ def apply_event(task: Task, kind: str, event: dict) -> bool:
         task.data.update(event)
         return True
     if kind == "error":
-        task.error = {"message": event.get("message", ""), "traceback": event.get("traceback", "")}
+        # Tools may say more (the user's file and line); keep all of it.
+        task.error = {"message": "", "traceback": "", **event}
         return True
     log.warning("task %s sent an unknown event %r", task.id, kind)
     return False

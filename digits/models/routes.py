@@ -1,0 +1,273 @@
+"""Model pages and their JSON twins: new, create (one job per sweep point), show, resume, LR preview."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Blueprint, Response, abort, current_app, redirect, render_template, request, url_for
+
+from digits.auth import current_username, login_required, require_owner
+from digits.datasets.image_classification import read_labels
+from digits.forms import replay, replayable_data
+from digits.jobs import Job, Status, Task, new_job_id
+from digits.models import image_classification as classification
+from digits.models.lr_policy import LRPolicy
+from digits.web.jobs import get_job
+from digits.web.responses import wants_json
+
+blueprint = Blueprint("models", __name__)
+
+KINDS = {
+    classification.KIND: {
+        "id": classification.KIND,
+        "path": "images/classification",
+        "title": classification.TITLE,
+        "form": classification.ImageClassificationModelForm,
+    },
+}
+TRAIN_TOOL = "digits.tools.tensorflow.main"
+LOG_TAIL_LINES = 40
+
+
+def _services():
+    return current_app.extensions["digits"]
+
+
+def _kind_or_404(kind: str) -> dict:
+    if kind not in KINDS:
+        abort(404, description=f"No model kind {kind!r}; this server has {', '.join(KINDS)}.")
+    return KINDS[kind]
+
+
+def _usable_datasets() -> list[Job]:
+    return _services().store.all(lambda j: j.type == "dataset" and j.status not in (Status.ERROR, Status.ABORTED))
+
+
+def _form(kind: dict, data: dict | None = None):
+    form = replay(kind["form"], data) if data is not None else kind["form"]()
+    form.set_datasets(_usable_datasets())
+    return form
+
+
+def _render_form(kind: dict, form, status: int = 200):
+    store = _services().store
+    datasets = []
+    for job in store.all(lambda j: j.type == "dataset" and j.status == Status.DONE):
+        entries = {t.id.removeprefix("create_db_"): t.data.get("entries") for t in job.tasks if "entries" in t.data}
+        datasets.append(
+            {
+                "id": job.id,
+                "name": job.name,
+                "status": job.status,
+                "image_dimensions": [int(job.form.get(f"resize_{k}", 0) or 0) for k in ("height", "width", "channels")],
+                "nclasses": len(read_labels(Path(job.directory))),
+                "entries": entries,
+            }
+        )
+    context = {
+        "form": form,
+        "kind": kind,
+        "action": url_for("models.create", kind=kind["id"]),
+        "datasets": datasets,
+        "standard_networks": [{"id": n, "title": t, "description": d} for n, t, d in classification.STANDARD_NETWORKS],
+        "previous_models": [],
+        "gpus": [{"index": g.index, "name": g.name} for g in _services().pools.gpus],
+        "lr_preview_url": url_for("models.lr_preview"),
+        "network_source_url": url_for("models.network_source", name="__NAME__"),
+    }
+    return render_template("models/new.html", **context), status
+
+
+def new(kind: str):
+    kind = _kind_or_404(kind)
+    clone_of = request.args.get("clone")
+    return _render_form(kind, _form(kind, get_job(clone_of, "model").form if clone_of else None))
+
+
+@login_required
+def create(kind: str):
+    """Validate the form and make one job per (learning rate, batch size) of the sweep."""
+    kind = _kind_or_404(kind)
+    form = _form(kind)
+    if form.validate_on_submit() and _check_method(form):
+        services = _services()
+        dataset = services.store.get(form.dataset.data)
+        source = classification.network_source(form, services.store)
+        points = classification.sweep(form)
+        jobs = []
+        for learning_rate, batch_size in points:
+            data = replayable_data(request.form)
+            data.update(learning_rate=str(learning_rate), batch_size=str(batch_size))
+            name = form.model_name.data.strip()
+            if len(points) > 1:
+                name += f" (lr={learning_rate:g}, batch={batch_size})"
+            job_id = new_job_id()
+            with services.store.staging(job_id) as staging:
+                (staging / "network.py").write_text(source)
+                task = Task(
+                    id="train",
+                    name="Train",
+                    tool=TRAIN_TOOL,
+                    args=classification.train_args(data, dataset, learning_rate, batch_size),
+                    resources=_resources(form),
+                )
+                job = Job(
+                    id=job_id, type="model", kind=kind["id"], name=name, username=current_username(),
+                    group=(form.group_name.data or "").strip(), directory=str(staging), form=data,
+                    tasks=[task], depends_on_jobs=[dataset.id],
+                )  # fmt: skip
+                services.store.add(job, staging)
+            services.scheduler.submit(job)
+            jobs.append(job)
+        if wants_json():
+            answers = [{"id": j.id, "name": j.name, "status": j.status} for j in jobs]
+            return answers[0] if len(answers) == 1 else {"jobs": answers}
+        return redirect(url_for("models.show", job_id=jobs[0].id) if len(jobs) == 1 else url_for("home.index"))
+    if wants_json():
+        return {"errors": form.errors}, 400
+    return _render_form(kind, form, 400)
+
+
+def _check_method(form) -> bool:
+    if form.method.data in ("previous", "pretrained"):
+        form.method.errors = list(form.method.errors) + [
+            f"Starting from {form.method.data} models is not available yet; use a standard or custom network."
+        ]
+        return False
+    dataset = _services().store.get(form.dataset.data)
+    train_entries = next((t.data.get("entries") for t in dataset.tasks if t.id == "create_db_train"), None)
+    too_big = [b for b in form.batch_size.values if train_entries is not None and b > train_entries]
+    if too_big:
+        form.batch_size.errors = list(form.batch_size.errors) + [
+            f"Batch size {too_big[0]} is larger than the {train_entries} training images of {dataset.name}."
+        ]
+        return False
+    count = form.select_gpu_count.data or 0
+    available = len(_services().pools.gpus)
+    if count > available:
+        form.select_gpu_count.errors = list(form.select_gpu_count.errors) + [
+            f"{count} GPUs asked for; this machine has {available}."
+        ]
+        return False
+    return True
+
+
+def _resources(form) -> dict:
+    count = form.select_gpu_count.data
+    if count is None:
+        count = 1 if _services().pools.gpus else 0
+    return {"gpus": count} if count else {"cpu": 1}
+
+
+for _kind in KINDS.values():
+    blueprint.add_url_rule(f"/models/{_kind['path']}/new", "new", new, defaults={"kind": _kind["id"]})
+    for _suffix in ("", ".json"):
+        blueprint.add_url_rule(
+            f"/models/{_kind['path']}{_suffix}", "create", create, methods=["POST"], defaults={"kind": _kind["id"]}
+        )
+
+
+def model_json(job: Job) -> dict:
+    """The model as its page and its JSON twin show it."""
+    services = _services()
+    with services.store.lock:
+        data = services.store.snapshot(job)
+        dependents = [{"id": d.id, "name": d.name, "type": d.type} for d in services.store.dependents(job)]
+    train = data["tasks"][0]
+    dataset = services.store.get(job.depends_on_jobs[0]) if job.depends_on_jobs else None
+    form = data.pop("form", {})
+    snapshots = train["data"].get("snapshots", [])
+    log_path = Path(job.directory) / job.tasks[0].log_name
+    data.update(
+        status=job.status,
+        progress=job.progress,
+        error=job.error,
+        dependents=dependents,
+        dataset={"id": dataset.id, "name": dataset.name, "url": url_for("datasets.show", job_id=dataset.id)}
+        if dataset
+        else None,
+        network={
+            "method": form.get("method", "standard"),
+            "name": form.get("standard_networks") if form.get("method", "standard") == "standard" else "custom",
+            "source_url": url_for("models.job_network", job_id=job.id),
+        },
+        solver={k: form.get(k) for k in ("train_epochs", "batch_size", "solver_type", "learning_rate", "lr_policy")},
+        metrics=train["data"].get("metrics", []),
+        snapshots=[s["epoch"] for s in snapshots],
+        snapshot_files=snapshots,
+        best_epoch=train["data"].get("best_epoch"),
+        can_resume=job.status in (Status.ABORTED, Status.ERROR) and bool(snapshots),
+        hardware=None,
+        log_tail=_tail(log_path, LOG_TAIL_LINES),
+    )
+    for task in data["tasks"]:
+        task.pop("data", None)
+    return data
+
+
+def _tail(path: Path, lines: int) -> str:
+    try:
+        return "".join(path.read_text(errors="replace").splitlines(keepends=True)[-lines:])
+    except OSError:
+        return ""
+
+
+@blueprint.route("/models/<job_id>")
+def show(job_id: str):
+    job = get_job(job_id, "model")
+    data = model_json(job)
+    if wants_json():
+        return data
+    return render_template("models/show.html", job=data, can_edit=current_username() == job.username)
+
+
+@blueprint.route("/models/<job_id>.json")
+def show_json(job_id: str):
+    return model_json(get_job(job_id, "model"))
+
+
+@blueprint.route("/models/<job_id>/network.py")
+def job_network(job_id: str):
+    job = get_job(job_id, "model")
+    return Response((Path(job.directory) / "network.py").read_text(), mimetype="text/plain")
+
+
+@blueprint.route("/models/<job_id>/resume", methods=["POST"])
+def resume(job_id: str):
+    """Continue an aborted or interrupted job from its last snapshot, optimizer state included."""
+    job = get_job(job_id, "model")
+    require_owner(job)
+    services = _services()
+    with services.store.lock:
+        task = job.tasks[0]
+        if job.status not in (Status.ABORTED, Status.ERROR) or not task.data.get("snapshots"):
+            abort(400, description="Only an aborted or failed model with a snapshot can be resumed.")
+        if "--resume" not in task.args:
+            task.args.append("--resume")
+        task.status = Status.INITIALIZED
+        task.error = None
+        job.interrupted = False
+    services.scheduler.submit(job)
+    return {"id": job.id, "status": job.status}
+
+
+@blueprint.route("/models/networks/<name>.py")
+def network_source(name: str):
+    try:
+        return Response(classification.standard_network_source(name), mimetype="text/plain")
+    except (KeyError, FileNotFoundError):
+        abort(404, description=f"No standard network {name!r}.")
+
+
+@blueprint.route("/models/visualize-lr")
+@blueprint.route("/models/visualize-lr.json")
+def lr_preview():
+    """The learning rate over training for the solver fields given: ``{"epochs": [...], "lr": [...]}``."""
+    args = request.args.to_dict()
+    try:
+        base = float((args.get("learning_rate") or "0.01").split(",")[0])
+        epochs = float(args.get("train_epochs") or 30)
+        policy: LRPolicy = classification.lr_policy_of(args, base)
+    except ValueError as exc:
+        return {"errors": str(exc)}, 400
+    return policy.curve(epochs)
