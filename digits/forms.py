@@ -44,7 +44,9 @@ class _NamesValidChoices:
         super().__init__(label, validators, choices=[SelectChoice(v, text) for v, text in choices], **kwargs)
 
     def pre_validate(self, form) -> None:
-        values = [choice.value for choice in self.choices]
+        if not self.validate_choice:
+            return
+        values = [str(value) for value, *_ in self.choices]  # SelectChoice or (value, label)
         if str(self.data) not in values:
             raise ValidationError(f"{self.data!r} is not a valid choice; use one of: {', '.join(values)}.")
 
