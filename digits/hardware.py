@@ -36,3 +36,48 @@ def discover_gpus() -> list[Gpu]:
         return gpus
     finally:
         pynvml.nvmlShutdown()
+
+
+def gpu_usage(indices: list[int]) -> list[dict]:
+    """Utilization, memory and temperature of the given GPUs; empty without NVML."""
+    if not indices:
+        return []
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+    except Exception:  # no driver, or no library: nothing to show
+        return []
+    try:
+        usage = []
+        for index in indices:
+            handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+            memory = pynvml.nvmlDeviceGetMemoryInfo(handle)
+            name = pynvml.nvmlDeviceGetName(handle)
+            usage.append(
+                {
+                    "index": index,
+                    "name": name.decode() if isinstance(name, bytes) else name,
+                    "utilization": pynvml.nvmlDeviceGetUtilizationRates(handle).gpu,
+                    "memory_used": memory.used,
+                    "memory_total": memory.total,
+                    "temperature": pynvml.nvmlDeviceGetTemperature(handle, pynvml.NVML_TEMPERATURE_GPU),
+                }
+            )
+        return usage
+    finally:
+        pynvml.nvmlShutdown()
+
+
+def process_usage(pid: int) -> dict | None:
+    """CPU percent and resident memory of a task's process and its children; None once it has ended."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        processes = [root, *root.children(recursive=True)]
+        cpu = sum(p.cpu_percent(interval=0.05) for p in processes)
+        rss = sum(p.memory_info().rss for p in processes)
+    except psutil.Error:
+        return None
+    return {"cpu_percent": round(cpu, 1), "memory_rss": rss}

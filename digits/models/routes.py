@@ -9,6 +9,7 @@ from flask import Blueprint, Response, abort, current_app, redirect, render_temp
 from digits.auth import current_username, login_required, require_owner
 from digits.datasets.image_classification import read_labels
 from digits.forms import replay, replayable_data
+from digits.hardware import gpu_usage, process_usage
 from digits.jobs import Job, Status, Task, new_job_id
 from digits.models import image_classification as classification
 from digits.models.lr_policy import LRPolicy
@@ -197,12 +198,21 @@ def model_json(job: Job) -> dict:
         snapshot_files=snapshots,
         best_epoch=train["data"].get("best_epoch"),
         can_resume=job.status in (Status.ABORTED, Status.ERROR) and bool(snapshots),
-        hardware=None,
+        hardware=_hardware(job),
         log_tail=_tail(log_path, LOG_TAIL_LINES),
     )
     for task in data["tasks"]:
         task.pop("data", None)
     return data
+
+
+def _hardware(job: Job) -> dict | None:
+    """What the training uses right now: its GPUs, and its process's CPU and memory."""
+    task = job.tasks[0]
+    pid = _services().scheduler.pid(job, task)
+    if pid is None:
+        return None
+    return {"gpus": gpu_usage(task.assigned.get("gpus", [])), "process": process_usage(pid)}
 
 
 def _tail(path: Path, lines: int) -> str:

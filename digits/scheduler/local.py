@@ -82,6 +82,12 @@ class LocalScheduler:
             for run in runs:
                 run.join()
 
+    def pid(self, job: Job, task: Task) -> int | None:
+        """The process id of a running task, for its hardware panel."""
+        with self._wake:
+            run = self._runs.get((job.id, task.id))
+            return run.process.pid if run and run.process else None
+
     def shutdown(self) -> None:
         """Stop every child; their tasks are marked interrupted, as after a crash."""
         with self._wake:
