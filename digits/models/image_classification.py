@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from flask_wtf import FlaskForm
-from wtforms import FloatField, IntegerField, StringField, TextAreaField
+from wtforms import FloatField, IntegerField, SelectMultipleField, StringField, TextAreaField
 from wtforms.validators import DataRequired, NumberRange, Optional, ValidationError
 
 from digits.forms import Checkbox, Choice, RadioChoice
@@ -29,7 +29,17 @@ STANDARD_NETWORKS = [
     ("vgg16", "VGG-16", "Sixteen layers of 3x3 convolutions (2014)."),
     ("resnet", "ResNet", "Residual network (2015); trains deep networks well."),
 ]
-SOLVERS = ["SGD", "MOMENTUM", "NESTEROV", "ADAGRAD", "ADAGRADDA", "ADADELTA", "ADAM", "RMSPROP", "FTRL"]
+SOLVERS = [
+    ("SGD", "Stochastic Gradient Descent (SGD)"),
+    ("MOMENTUM", "Momentum"),
+    ("NESTEROV", "Nesterov's accelerated gradient (NAG)"),
+    ("ADAGRAD", "Adaptive gradient (AdaGrad)"),
+    ("ADAGRADDA", "AdaGrad dual averaging (AdaGradDA)"),
+    ("ADADELTA", "AdaDelta"),
+    ("ADAM", "Adam"),
+    ("RMSPROP", "RMSprop"),
+    ("FTRL", "Follow the regularized leader (FTRL)"),
+]
 
 
 def standard_network_source(name: str) -> str:
@@ -75,7 +85,7 @@ class ImageClassificationModelForm(FlaskForm):
         "Batch size", default="16", validators=[comma_list(int, 0)], description="A comma list makes a sweep."
     )
     batch_accumulation = IntegerField("Batch accumulation", default=1, validators=[Optional(), NumberRange(1, 1024)])
-    solver_type = Choice("Solver type", choices=[(s, s.title()) for s in SOLVERS], default="SGD")
+    solver_type = Choice("Solver type", choices=SOLVERS, default="SGD")
     rms_decay = FloatField("RMS decay", default=0.99, validators=[Optional(), NumberRange(0, 1)])
     learning_rate = StringField(
         "Base learning rate",
@@ -144,7 +154,7 @@ class ImageClassificationModelForm(FlaskForm):
     custom_network_snapshot = StringField("Pretrained model(s)", description="A checkpoint to start from.")
 
     select_gpu = StringField("Select GPU")
-    select_gpus = StringField("Select GPU(s)")
+    select_gpus = SelectMultipleField("Select GPU(s)", choices=[], validate_choice=False, coerce=int)
     select_gpus_list = StringField("GPU list")
     select_gpu_count = IntegerField("Use this many GPUs", validators=[Optional(), NumberRange(0)])
 
@@ -168,6 +178,8 @@ class ImageClassificationModelForm(FlaskForm):
             raise ValidationError(problem)
 
     def validate_lr_multistep_values(self, field) -> None:
+        if self.lr_policy.data != "multistep":
+            return
         try:
             parse_percents(field.data)
         except ValueError as exc:
@@ -195,17 +207,19 @@ def lr_policy_of(form_data: dict[str, Any], base_lr: float) -> LRPolicy:
         value = form_data.get(name)
         return float(value) if value not in (None, "") else default
 
-    params = {
-        "step": {"step_size": number("lr_step_size", 33), "gamma": number("lr_step_gamma", 0.1)},
-        "multistep": {
+    # Only the chosen policy's fields are read: the others may hold anything.
+    readers = {
+        "step": lambda: {"step_size": number("lr_step_size", 33), "gamma": number("lr_step_gamma", 0.1)},
+        "multistep": lambda: {
             "multistep_values": parse_percents(str(form_data.get("lr_multistep_values", "50,85"))),
             "gamma": number("lr_multistep_gamma", 0.5),
         },
-        "exp": {"gamma": number("lr_exp_gamma", 0.95)},
-        "inv": {"gamma": number("lr_inv_gamma", 0.1), "power": number("lr_inv_power", 0.5)},
-        "poly": {"power": number("lr_poly_power", 3)},
-        "sigmoid": {"step_size": number("lr_sigmoid_step", 50), "gamma": number("lr_sigmoid_gamma", 0.1)},
-    }.get(policy, {})
+        "exp": lambda: {"gamma": number("lr_exp_gamma", 0.95)},
+        "inv": lambda: {"gamma": number("lr_inv_gamma", 0.1), "power": number("lr_inv_power", 0.5)},
+        "poly": lambda: {"power": number("lr_poly_power", 3)},
+        "sigmoid": lambda: {"step_size": number("lr_sigmoid_step", 50), "gamma": number("lr_sigmoid_gamma", 0.1)},
+    }
+    params = readers[policy]() if policy in readers else {}
     return LRPolicy(policy=policy, base_lr=base_lr, **params)
 
 

@@ -143,6 +143,10 @@ def _check_method(form) -> bool:
             f"Batch size {too_big[0]} is larger than the {train_entries} training images of {dataset.name}."
         ]
         return False
+    missing = _services().pools.missing({"gpus": form.select_gpus.data}) if form.select_gpus.data else None
+    if missing:
+        form.select_gpus.errors = list(form.select_gpus.errors) + [missing + "."]
+        return False
     count = form.select_gpu_count.data or 0
     available = len(_services().pools.gpus)
     if count > available:
@@ -154,6 +158,8 @@ def _check_method(form) -> bool:
 
 
 def _resources(form) -> dict:
+    if form.select_gpus.data:
+        return {"gpus": sorted(form.select_gpus.data)}
     count = form.select_gpu_count.data
     if count is None:
         count = 1 if _services().pools.gpus else 0

@@ -296,6 +296,67 @@ window.DIGITS = (function () {
         };
     };
 
+    /** 1536 -> "1.5 KiB", 3.2e9 -> "3.0 GiB". */
+    DIGITS.formatBytes = function (bytes) {
+        if (bytes == null || !isFinite(bytes)) return '';
+        const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+        let value = Math.abs(Number(bytes));
+        let unit = 0;
+        while (value >= 1024 && unit < units.length - 1) {
+            value /= 1024;
+            unit += 1;
+        }
+        return (bytes < 0 ? '-' : '') + (unit === 0 ? String(Math.round(value)) : value.toFixed(value < 10 ? 1 : 0)) + ' ' + units[unit];
+    };
+
+    /** An epoch for people: 3 -> "3", 2.3333 -> "2.33". */
+    DIGITS.formatEpoch = function (epoch) {
+        if (epoch == null || !isFinite(epoch)) return '';
+        return String(Math.round(Number(epoch) * 100) / 100);
+    };
+
+    /** A metric or learning rate: 4 significant digits, exponent for tiny values (1e-5). */
+    DIGITS.formatMetric = function (value) {
+        if (value == null || !isFinite(value)) return '';
+        const n = Number(value);
+        if (n === 0) return '0';
+        if (Math.abs(n) < 1e-3 || Math.abs(n) >= 1e6) return n.toExponential(2).replace(/\.?0+e/, 'e');
+        return String(Number(n.toPrecision(4)));
+    };
+
+    /**
+     * Make Tab in a <textarea> insert 4 spaces (Shift+Tab removes up to 4 at
+     * the line start), as code editors do. Escape then Tab still moves the
+     * focus on, so the keyboard is never trapped.
+     */
+    DIGITS.indentOnTab = function (textarea, indent) {
+        if (!textarea) return;
+        indent = indent || '    ';
+        let escaped = false;
+        textarea.addEventListener('keydown', function (event) {
+            if (event.key === 'Escape') { escaped = true; return; }
+            if (event.key !== 'Tab' || event.ctrlKey || event.altKey || event.metaKey || escaped) {
+                escaped = false;
+                return;
+            }
+            event.preventDefault();
+            const value = textarea.value;
+            const start = textarea.selectionStart;
+            const end = textarea.selectionEnd;
+            if (event.shiftKey) {
+                const lineStart = value.lastIndexOf('\n', start - 1) + 1;
+                const spaces = /^ */.exec(value.slice(lineStart, lineStart + indent.length))[0].length;
+                if (!spaces) return;
+                textarea.setRangeText('', lineStart, lineStart + spaces, 'preserve');
+                textarea.setSelectionRange(Math.max(lineStart, start - spaces), Math.max(lineStart, end - spaces));
+            } else {
+                textarea.setRangeText(indent, start, end, 'end');
+            }
+            // Tell listeners (dirty flags, validation) that the text changed.
+            textarea.dispatchEvent(new Event('input', {bubbles: true}));
+        });
+    };
+
     /** Show a dismissible alert at the top of the page content. */
     DIGITS.alert = function (message, category) {
         const box = document.getElementById('digits-alerts');
