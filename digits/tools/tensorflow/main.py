@@ -1,0 +1,591 @@
+"""Train a TensorFlow network from a dataset's LMDB databases, speaking the JSON-lines protocol.
+
+    python -m digits.tools.tensorflow.main --network network.py --train-db DIR [--val-db DIR]
+        [--labels labels.txt] [--mean mean.npy --subtract-mean none|image|pixel] [--crop-size N]
+        [--epochs F] [--batch-size N] [--batch-accumulation N] [--solver SGD|MOMENTUM|NESTEROV|ADAGRAD|
+        ADAGRADDA|ADADELTA|ADAM|RMSPROP|FTRL] [--rms-decay F] [--learning-rate F]
+        [--lr-policy fixed|step|multistep|exp|inv|poly|sigmoid] [--lr-step-size PCT] [--lr-gamma F]
+        [--lr-power F] [--lr-multistep-values PCT,PCT] [--snapshot-interval F] [--val-interval F] [--seed N]
+        [--shuffle|--no-shuffle] [--save DIR] [--tb-dir DIR] [--weights CHECKPOINT] [--resume]
+        [--freeze REGEX,REGEX] [--early-stopping-metric val/loss --patience N]
+
+Events on stdout (besides ``progress``, ``{"done": step, "total": steps, "epoch": e}``):
+
+- ``{"event": "metrics", "epoch": 1.25, "train": {"loss": .., "accuracy": ..}, "lr": ..}`` a few times an epoch,
+  averaged over the steps since the last one; every scalar summary of the network is a key;
+- ``{"event": "metrics", "epoch": 2.0, "val": {...}}`` after each validation;
+- ``{"event": "snapshot", "epoch": 2.0, "path": "snapshot_2.0.ckpt"}`` (a checkpoint prefix, relative to the
+  working directory when under it);
+- ``{"event": "result", ...}``: ``weights`` (restored/new/mismatched variables), ``frozen``, ``best_epoch``,
+  and at the end ``epochs_done``, ``images_per_second``, ``stopped_early``;
+- ``{"event": "error", "message": ...}``: the user's file and line for errors in the network source.
+
+The graph runs in ``tf.compat.v1`` graph mode: one training tower per device (one on the CPU) sharing the
+variables of scope ``model``, and one validation tower reusing them. SIGTERM stops after the current step;
+``--resume`` continues from the latest checkpoint of ``--save``, optimizer state and epoch included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+import signal
+import sys
+import time
+import traceback
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402 - after TF_CPP_MIN_LOG_LEVEL, which TensorFlow reads on import
+import tensorflow as tf_root  # noqa: E402
+
+from digits.models.lr_policy import POLICIES, LRPolicy, parse_percents  # noqa: E402
+from digits.tools.protocol import ProgressReporter, emit, run_tool  # noqa: E402
+from digits.tools.tensorflow.data import LmdbInfo, db_info, make_dataset  # noqa: E402
+from digits.tools.tensorflow.model import NetworkError, Tower, load_network, user_error  # noqa: E402
+
+tf = tf_root.compat.v1
+SOLVERS = ("SGD", "MOMENTUM", "NESTEROV", "ADAGRAD", "ADAGRADDA", "ADADELTA", "ADAM", "RMSPROP", "FTRL")
+MODEL_SCOPE = "model"
+REPORTS_PER_EPOCH = 4
+REPORT_SECONDS = 10.0
+
+
+class TrainingError(Exception):
+    """Training cannot go on for a reason the user can act on (the message says what to change)."""
+
+
+@dataclass
+class Update:
+    """One optimizer's work per step: accumulate gradients (with batch accumulation), then apply them."""
+
+    accumulate: object | None
+    apply: object
+
+
+@dataclass
+class TrainGraph:
+    """The tensors and ops the training loop runs."""
+
+    learning_rate: object
+    global_step: object
+    updates: list[Update]
+    update_ops: list
+    train_scalars: dict[str, object]
+    train_summaries: object | None
+    val_scalars: dict[str, object] = field(default_factory=dict)
+    val_batch: object | None = None
+    iterators: list = field(default_factory=list)
+    val_iterator: object | None = None
+    model_vars: list = field(default_factory=list)
+    frozen: list[str] = field(default_factory=list)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m digits.tools.tensorflow.main", description=__doc__.splitlines()[0])
+    parser.add_argument("--network", required=True, help="network source: class UserModel(Tower)")
+    parser.add_argument("--train-db", required=True, help="training LMDB folder")
+    parser.add_argument("--val-db", help="validation LMDB folder")
+    parser.add_argument("--labels", help="labels.txt (one class name per line); default: from labels.npy")
+    parser.add_argument("--mean", help="mean image (.npy, float32 HxWxC)")
+    parser.add_argument("--subtract-mean", choices=("none", "image", "pixel"), default="none")
+    parser.add_argument("--crop-size", type=int, help="random crop (train) / center crop (val) to NxN")
+    parser.add_argument("--epochs", type=float, default=30.0)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-accumulation", type=int, default=1, help="batches whose gradients make one step")
+    parser.add_argument("--solver", type=str.upper, choices=SOLVERS, default="SGD")
+    parser.add_argument("--rms-decay", type=float, default=0.99)
+    parser.add_argument("--momentum", type=float, default=0.9, help="for MOMENTUM and NESTEROV")
+    parser.add_argument("--learning-rate", type=float, default=0.01)
+    parser.add_argument("--lr-policy", choices=POLICIES, default="fixed")
+    parser.add_argument("--lr-step-size", type=float, default=33.0, help="percent of training")
+    parser.add_argument("--lr-gamma", type=float, default=0.1)
+    parser.add_argument("--lr-power", type=float, default=1.0)
+    parser.add_argument("--lr-multistep-values", default="50,85", help="comma list of percents of training")
+    parser.add_argument("--snapshot-interval", type=float, default=1.0, help="epochs (0: only at the end)")
+    parser.add_argument("--val-interval", type=float, default=1.0, help="epochs (0: only at the end)")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--shuffle", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--save", default=".", help="folder of the checkpoints")
+    parser.add_argument("--tb-dir", default="tb", help="folder of the TensorBoard summaries")
+    parser.add_argument("--weights", help="checkpoint (prefix or folder) to restore variables from, by name")
+    parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --save")
+    parser.add_argument("--freeze", default="", help="comma list of regexes: matching variables are not trained")
+    parser.add_argument("--early-stopping-metric", help="e.g. val/loss or val/accuracy")
+    parser.add_argument("--patience", type=int, default=5, help="validations without improvement before stopping")
+    return parser
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def make_optimizer(args: argparse.Namespace, learning_rate, global_step):
+    """The ``tf.compat.v1.train`` optimizer for ``--solver``."""
+    train = tf.train
+    return {
+        "SGD": lambda: train.GradientDescentOptimizer(learning_rate),
+        "MOMENTUM": lambda: train.MomentumOptimizer(learning_rate, args.momentum),
+        "NESTEROV": lambda: train.MomentumOptimizer(learning_rate, args.momentum, use_nesterov=True),
+        "ADAGRAD": lambda: train.AdagradOptimizer(learning_rate),
+        "ADAGRADDA": lambda: train.AdagradDAOptimizer(learning_rate, global_step),
+        "ADADELTA": lambda: train.AdadeltaOptimizer(learning_rate),
+        "ADAM": lambda: train.AdamOptimizer(learning_rate),
+        "RMSPROP": lambda: train.RMSPropOptimizer(learning_rate, decay=args.rms_decay),
+        "FTRL": lambda: train.FtrlOptimizer(learning_rate),
+    }[args.solver]()
+
+
+def load_mean(args: argparse.Namespace, shape: list[int]) -> np.ndarray | None:
+    """The mean to subtract: HxWxC for ``image``, C for ``pixel``, None for ``none`` or when there is none."""
+    if args.subtract_mean == "none":
+        return None
+    if not args.mean:
+        log(f"--subtract-mean {args.subtract_mean} without --mean: no mean is subtracted")
+        return None
+    mean = np.load(args.mean).astype(np.float32)
+    if mean.ndim == 2:
+        mean = mean[:, :, None]
+    if list(mean.shape) != shape:
+        raise TrainingError(f"the mean image {args.mean} is {list(mean.shape)}, the images are {shape}")
+    return mean if args.subtract_mean == "image" else mean.mean(axis=(0, 1))
+
+
+def count_classes(args: argparse.Namespace) -> int:
+    if args.labels:
+        with open(args.labels) as f:
+            return sum(1 for line in f if line.strip())
+    labels = os.path.join(args.train_db, "labels.npy")
+    return int(np.load(labels).max()) + 1 if os.path.exists(labels) else 0
+
+
+def metric_name(tag: str) -> str:
+    """A summary's tag without the scopes training adds (``train/model/accuracy`` -> ``accuracy``)."""
+    parts = tag.split("/")
+    while len(parts) > 1 and (parts[0] in ("train", "val", MODEL_SCOPE) or re.fullmatch(r"tower_\d+", parts[0])):
+        parts = parts[1:]
+    return "/".join(parts)
+
+
+def tower_outputs(tower: Tower, network_path: str) -> tuple[list[tuple[object, list | None]], dict, list]:
+    """Build a tower's graph: returns ``([(loss, vars or None)], {metric name: scalar}, [other summaries])``.
+
+    Errors raised from the user's source become :class:`NetworkError` naming the user's line.
+    """
+    try:
+        tower.inference  # noqa: B018 - building the inference graph first gives errors their proper line
+        loss = tower.loss
+    except NetworkError:
+        raise
+    except Exception as exc:
+        if not any(f.filename == network_path for f in traceback.extract_tb(exc.__traceback__)):
+            raise
+        raise user_error(exc, network_path) from exc
+    if isinstance(loss, list | tuple):
+        losses = []
+        for entry in loss:
+            if not isinstance(entry, dict) or "loss" not in entry:
+                raise NetworkError("loss must return a scalar tensor or a list of {'loss': tensor, 'vars': [...]}")
+            losses.append((entry["loss"], list(entry.get("vars") or []) or None))
+    else:
+        losses = [(loss, None)]
+    for value, _ in losses:
+        if not isinstance(value, tf_root.Tensor) or value.shape.rank != 0:
+            shape = getattr(value, "shape", type(value).__name__)
+            raise NetworkError(f"loss must be a scalar tensor, got {shape}; reduce it, e.g. with tf.reduce_mean")
+    scalars: dict[str, object] = {}
+    others = []
+    for summary in tower.summaries:
+        op = getattr(summary, "op", summary)
+        if op.type == "ScalarSummary":
+            tag = np.asarray(tf_root.get_static_value(op.inputs[0])).item()
+            name = metric_name(tag.decode() if isinstance(tag, bytes) else str(tag))
+            scalars[name] = op.inputs[1]
+        else:
+            others.append(summary)
+    return losses, scalars, others
+
+
+def average_gradients(tower_grads: list[list[tuple]]) -> list[tuple]:
+    """Average each variable's gradient over the towers (one tower: its gradients as they are)."""
+    if len(tower_grads) == 1:
+        return tower_grads[0]
+    averaged = []
+    for pairs in zip(*tower_grads, strict=True):
+        grads = [g for g, _ in pairs if g is not None]
+        averaged.append((tf.add_n(grads) / len(grads) if grads else None, pairs[0][1]))
+    return averaged
+
+
+def make_update(optimizer, grads_and_vars: list[tuple], global_step, accumulation: int) -> Update:
+    """Apply ``grads_and_vars`` at once, or with batch accumulation, sum them over batches and apply their mean."""
+    grads_and_vars = [(g, v) for g, v in grads_and_vars if g is not None]
+    if accumulation <= 1:
+        return Update(None, optimizer.apply_gradients(grads_and_vars, global_step=global_step))
+    # Local variables: not checkpointed, since every snapshot is taken between whole steps.
+    sums = [
+        tf.Variable(tf.zeros(v.shape, v.dtype.base_dtype), trainable=False, collections=[tf.GraphKeys.LOCAL_VARIABLES])
+        for _, v in grads_and_vars
+    ]
+    accumulate = tf.group(*[s.assign_add(g) for s, (g, _) in zip(sums, grads_and_vars, strict=True)])
+    averaged = [(s / accumulation, v) for s, (_, v) in zip(sums, grads_and_vars, strict=True)]
+    apply = optimizer.apply_gradients(averaged, global_step=global_step)
+    with tf.control_dependencies([apply]):
+        reset = tf.group(*[s.assign(tf.zeros_like(s)) for s in sums])
+    return Update(accumulate, reset)
+
+
+def frozen_filter(patterns: str) -> re.Pattern | None:
+    parts = [p.strip() for p in patterns.split(",") if p.strip()]
+    try:
+        return re.compile("|".join(f"(?:{p})" for p in parts)) if parts else None
+    except re.error as exc:
+        raise TrainingError(f"--freeze: {exc}") from None
+
+
+def build_graph(
+    args: argparse.Namespace,
+    model_class: type,
+    train: LmdbInfo,
+    val: LmdbInfo | None,
+    nclasses: int,
+    mean: np.ndarray | None,
+    devices: Sequence[str] = ("/cpu:0",),
+) -> TrainGraph:
+    """Build the input pipelines, the training towers (one per device), the optimizers and the validation tower."""
+    input_shape = [args.crop_size, args.crop_size, train.shape[2]] if args.crop_size else list(train.shape)
+    global_step = tf.train.get_or_create_global_step()
+    learning_rate = tf.placeholder(tf.float32, [], name="learning_rate")
+    train_data = make_dataset(
+        train, args.batch_size, training=True, shuffle=args.shuffle, seed=args.seed, mean=mean, crop_size=args.crop_size
+    )
+    train_iterator = tf.data.make_initializable_iterator(train_data)
+    x, y = train_iterator.get_next()
+    xs, ys = (tf.split(x, len(devices)), tf.split(y, len(devices))) if len(devices) > 1 else ([x], [y])
+    tower_losses, scalars, others = [], {}, []
+    for index, device in enumerate(devices):
+        with tf.device(device), tf.name_scope(f"tower_{index}"):
+            with tf.variable_scope(MODEL_SCOPE, reuse=index > 0):
+                tower = model_class(xs[index], ys[index], input_shape, nclasses, is_training=True)
+                losses, tower_scalars, tower_others = tower_outputs(tower, args.network)
+            tower_losses.append(losses)
+            if index == 0:
+                scalars, others = tower_scalars, tower_others
+                if tower.disableAutoDataParallelism and len(devices) > 1:
+                    raise TrainingError("this network disables data parallelism: select one GPU")
+    model_vars = [v for v in tf.global_variables() if v is not global_step]
+    freeze = frozen_filter(args.freeze)
+    trainable = [v for v in tf.trainable_variables() if not (freeze and freeze.search(v.op.name))]
+    frozen = [v.op.name for v in tf.trainable_variables() if freeze and freeze.search(v.op.name)]
+    regularization = tf.losses.get_regularization_losses()
+    updates = []
+    for number in range(len(tower_losses[0])):
+        var_list = [v for v in (tower_losses[0][number][1] or trainable) if v in trainable]
+        if not var_list:
+            raise TrainingError("nothing to train: every variable of the loss is frozen")
+        optimizer = make_optimizer(args, learning_rate, global_step)
+        tower_grads = []
+        for index, device in enumerate(devices):
+            loss = tower_losses[index][number][0]
+            if len(tower_losses[0]) == 1 and regularization:
+                loss = loss + tf.add_n(regularization)  # weight decay counts once per step, not per tower
+            with tf.device(device):
+                tower_grads.append(optimizer.compute_gradients(loss, var_list=var_list))
+        step = global_step if number == 0 else None
+        updates.append(make_update(optimizer, average_gradients(tower_grads), step, args.batch_accumulation))
+    train_scalars = {"loss": tower_losses[0][0][0]} if len(tower_losses[0]) == 1 else {}
+    for number, (loss, _) in enumerate(tower_losses[0], start=1):
+        if len(tower_losses[0]) > 1:
+            train_scalars[f"loss{number}"] = loss
+    train_scalars.update(scalars)
+    graph = TrainGraph(
+        learning_rate=learning_rate,
+        global_step=global_step,
+        updates=updates,
+        update_ops=tf.get_collection(tf.GraphKeys.UPDATE_OPS, scope="tower_0"),
+        train_scalars=train_scalars,
+        train_summaries=tf.summary.merge(others) if others else None,
+        iterators=[train_iterator],
+        model_vars=model_vars,
+        frozen=frozen,
+    )
+    if val is not None:
+        val_data = make_dataset(val, args.batch_size, training=False, mean=mean, crop_size=args.crop_size)
+        graph.val_iterator = tf.data.make_initializable_iterator(val_data)
+        vx, vy = graph.val_iterator.get_next()
+        with tf.name_scope("val"), tf.variable_scope(MODEL_SCOPE, reuse=True):
+            tower = model_class(vx, vy, input_shape, nclasses, is_training=False)
+            losses, scalars, _ = tower_outputs(tower, args.network)
+        graph.val_scalars = {"loss": losses[0][0]} if len(losses) == 1 else {}
+        for number, (loss, _) in enumerate(losses, start=1):
+            if len(losses) > 1:
+                graph.val_scalars[f"loss{number}"] = loss
+        graph.val_scalars.update(scalars)
+        graph.val_batch = tf.shape(vx)[0]
+    return graph
+
+
+def restore_weights(sess, path: str, model_vars: list) -> dict:
+    """Restore the model variables that ``path`` holds under the same name and shape; returns what was done."""
+    checkpoint = tf.train.latest_checkpoint(path) if os.path.isdir(path) else path
+    if not checkpoint:
+        raise TrainingError(f"--weights: no checkpoint in {path}")
+    try:
+        shapes = dict(tf.train.list_variables(checkpoint))
+    except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint is the same problem for the user
+        raise TrainingError(f"--weights: cannot read checkpoint {checkpoint}: {exc}") from None
+    restored, new, mismatched = {}, [], []
+    for var in model_vars:
+        name = var.op.name
+        if name not in shapes:
+            new.append(name)
+        elif list(shapes[name]) != var.shape.as_list():
+            mismatched.append(f"{name} {shapes[name]} -> {var.shape.as_list()}")
+        else:
+            restored[name] = var
+    if restored:
+        tf.train.Saver(var_list=restored).restore(sess, checkpoint)
+    return {"checkpoint": checkpoint, "restored": sorted(restored), "new": new, "mismatched": mismatched}
+
+
+def scalar_summary(values: dict[str, float], prefix: str):
+    return tf.Summary(value=[tf.Summary.Value(tag=f"{prefix}{k}", simple_value=v) for k, v in values.items()])
+
+
+def snapshot_name(epoch: float) -> str:
+    return f"snapshot_{round(epoch, 3)}.ckpt"
+
+
+def display_path(path: str) -> str:
+    """``path`` relative to the working directory when it is under it (the job directory)."""
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative
+
+
+class Stop:
+    """Set by SIGTERM (the scheduler's abort); the loop ends after the step in progress."""
+
+    requested = False
+
+    @classmethod
+    def install(cls) -> None:
+        def handler(signum, frame):
+            cls.requested = True
+
+        signal.signal(signal.SIGTERM, handler)
+
+
+def validate(sess, graph: TrainGraph) -> dict[str, float]:
+    """Run the validation tower over the whole validation set; returns each scalar averaged over images."""
+    sess.run(graph.val_iterator.initializer)
+    sums = dict.fromkeys(graph.val_scalars, 0.0)
+    count = 0
+    while not Stop.requested:
+        try:
+            values, n = sess.run([graph.val_scalars, graph.val_batch])
+        except tf.errors.OutOfRangeError:
+            break
+        for key, value in values.items():
+            sums[key] += float(value) * n
+        count += n
+    return {k: v / max(count, 1) for k, v in sums.items()}
+
+
+class EarlyStopping:
+    """Tracks one metric over validations; ``update`` says when it has not improved for ``patience`` of them."""
+
+    def __init__(self, metric: str, patience: int):
+        self.stage, _, self.name = metric.partition("/") if "/" in metric else ("val", "", metric)
+        self.metric = f"{self.stage}/{self.name}"
+        self.lower_is_better = "loss" in self.name or "error" in self.name
+        self.patience = patience
+        self.best: float | None = None
+        self.best_epoch: float | None = None
+        self.bad = 0
+
+    def update(self, epoch: float, values: dict[str, float]) -> tuple[bool, bool]:
+        """Record a validation; returns ``(improved, stop)``."""
+        value = values.get(self.name)
+        if value is None:
+            return False, False
+        better = self.best is None or (value < self.best if self.lower_is_better else value > self.best)
+        if better:
+            self.best, self.best_epoch, self.bad = value, epoch, 0
+        else:
+            self.bad += 1
+        return better, self.bad >= self.patience
+
+
+def train(args: argparse.Namespace) -> int:
+    """Build everything, train, and emit the protocol events; returns the exit status."""
+    if args.batch_size < 1 or args.batch_accumulation < 1:
+        raise TrainingError("the batch size and batch accumulation must be at least 1")
+    model_class = load_network(args.network)
+    train_info = db_info(args.train_db)
+    val_info = db_info(args.val_db) if args.val_db else None
+    if args.batch_size > train_info.entries:
+        raise TrainingError(
+            f"the batch size ({args.batch_size}) is larger than the training set ({train_info.entries} images)"
+        )
+    if args.crop_size and args.crop_size > min(train_info.shape[:2]):
+        raise TrainingError(f"the crop size ({args.crop_size}) is larger than the images {train_info.shape[:2]}")
+    if val_info and val_info.shape != train_info.shape:
+        raise TrainingError(f"validation images are {val_info.shape}, training images {train_info.shape}")
+    policy = LRPolicy(
+        policy=args.lr_policy,
+        base_lr=args.learning_rate,
+        step_size=args.lr_step_size,
+        gamma=args.lr_gamma,
+        power=args.lr_power,
+        multistep_values=parse_percents(args.lr_multistep_values),
+    )
+    mean = load_mean(args, train_info.shape)
+    early = EarlyStopping(args.early_stopping_metric, args.patience) if args.early_stopping_metric else None
+
+    tf.disable_eager_execution()
+    if args.seed is not None:
+        tf.set_random_seed(args.seed)
+    graph = build_graph(args, model_class, train_info, val_info, count_classes(args), mean)
+    saver = tf.train.Saver(max_to_keep=None, save_relative_paths=True)
+    os.makedirs(args.save, exist_ok=True)
+
+    images_per_step = args.batch_size * args.batch_accumulation
+    total_steps = max(1, math.ceil(args.epochs * train_info.entries / images_per_step))
+    steps_per_epoch = train_info.entries / images_per_step
+    report_every = max(1, int(steps_per_epoch / REPORTS_PER_EPOCH))
+
+    def epoch_of(step: int) -> float:
+        return round(min(step * images_per_step / train_info.entries, args.epochs), 4)
+
+    with tf.Session() as sess:
+        sess.run([tf.global_variables_initializer(), tf.local_variables_initializer()])
+        sess.run([it.initializer for it in graph.iterators])
+        if args.resume:
+            checkpoint = tf.train.latest_checkpoint(args.save)
+            if not checkpoint:
+                raise TrainingError(f"nothing to resume: no snapshot in {os.path.abspath(args.save)}")
+            saver.restore(sess, checkpoint)
+            log(f"resumed from {checkpoint}")
+        elif args.weights:
+            report = restore_weights(sess, args.weights, graph.model_vars)
+            log(f"restored from {report['checkpoint']}: {', '.join(report['restored']) or 'nothing'}")
+            log(f"new (initialized): {', '.join(report['new']) or 'none'}")
+            if report["mismatched"]:
+                log(f"not restored, shape differs: {', '.join(report['mismatched'])}")
+            emit("result", weights=report)
+        if graph.frozen:
+            log(f"frozen (not trained): {', '.join(graph.frozen)}")
+            emit("result", frozen=graph.frozen)
+        elif args.freeze:
+            log(f"--freeze {args.freeze!r} matches no variable")
+        writer = tf.summary.FileWriter(args.tb_dir, sess.graph)
+        step = int(sess.run(graph.global_step))
+        epoch = epoch_of(step)
+        next_val = (math.floor(epoch / args.val_interval + 1e-9) + 1) * args.val_interval if args.val_interval else None
+        next_snap = (
+            (math.floor(epoch / args.snapshot_interval + 1e-9) + 1) * args.snapshot_interval
+            if args.snapshot_interval
+            else None
+        )
+        progress = ProgressReporter(total_steps, interval=1.0)
+        sums, count, last_report = dict.fromkeys(graph.train_scalars, 0.0), 0, time.monotonic()
+        train_time, train_images = 0.0, 0
+        stopped_early = False
+        log(f"training {total_steps - step} steps of {images_per_step} images ({train_info.entries} per epoch)")
+        while step < total_steps:
+            if Stop.requested:
+                log(f"stopped by SIGTERM at epoch {epoch}; resume continues from the last snapshot")
+                return 143
+            started = time.monotonic()
+            feed = {graph.learning_rate: policy.rate(100.0 * step / total_steps)}
+            report_due = (step + 1) % report_every == 0 or time.monotonic() - last_report >= REPORT_SECONDS
+            fetches = {"scalars": graph.train_scalars, "update_ops": graph.update_ops}
+            if report_due and graph.train_summaries is not None:
+                fetches["summaries"] = graph.train_summaries
+            if args.batch_accumulation == 1:
+                result = sess.run({**fetches, "step": [u.apply for u in graph.updates]}, feed)
+                values = [result["scalars"]]
+            else:
+                # The applied mean must include every batch's gradients, so applying is a run of its own.
+                accumulate = [u.accumulate for u in graph.updates]
+                values = [sess.run({**fetches, "step": accumulate}, feed) for _ in range(args.batch_accumulation)]
+                sess.run([u.apply for u in graph.updates], feed)
+                result, values = values[-1], [v["scalars"] for v in values]
+            train_time += time.monotonic() - started
+            train_images += images_per_step
+            step += 1
+            epoch = epoch_of(step)
+            for value in values:
+                for key, number in value.items():
+                    if not np.isfinite(number):
+                        kind = "NaN" if np.isnan(number) else "infinite"
+                        raise TrainingError(f"the loss diverged ({kind}) at epoch {epoch}; try a lower learning rate")
+                    sums[key] += float(number)
+                count += 1
+            progress.update(step, epoch=epoch)
+            at_end = step >= total_steps
+            val_due = graph.val_iterator is not None and (at_end or (next_val is not None and epoch >= next_val - 1e-9))
+            snap_due = at_end or (next_snap is not None and epoch >= next_snap - 1e-9)
+            if count and (report_due or val_due or snap_due):
+                means = {k: v / count for k, v in sums.items()}
+                lr = feed[graph.learning_rate]
+                emit("metrics", epoch=epoch, train=means, lr=lr)
+                writer.add_summary(scalar_summary({**means}, "train/"), step)
+                writer.add_summary(scalar_summary({"learning_rate": lr}, ""), step)
+                if "summaries" in result:
+                    writer.add_summary(result["summaries"], step)
+                sums, count, last_report = dict.fromkeys(graph.train_scalars, 0.0), 0, time.monotonic()
+            if val_due:
+                while next_val is not None and next_val <= epoch + 1e-9:
+                    next_val += args.val_interval
+                val_values = validate(sess, graph)
+                if Stop.requested:
+                    continue
+                emit("metrics", epoch=epoch, val=val_values)
+                writer.add_summary(scalar_summary(val_values, "val/"), step)
+                if early is not None and early.stage == "val":
+                    improved, stop = early.update(epoch, val_values)
+                    if improved:
+                        emit("result", best_epoch=early.best_epoch, best_value=early.best, best_metric=early.metric)
+                    if stop:
+                        log(f"early stopping: {early.metric} has not improved for {early.patience} validations")
+                        stopped_early, snap_due = True, True
+            if snap_due:
+                while next_snap is not None and next_snap <= epoch + 1e-9:
+                    next_snap += args.snapshot_interval
+                prefix = os.path.join(args.save, snapshot_name(epoch))
+                saver.save(sess, prefix, write_meta_graph=False)
+                emit("snapshot", epoch=epoch, path=display_path(prefix))
+            writer.flush()
+            if stopped_early:
+                break
+        writer.close()
+    rate = train_images / train_time if train_time else 0.0
+    log(f"trained at {rate:,.0f} images/s")
+    emit("result", epochs_done=epoch, images_per_second=round(rate, 1), stopped_early=stopped_early)
+    return 0
+
+
+def main(argv: Sequence[str]) -> int:
+    """Train as the arguments say; errors the user can fix become an ``error`` event and exit status 1."""
+    args = build_parser().parse_args(argv)
+    # tf_slim calls Keras' legacy layers, which warn about their own deprecation on every layer.
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"tensorflow\.python\.keras\..*")
+    tf_root.get_logger().setLevel("ERROR")  # deprecation notices of the compat.v1 API: noise in the job log
+    Stop.install()
+    try:
+        return train(args)
+    except (NetworkError, TrainingError, FileNotFoundError) as exc:
+        cause = exc.__cause__ or exc
+        emit("error", message=str(exc), traceback="".join(traceback.format_exception(cause)))
+        log(str(exc))
+        return 1
+
+
+if __name__ == "__main__":
+    run_tool(main)

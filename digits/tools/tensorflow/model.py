@@ -1,0 +1,213 @@
+"""The user's side of training: the ``UserModel(Tower)`` contract, the ``digits`` helpers, loading the source.
+
+A network is Python source defining ``class UserModel(Tower)`` with ``@model_property`` members ``inference``
+and ``loss``. It is executed in a namespace holding ``tf`` (``tf.compat.v1``, graph mode), ``slim``
+(``tf_slim``), ``digits`` (the helpers below), ``Tower`` and ``model_property``. ``self.x`` is NHWC.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import traceback
+import types
+from collections.abc import Callable
+from typing import Any
+
+import tensorflow as tf_root
+import tf_slim as slim
+
+tf = tf_root.compat.v1
+
+
+class NetworkError(Exception):
+    """A failure in the user's network source; the message names the user's file and line when known."""
+
+
+def model_property(function: Callable) -> property:
+    """A property computed once per tower: ``self.inference`` builds the graph on first use, then is cached."""
+    attribute = "_cache_" + function.__name__
+
+    @property
+    @functools.wraps(function)
+    def cached(self):
+        if not hasattr(self, attribute):
+            setattr(self, attribute, function(self))
+        return getattr(self, attribute)
+
+    return cached
+
+
+class Tower:
+    """What a network gets: its input batch, labels and dataset facts. One tower is built per device and phase.
+
+    ``x`` is the NHWC float32 batch, ``y`` the int32 labels ``[N]``, ``input_shape`` ``[H, W, C]``;
+    ``summaries`` collects summaries the network adds (each scalar becomes a plotted series).
+    """
+
+    def __init__(
+        self, x, y, input_shape: list[int], nclasses: int | None, is_training: bool, is_inference: bool = False
+    ):
+        self.x = x
+        self.y = y
+        self.input_shape = input_shape
+        self.nclasses = nclasses
+        self.is_training = is_training
+        self.is_inference = is_inference
+        self.summaries: list = []
+        self.disableAutoDataParallelism = False
+
+    def fineTuneHook(self, net):  # noqa: N802 - the contract's name
+        """Return the model to use for fine-tuning, given the untuned one; by default the same model."""
+        return net
+
+    def gradientUpdate(self, grad):  # noqa: N802 - DIGITS' name, kept for networks written for it
+        return grad
+
+
+class GraphKeys:
+    """Names DIGITS networks refer to (``digits.GraphKeys.MODEL`` is the variable scope of the model)."""
+
+    MODEL = "model"
+    LOSS = "loss"
+    LOSSES = "losses"
+    TEMPLATE = "model"
+
+
+def classification_loss(pred, y):
+    """Mean softmax cross-entropy of logits ``pred`` [N, classes] against integer labels ``y`` [N]."""
+    cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(logits=pred, labels=tf.cast(y, tf.int32))
+    return tf.reduce_mean(cross_entropy, name="cross_entropy")
+
+
+def classification_accuracy(pred, y):
+    """Fraction (0 to 1) of the batch whose highest logit is the label."""
+    correct = tf.equal(tf.cast(tf.argmax(pred, 1), tf.int32), tf.cast(y, tf.int32))
+    return tf.reduce_mean(tf.cast(correct, tf.float32), name="accuracy")
+
+
+def mse_loss(lhs, rhs):
+    """Mean squared difference of two tensors of the same shape."""
+    return tf.reduce_mean(tf.square(lhs - rhs), name="mse")
+
+
+def constrastive_loss(lhs, rhs, y, margin: float = 1.0):
+    """Contrastive loss as Caffe defines it: ``y d^2 + (1 - y) max(margin - d, 0)^2``, halved and averaged.
+
+    ``d`` is the Euclidean distance between the rows of ``lhs`` and ``rhs``; ``y`` is 1 for similar pairs.
+    """
+    y = tf.cast(y, tf.float32)
+    d = tf.sqrt(tf.reduce_sum(tf.square(lhs - rhs), axis=1) + 1e-12)
+    loss = y * tf.square(d) + (1.0 - y) * tf.square(tf.maximum(margin - d, 0.0))
+    return tf.multiply(0.5, tf.reduce_mean(loss), name="contrastive_loss")
+
+
+def nhwc_to_nchw(x):
+    """Transpose a 4-D NHWC tensor to NCHW."""
+    return tf.transpose(x, [0, 3, 1, 2])
+
+
+def nchw_to_nhwc(x):
+    """Transpose a 4-D NCHW tensor to NHWC."""
+    return tf.transpose(x, [0, 2, 3, 1])
+
+
+def hwc_to_chw(x):
+    """Transpose a 3-D HWC tensor to CHW."""
+    return tf.transpose(x, [2, 0, 1])
+
+
+def chw_to_hwc(x):
+    """Transpose a 3-D CHW tensor to HWC."""
+    return tf.transpose(x, [1, 2, 0])
+
+
+def bgr_to_rgb(x):
+    """Reverse the channel (last) axis: BGR to RGB."""
+    return tf.reverse(x, axis=[-1])
+
+
+def rgb_to_bgr(x):
+    """Reverse the channel (last) axis: RGB to BGR."""
+    return tf.reverse(x, axis=[-1])
+
+
+def digits_helpers() -> types.SimpleNamespace:
+    """The ``digits`` object a network sees: the helper functions and ``GraphKeys``."""
+    return types.SimpleNamespace(
+        classification_loss=classification_loss,
+        classification_accuracy=classification_accuracy,
+        mse_loss=mse_loss,
+        constrastive_loss=constrastive_loss,  # the seed's spelling
+        contrastive_loss=constrastive_loss,
+        nhwc_to_nchw=nhwc_to_nchw,
+        nchw_to_nhwc=nchw_to_nhwc,
+        hwc_to_chw=hwc_to_chw,
+        chw_to_hwc=chw_to_hwc,
+        bgr_to_rgb=bgr_to_rgb,
+        rgb_to_bgr=rgb_to_bgr,
+        GraphKeys=GraphKeys,
+    )
+
+
+class _Contrib:
+    """``tf.contrib`` is gone from TensorFlow 2; networks written for DIGITS still call this one initializer."""
+
+    class layers:  # noqa: N801 - mirrors the module name networks use
+        @staticmethod
+        def xavier_initializer(uniform: bool = True, seed: int | None = None, dtype=tf_root.float32):
+            if uniform:
+                return tf.glorot_uniform_initializer(seed=seed, dtype=dtype)
+            return tf.glorot_normal_initializer(seed=seed, dtype=dtype)
+
+
+def _tf_with_contrib() -> types.ModuleType:
+    # A module that is tf.compat.v1 plus a ``contrib`` attribute; tf.compat.v1 itself stays untouched.
+    module = types.ModuleType("tensorflow")
+    module.__dict__.update({k: v for k, v in vars(tf).items() if not k.startswith("__")})
+    module.contrib = _Contrib
+    return module
+
+
+def user_error(exc: BaseException, path: str) -> NetworkError:
+    """A :class:`NetworkError` for ``exc`` naming the deepest line of ``path`` in its traceback (or none)."""
+    line = None
+    if isinstance(exc, SyntaxError) and exc.filename == path:
+        line = exc.lineno
+    else:
+        for frame in traceback.extract_tb(exc.__traceback__):
+            if frame.filename == path:
+                line = frame.lineno
+    where = f" ({os.path.basename(path)}, line {line})" if line else f" ({os.path.basename(path)})"
+    text = exc.msg if isinstance(exc, SyntaxError) else str(exc)
+    return NetworkError(f"{type(exc).__name__}: {text}{where}")
+
+
+def load_network(path: str) -> type:
+    """Execute the network source at ``path`` and return its ``UserModel`` class.
+
+    Raises :class:`NetworkError` naming the user's line for errors in the source, or when ``UserModel``
+    is missing or does not inherit ``Tower``.
+    """
+    with open(path) as f:
+        source = f.read()
+    namespace: dict[str, Any] = {
+        "__name__": "digits_network",
+        "tf": _tf_with_contrib(),
+        "slim": slim,
+        "digits": digits_helpers(),
+        "Tower": Tower,
+        "model_property": model_property,
+    }
+    try:
+        # Compiled with the real path, so tracebacks and errors point at the user's file and line.
+        exec(compile(source, path, "exec"), namespace)
+    except Exception as exc:
+        raise user_error(exc, path) from exc
+    model = namespace.get("UserModel")
+    if not isinstance(model, type) or not issubclass(model, Tower):
+        raise NetworkError(f"{os.path.basename(path)} must define class UserModel(Tower)")
+    for member in ("inference", "loss"):
+        if not hasattr(model, member):
+            raise NetworkError(f"UserModel must define the @model_property '{member}'")
+    return model

@@ -1,0 +1,200 @@
+"""The TensorFlow training program: the seed's networks on a small digits dataset, resume, errors."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.sample_images import write_digits_folder
+
+REPO = Path(__file__).resolve().parent.parent
+LENET = REPO / "digits" / "standard_networks" / "lenet.py"
+
+# The seed's auto-encoder as printed: it refers to an undefined ``_x`` on line 13.
+AUTOENCODER = """\
+class UserModel(Tower):
+
+    @model_property
+    def inference(self):
+        # the order for input shape is [0] -> H, [1] -> W, [2] -> C
+        # this is because tensorflow's default order is NHWC
+        model = tf.reshape(self.x, shape=[-1, self.input_shape[0], self.input_shape[1], self.input_shape[2]])
+        image_dim = self.input_shape[0] * self.input_shape[1]
+        with slim.arg_scope([slim.fully_connected],
+                            weights_initializer=tf.contrib.layers.xavier_initializer(),
+                            weights_regularizer=slim.l2_regularizer(0.0005)):
+            # first we reshape the images to something
+            model = tf.reshape(_x, shape=[-1, image_dim])
+            # encode the image
+            model = slim.fully_connected(model, 300, scope='fc1')
+            model = slim.fully_connected(model, 50, scope='fc2')
+            # decode the image
+            model = slim.fully_connected(model, 300, scope='fc3')
+            model = slim.fully_connected(model, image_dim, activation_fn=None, scope='fc4')
+            # form it back to the original
+            model = tf.reshape(model, shape=[-1, self.input_shape[0], self.input_shape[1], self.input_shape[2]])
+            return model
+
+    @model_property
+    def loss(self):
+        # In an autoencoder, we compare the encoded and then decoded image with the original
+        original = tf.reshape(self.x, shape=[-1, self.input_shape[0], self.input_shape[1], self.input_shape[2]])
+        # self.inference is called to get the processed image
+        model = self.inference
+        loss = digits.mse_loss(original, model)
+        return loss
+"""
+
+# The seed's freezing example completed into a LeNet built with tf.get_variable; SUFFIX renames layer 2.
+FREEZING = """\
+class UserModel(Tower):
+
+    @model_property
+    def inference(self):
+        self.weights = {
+            'weight1': tf.get_variable('weight1', [5, 5, self.input_shape[2], 20],
+                                       initializer=tf.contrib.layers.xavier_initializer()),
+            'weight2': tf.get_variable('weight2SUFFIX', [5, 5, 20, 50],
+                                       initializer=tf.contrib.layers.xavier_initializer()),
+        }
+        self.biases = {
+            'bias1': tf.get_variable('bias1', [20], initializer=tf.constant_initializer(0.0)),
+            'bias2': tf.get_variable('bias2SUFFIX', [50], initializer=tf.constant_initializer(0.0)),
+        }
+        model = self.x * 0.0125
+        model = tf.nn.relu(tf.nn.conv2d(model, self.weights['weight1'], [1, 1, 1, 1], 'VALID') + self.biases['bias1'])
+        model = tf.nn.max_pool2d(model, 2, 2, 'VALID')
+        model = tf.nn.relu(tf.nn.conv2d(model, self.weights['weight2'], [1, 1, 1, 1], 'VALID') + self.biases['bias2'])
+        model = tf.nn.max_pool2d(model, 2, 2, 'VALID')
+        model = slim.flatten(model)
+        return slim.fully_connected(model, self.nclasses, activation_fn=None, scope='fc')
+
+    @model_property
+    def loss(self):
+        return digits.classification_loss(self.inference, self.y)
+"""
+
+
+def run_module(module: str, *args, cwd: Path = REPO, timeout: int = 120) -> tuple[int, list[dict], str]:
+    """Run ``python -m module args`` in ``cwd``; returns (exit status, protocol events, stderr)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.run(
+        [sys.executable, "-m", module, *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=timeout,
+    )
+    return proc.returncode, [json.loads(line) for line in proc.stdout.splitlines()], proc.stderr
+
+
+def events_of(events: list[dict], kind: str) -> list[dict]:
+    return [e for e in events if e["event"] == kind]
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    """A digits dataset as the app builds it: train_db, val_db (25%), labels.txt, mean.npy."""
+    root = tmp_path_factory.mktemp("dataset")
+    write_digits_folder(root / "images", per_class=60)
+    status, _, stderr = run_module(
+        "digits.tools.parse_folder", root / "images", "--out-dir", root, "--pct-val", 25, "--seed", 0
+    )
+    assert status == 0, stderr
+    for stage in ("train", "val"):
+        status, _, stderr = run_module(
+            "digits.tools.create_db", "--list", root / f"{stage}.txt", "--db", root / f"{stage}_db",
+            "--width", 28, "--height", 28, "--channels", 1, "--mean", root / f"mean_{stage}.npy", "--workers", 1,
+        )  # fmt: skip
+        assert status == 0, stderr
+    (root / "mean_train.npy").rename(root / "mean.npy")
+    return root
+
+
+def train(dataset: Path, job: Path, network: Path, *args) -> tuple[int, list[dict], str]:
+    """Run the training program in the job folder ``job`` on ``dataset``."""
+    job.mkdir(exist_ok=True)
+    return run_module(
+        "digits.tools.tensorflow.main", "--network", network, "--train-db", dataset / "train_db",
+        "--val-db", dataset / "val_db", "--labels", dataset / "labels.txt", "--mean", dataset / "mean.npy",
+        "--subtract-mean", "image", "--batch-size", 32, "--seed", 1, *args, cwd=job,
+    )  # fmt: skip
+
+
+def test_seed_lenet_trains_and_resumes(dataset, tmp_path):
+    job = tmp_path / "job"
+    status, events, stderr = train(
+        dataset, job, LENET, "--epochs", 2, "--solver", "ADAM", "--learning-rate", 0.001, "--snapshot-interval", 1
+    )
+    assert status == 0, stderr
+    train_metrics = [e for e in events_of(events, "metrics") if "train" in e]
+    val_metrics = [e for e in events_of(events, "metrics") if "val" in e]
+    assert len(train_metrics) >= 4 and {"loss", "accuracy"} <= set(train_metrics[0]["train"])
+    assert train_metrics[0]["lr"] == pytest.approx(0.001)
+    assert [e["epoch"] for e in val_metrics][-1] == 2.0 and len(val_metrics) == 2
+    assert val_metrics[-1]["val"]["accuracy"] > 0.5  # ten classes: chance is 0.1
+    snapshots = events_of(events, "snapshot")
+    assert snapshots[-1] == {"event": "snapshot", "epoch": 2.0, "path": "snapshot_2.0.ckpt"}
+    assert (job / "snapshot_2.0.ckpt.index").is_file() and any((job / "tb").iterdir())
+    progress = events_of(events, "progress")
+    assert progress[-1]["done"] == progress[-1]["total"]
+
+    # Resume continues from the last snapshot: epochs carry on, optimizer state comes back.
+    status, events, stderr = train(
+        dataset, job, LENET, "--epochs", 3, "--solver", "ADAM", "--learning-rate", 0.001, "--resume"
+    )
+    assert status == 0, stderr
+    assert "resumed from" in stderr
+    epochs = [e["epoch"] for e in events_of(events, "metrics")]
+    assert min(epochs) > 2.0 and max(epochs) == 3.0
+    assert events_of(events, "snapshot")[-1]["path"] == "snapshot_3.0.ckpt"
+    assert events_of(events, "progress")[0]["done"] > progress[-1]["total"] / 2
+
+
+def test_seed_autoencoder_as_printed_names_the_line(dataset, tmp_path):
+    network = tmp_path / "network.py"
+    network.write_text(AUTOENCODER)
+    status, events, _ = train(dataset, tmp_path / "job", network, "--epochs", 1)
+    assert status == 1
+    assert events_of(events, "error")[0]["message"] == "NameError: name '_x' is not defined (network.py, line 13)"
+
+
+def test_seed_autoencoder_corrected_trains(dataset, tmp_path):
+    network = tmp_path / "network.py"
+    network.write_text(AUTOENCODER.replace("tf.reshape(_x,", "tf.reshape(model,"))
+    status, events, stderr = train(
+        dataset, tmp_path / "job", network, "--epochs", 1, "--solver", "ADAM", "--learning-rate", 0.001
+    )
+    assert status == 0, stderr
+    losses = [e["train"]["loss"] for e in events_of(events, "metrics") if "train" in e]
+    assert losses[-1] < 0.8 * losses[0]
+    assert events_of(events, "snapshot")[-1]["path"] == "snapshot_1.0.ckpt"
+
+
+def test_renamed_variables_are_not_restored_and_freeze_keeps_variables(dataset, tmp_path):
+    first = tmp_path / "first.py"
+    first.write_text(FREEZING.replace("SUFFIX", ""))
+    status, events, stderr = train(dataset, tmp_path / "first", first, "--epochs", 1, "--freeze", "^model/fc/")
+    assert status == 0, stderr
+    assert events_of(events, "result")[0]["frozen"] == ["model/fc/weights", "model/fc/biases"]
+    second = tmp_path / "second.py"
+    second.write_text(FREEZING.replace("SUFFIX", "_not_in_use"))
+    snapshot = tmp_path / "first" / "snapshot_1.0.ckpt"
+    status, events, stderr = train(dataset, tmp_path / "second", second, "--epochs", 0.5, "--weights", snapshot)
+    assert status == 0, stderr
+    weights = events_of(events, "result")[0]["weights"]
+    assert weights["restored"] == ["model/bias1", "model/fc/biases", "model/fc/weights", "model/weight1"]
+    assert weights["new"] == ["model/weight2_not_in_use", "model/bias2_not_in_use"]
+    assert "new (initialized): model/weight2_not_in_use, model/bias2_not_in_use" in stderr
+
+
+def test_divergence_stops_with_advice(dataset, tmp_path):
+    status, events, _ = train(dataset, tmp_path / "job", LENET, "--epochs", 1, "--learning-rate", 1e6)
+    assert status == 1
+    message = events_of(events, "error")[0]["message"]
+    assert re.fullmatch(r"the loss diverged \(NaN\) at epoch [\d.]+; try a lower learning rate", message)

@@ -1,0 +1,80 @@
+"""Training through the app: DIGITS' REST step 4, the accuracy it reaches, abort and resume."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from sample_images import write_digits_folder
+from server import wait_for_status
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def full_digits(tmp_path_factory):
+    """All 1,797 of scikit-learn's digits as 28x28 grayscale PNGs."""
+    return write_digits_folder(tmp_path_factory.mktemp("all-digits"))
+
+
+def make_dataset(client, folder) -> str:
+    fields = dict(method="folder", folder_train=str(folder), resize_channels="1", resize_width="28",
+                  resize_height="28", folder_pct_val="25", dataset_name="digits")  # fmt: skip
+    created = client.post("/datasets/images/classification.json", data=fields).get_json()
+    assert wait_for_status(client, created["id"])["status"] == "Done"
+    return created["id"]
+
+
+def val_accuracy(metrics: list[dict]) -> list[float]:
+    return [value for m in metrics for name, value in m.get("val", {}).items() if "accuracy" in name]
+
+
+def test_rest_step_4_and_accuracy(logged_in, full_digits):
+    dataset = make_dataset(logged_in, full_digits)
+    fields = dict(method="standard", standard_networks="lenet", train_epochs="30", framework="tensorflow",
+                  model_name="lenet", dataset=dataset, solver_type="SGD", learning_rate="0.01",
+                  lr_policy="step", batch_size="16", random_seed="1")  # fmt: skip
+    created = logged_in.post("/models/images/classification.json", data=fields).get_json()
+    assert set(created) == {"id", "name", "status"}
+    deadline = time.monotonic() + 30
+    while not logged_in.get(f"/models/{created['id']}.json").get_json()["snapshots"]:
+        assert time.monotonic() < deadline, "no snapshot while training"
+        time.sleep(0.5)
+    status = wait_for_status(logged_in, created["id"], timeout=600)
+    model = logged_in.get(f"/models/{created['id']}.json").get_json()
+    assert status["status"] == "Done", model["error"]
+    assert model["snapshots"][-1] == 30 and len(model["snapshots"]) == 30
+    accuracy = val_accuracy(model["metrics"])
+    assert len(accuracy) == 30
+    assert accuracy[-1] >= 0.975, accuracy
+
+
+def test_abort_then_resume_continues_the_curve(logged_in, digits_folder):
+    dataset = make_dataset(logged_in, digits_folder)
+    fields = dict(method="standard", standard_networks="lenet", train_epochs="40", framework="tensorflow",
+                  model_name="long", dataset=dataset, batch_size="8", snapshot_interval="1")  # fmt: skip
+    created = logged_in.post("/models/images/classification.json", data=fields).get_json()
+    url = f"/models/{created['id']}.json"
+    deadline = time.monotonic() + 120
+    while len(logged_in.get(url).get_json()["snapshots"]) < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    logged_in.post(f"/models/{created['id']}/abort")
+    aborted = wait_for_status(logged_in, created["id"])
+    assert aborted["status"] == "Aborted"
+    before = logged_in.get(url).get_json()
+    assert before["can_resume"] and before["snapshots"]
+    last_epoch = max(m["epoch"] for m in before["metrics"])
+    assert logged_in.post(f"/models/{created['id']}/resume").status_code == 200
+    deadline = time.monotonic() + 120
+    while True:
+        after = logged_in.get(url).get_json()
+        if max(m["epoch"] for m in after["metrics"]) > last_epoch + 1:
+            break
+        assert time.monotonic() < deadline and after["status"] != "Error", after["error"]
+        time.sleep(0.2)
+    resumed_from = before["snapshots"][-1]
+    new_points = after["metrics"][len(before["metrics"]) :]
+    assert new_points and min(m["epoch"] for m in new_points) > resumed_from  # it carried on, not restarted
+    logged_in.post(f"/models/{created['id']}/abort")
+    wait_for_status(logged_in, created["id"])
