@@ -29,7 +29,11 @@ setup(
     packages=find_packages(include=["digits", "digits.*"]) + ["digits.templates", "digits.static"],
     # templates/ and static/ live at the top of the source tree and are installed inside the package.
     package_dir={"digits.templates": "templates", "digits.static": "static"},
-    package_data={"digits.templates": asset_files("templates"), "digits.static": asset_files("static")},
+    package_data={
+        "digits": ["standard_networks/*.py"],
+        "digits.templates": asset_files("templates"),
+        "digits.static": asset_files("static"),
+    },
     install_requires=requirements("requirements.txt"),
     entry_points={"console_scripts": ["digits-server = digits.cli:main"]},
 )
