@@ -385,5 +385,156 @@ window.DIGITS = (function () {
         DIGITS.initTooltips(document);
     });
 
+
+    /**
+     * What every job page does besides drawing itself: live updates from the job's room, inline editing
+     * of name, group and notes, and the Abort, Resume and Delete buttons.
+     * options: {jobId, jsonUrl, resumeUrl, kind ("dataset", "model"), canEdit, homeUrl,
+     *           getJob() -> the job as last rendered, render(job)}.
+     * Returns {refresh(), editing() -> the id of the field being edited (render leaves it alone) or null}.
+     */
+    DIGITS.jobPage = function (options) {
+        const JOB_ID = options.jobId;
+        const jobUrl = DIGITS.url('/jobs/' + encodeURIComponent(JOB_ID));
+        const byId = function (id) { return document.getElementById(id); };
+        const el = DIGITS.el;
+        let editing = null;
+        /* ---------- live updates ---------- */
+
+        let deleted = false;
+        const refresh = DIGITS.throttle(async function () {
+            if (deleted) return;
+            try {
+                options.render(await DIGITS.fetchJSON(options.jsonUrl));
+            } catch (error) {
+                if (error.status === 404) markDeleted();
+            }
+        }, 500);
+
+        function markDeleted() {
+            deleted = true;
+            byId('deleted-notice').classList.remove('d-none');
+            document.querySelectorAll('#abort-button, #resume-button, #delete-button').forEach(function (b) { b.disabled = true; });
+        }
+
+        const socket = DIGITS.join(JOB_ID);
+        socket.on('job_update', function (summary) {
+            if (!summary || summary.id !== JOB_ID) return;
+            if (summary.deleted) { markDeleted(); return; }
+            refresh();
+        });
+        socket.on('task_update', function (message) {
+            if (message && message.job_id === JOB_ID) refresh();
+        });
+        // Whatever happened while disconnected is in the JSON.
+        let connectedOnce = false;
+        socket.on('connect', function () {
+            if (connectedOnce) refresh();
+            connectedOnce = true;
+        });
+
+        /* ---------- actions ---------- */
+
+        function startEdit(node) {
+            if (!options.canEdit || editing) return;
+            const field = node.dataset.field;
+            const multiline = !!node.dataset.multiline;
+            const job = options.getJob();
+            const original = job[field] || '';
+            editing = node.id;
+            const input = el(multiline ? 'textarea' : 'input', {
+                className: 'form-control form-control-sm', rows: multiline ? 4 : null,
+                type: multiline ? null : 'text', 'aria-label': field,
+            });
+            input.value = original;
+            const hint = el('div', {className: 'form-text'}, multiline ? 'Ctrl+Enter to save, Esc to cancel' : 'Enter to save, Esc to cancel');
+            node.classList.add('d-none');
+            node.after(input, hint);
+            input.focus();
+            let done = false;
+            async function finish(save) {
+                if (done) return;
+                done = true;
+                const value = input.value.trim();
+                input.remove();
+                hint.remove();
+                node.classList.remove('d-none');
+                editing = null;
+                if (save && value !== original) {
+                    try {
+                        const body = {};
+                        body[field] = value;
+                        const summary = await DIGITS.fetchJSON(jobUrl, {method: 'PUT', body: body});
+                        job[field] = value;
+                        if (summary && summary[field] !== undefined) job[field] = summary[field];
+                    } catch (error) {
+                        DIGITS.alert('Could not save the ' + field + ': ' + error.message);
+                    }
+                }
+                options.render(job);
+            }
+            input.addEventListener('keydown', function (event) {
+                if (event.key === 'Escape') { event.preventDefault(); finish(false); }
+                if (event.key === 'Enter' && (!multiline || event.ctrlKey || event.metaKey)) { event.preventDefault(); finish(true); }
+            });
+            input.addEventListener('blur', function () { finish(true); });
+        }
+
+        if (options.canEdit) {
+            document.querySelectorAll('.editable[data-field]').forEach(function (node) {
+                node.addEventListener('click', function () { startEdit(node); });
+                node.addEventListener('keydown', function (event) {
+                    if (event.key === 'Enter') { event.preventDefault(); startEdit(node); }
+                });
+            });
+        }
+
+        const abortButton = byId('abort-button');
+        if (abortButton) abortButton.addEventListener('click', async function () {
+            abortButton.disabled = true;
+            try {
+                await DIGITS.fetchJSON(jobUrl + '/abort', {method: 'POST'});
+                refresh();
+            } catch (error) {
+                DIGITS.alert('Could not abort: ' + error.message);
+            } finally {
+                abortButton.disabled = false;
+            }
+        });
+
+        const resumeButton = byId('resume-button');
+        if (resumeButton) resumeButton.addEventListener('click', async function () {
+            resumeButton.disabled = true;
+            try {
+                await DIGITS.fetchJSON(options.resumeUrl, {method: 'POST'});
+                refresh();
+            } catch (error) {
+                DIGITS.alert('Could not resume: ' + error.message);
+            } finally {
+                resumeButton.disabled = false;
+            }
+        });
+
+        const deleteButton = byId('delete-button');
+        if (deleteButton) deleteButton.addEventListener('click', async function () {
+            if (!window.confirm('Delete ' + options.kind + ' "' + options.getJob().name + '" and its files?')) return;
+            deleteButton.disabled = true;
+            try {
+                await DIGITS.fetchJSON(jobUrl, {method: 'DELETE'});
+                window.location.href = options.homeUrl;
+            } catch (error) {
+                let message = 'Could not delete: ' + error.message;
+                const dependents = (error.data && error.data.dependents) || [];
+                if (dependents.length && message.indexOf(dependents[0].name) < 0) {
+                    message += ' (used by ' + dependents.map(function (d) { return d.name; }).join(', ') + ')';
+                }
+                DIGITS.alert(message);
+                deleteButton.disabled = false;
+            }
+        });
+
+        return {refresh: refresh, editing: function () { return editing; }};
+    };
+
     return DIGITS;
 })();

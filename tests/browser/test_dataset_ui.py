@@ -67,6 +67,12 @@ def test_create_dataset_through_the_form(page, live_server, tmp_path):
     page.wait_for_function("() => document.querySelector('#mean-image-box img')?.naturalWidth > 0")
     screenshot(page, "dataset-page")
 
+    page.click("#job-name")  # inline rename, saved with Enter
+    page.fill("#job-name + input", "digits, renamed")
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => document.querySelector('#job-name').innerText === 'digits, renamed'")
+    assert page.request.get(f"datasets/{job_id}.json").json()["name"] == "digits, renamed"
+
     page.click("#entries-table a[href*='db=train']")
     page.wait_for_url(lambda url: "/explore" in url and "db=train" in url)
     images = page.locator("#explore-grid figure img")

@@ -56,4 +56,9 @@ def test_train_abort_resume_through_the_pages(page, live_server, digits_folder):
     screenshot(page, "model-resumed")
     page.click("#abort-button")
     wait_until(page, "() => document.querySelector('#job-status').innerText.includes('Aborted')")
+    model_id = page.url.rstrip("/").rsplit("/", 1)[1]
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#delete-button")
+    page.wait_for_url(live_server.url + "/")
+    assert page.request.get(f"models/{model_id}.json").status == 404
     assert page.js_errors == []
