@@ -6,6 +6,7 @@ import time
 
 import pytest
 from sample_images import write_digits_folder
+from seed_networks import AUTOENCODER
 from server import wait_for_status
 
 pytestmark = pytest.mark.slow
@@ -78,3 +79,15 @@ def test_abort_then_resume_continues_the_curve(logged_in, digits_folder):
     assert new_points and min(m["epoch"] for m in new_points) > resumed_from  # it carried on, not restarted
     logged_in.post(f"/models/{created['id']}/abort")
     wait_for_status(logged_in, created["id"])
+
+
+def test_network_error_names_the_users_line(logged_in, digits_folder):
+    dataset = make_dataset(logged_in, digits_folder)
+    fields = dict(method="custom", custom_network=AUTOENCODER, train_epochs="1", framework="tensorflow",
+                  model_name="auto-encoder as printed", dataset=dataset)  # fmt: skip
+    created = logged_in.post("/models/images/classification.json", data=fields).get_json()
+    status = wait_for_status(logged_in, created["id"], timeout=120)
+    assert status["status"] == "Error"
+    assert status["error"] == "NameError: name '_x' is not defined (network.py, line 13)"
+    error = logged_in.get(f"/models/{created['id']}.json").get_json()["error"]
+    assert error["user_line"] == 13 and "tf.reshape(_x" in error["user_source_line"]

@@ -582,7 +582,8 @@ def main(argv: Sequence[str]) -> int:
         return train(args)
     except (NetworkError, TrainingError, FileNotFoundError) as exc:
         cause = exc.__cause__ or exc
-        emit("error", message=str(exc), traceback="".join(traceback.format_exception(cause)))
+        where = {"user_line": exc.line, "user_source_line": exc.source_line} if getattr(exc, "line", None) else {}
+        emit("error", message=str(exc), traceback="".join(traceback.format_exception(cause)), **where)
         log(str(exc))
         return 1
 

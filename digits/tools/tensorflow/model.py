@@ -8,6 +8,7 @@ and ``loss``. It is executed in a namespace holding ``tf`` (``tf.compat.v1``, gr
 from __future__ import annotations
 
 import functools
+import linecache
 import os
 import traceback
 import types
@@ -22,6 +23,11 @@ tf = tf_root.compat.v1
 
 class NetworkError(Exception):
     """A failure in the user's network source; the message names the user's file and line when known."""
+
+    def __init__(self, message: str, line: int | None = None, source_line: str | None = None):
+        super().__init__(message)
+        self.line = line
+        self.source_line = source_line
 
 
 def model_property(function: Callable) -> property:
@@ -180,7 +186,8 @@ def user_error(exc: BaseException, path: str) -> NetworkError:
                 line = frame.lineno
     where = f" ({os.path.basename(path)}, line {line})" if line else f" ({os.path.basename(path)})"
     text = exc.msg if isinstance(exc, SyntaxError) else str(exc)
-    return NetworkError(f"{type(exc).__name__}: {text}{where}")
+    source_line = linecache.getline(path, line).rstrip() if line else None
+    return NetworkError(f"{type(exc).__name__}: {text}{where}", line, source_line)
 
 
 def load_network(path: str) -> type:
