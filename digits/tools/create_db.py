@@ -382,7 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--mean", help="where to save the mean image (.npy; a .png is written beside it)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="image processes (1: none)")
     parser.add_argument("--shuffle", action=argparse.BooleanOptionalAction, default=True, help="shuffle the list")
-    parser.add_argument("--seed", type=int, default=None, help="seed for shuffling")
+    parser.add_argument("--seed", type=int, default=0, help="seed for shuffling (same list, same order)")
     parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger images")
     parser.add_argument("--initial-map-size", type=int, default=None, help="initial LMDB map size in bytes")
     return parser

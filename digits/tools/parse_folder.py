@@ -154,7 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--test-folder", help="separate test folder (instead of --pct-test)")
     parser.add_argument("--test-min-per-class", type=int, default=1)
     parser.add_argument("--test-max-per-class", type=int, default=None)
-    parser.add_argument("--seed", type=int, default=None, help="seed for shuffling and subsampling")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed for shuffling and subsampling (same folder, same split)"
+    )
     return parser
 
 

@@ -449,7 +449,9 @@ def train(args: argparse.Namespace) -> int:
 
     tf.disable_eager_execution()
     if args.seed is not None:
+        # A seed promises a repeatable run: same initial weights, same order, same arithmetic.
         tf.set_random_seed(args.seed)
+        tf_root.config.experimental.enable_op_determinism()
     graph = build_graph(args, model_class, train_info, val_info, count_classes(args), mean)
     saver = tf.train.Saver(max_to_keep=None, save_relative_paths=True)
     os.makedirs(args.save, exist_ok=True)
