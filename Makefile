@@ -41,8 +41,10 @@ format: $(TEST_STAMP)
 	$(BIN)/ruff format digits tests bench setup.py
 	$(BIN)/ruff check --fix digits tests bench setup.py
 
-bench: $(STAMP)
+bench: $(TEST_STAMP)
 	$(BIN)/python bench/create_db.py
+	$(BIN)/python bench/responsiveness.py
+	$(BIN)/python bench/train.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
