@@ -92,3 +92,25 @@ def test_network_error_names_the_users_line(logged_in, digits_folder):
     assert status["error"] == "NameError: name '_x' is not defined (network.py, line 13)"
     error = logged_in.get(f"/models/{created['id']}.json").get_json()["error"]
     assert error["user_line"] == 13 and "tf.reshape(_x" in error["user_source_line"]
+
+
+def test_start_from_a_previous_model(logged_in, digits_folder):
+    dataset = make_dataset(logged_in, digits_folder)
+    base = dict(method="standard", standard_networks="lenet", train_epochs="2", framework="tensorflow",
+                model_name="first", dataset=dataset, batch_size="16")  # fmt: skip
+    first = logged_in.post("/models/images/classification.json", data=base).get_json()
+    assert wait_for_status(logged_in, first["id"], timeout=120)["status"] == "Done"
+    bad = logged_in.post(
+        "/models/images/classification.json",
+        data=dict(base, method="previous", previous_networks=first["id"], previous_network_snapshot="7"),
+    )
+    assert bad.status_code == 400
+    assert bad.get_json()["errors"]["previous_network_snapshot"] == ["first has no snapshot at epoch 7; it has 1, 2."]
+    fields = dict(base, method="previous", previous_networks=first["id"], previous_network_snapshot="1",
+                  model_name="second", train_epochs="1")  # fmt: skip
+    second = logged_in.post("/models/images/classification.json", data=fields).get_json()
+    assert wait_for_status(logged_in, second["id"], timeout=120)["status"] == "Done"
+    log = logged_in.get(f"/jobs/{second['id']}/log/train").get_data(as_text=True)
+    assert "--weights" in log.splitlines()[0] and "snapshot_1.0.ckpt" in log.splitlines()[0]
+    model = logged_in.get(f"/models/{second['id']}.json").get_json()
+    assert model["status"] == "Done"

@@ -152,6 +152,7 @@ class ImageClassificationModelForm(FlaskForm):
     pretrained_networks = RadioChoice("Pretrained networks", choices=[], validate_choice=False)
     custom_network = TextAreaField("Custom network")
     custom_network_snapshot = StringField("Pretrained model(s)", description="A checkpoint to start from.")
+    previous_network_snapshot = StringField("Snapshot", description="The epoch to start from; empty: the last.")
 
     select_gpu = StringField("Select GPU")
     select_gpus = SelectMultipleField("Select GPU(s)", choices=[], validate_choice=False, coerce=int)
@@ -229,14 +230,42 @@ def sweep(form: ImageClassificationModelForm) -> list[tuple[float, int]]:
 
 
 def network_source(form: ImageClassificationModelForm, store: JobStore) -> str:
+    """The source the new model trains: typed in, a standard network's, or a previous model's."""
     if form.method.data == "custom":
         return form.custom_network.data
     if form.method.data == "standard":
         return standard_network_source(form.standard_networks.data)
-    raise ValueError(f"{form.method.data} networks are not available yet")
+    previous = store.get(form.previous_networks.data)
+    return (Path(previous.directory) / "network.py").read_text()
 
 
-def train_args(form_data: dict[str, Any], dataset: Job, learning_rate: float, batch_size: int) -> list[str]:
+def snapshots_of(job: Job) -> list[dict]:
+    """A model's snapshots, oldest first: ``[{"epoch", "path"}]`` (paths relative to its directory)."""
+    return job.tasks[0].data.get("snapshots", []) if job.tasks else []
+
+
+def find_snapshot(job: Job, epoch: str | None) -> dict | None:
+    """The snapshot of ``job`` at ``epoch`` (as typed: "2", "2.0"), or None."""
+    try:
+        wanted = float(epoch or "")
+    except ValueError:
+        return None
+    return next((s for s in snapshots_of(job) if abs(float(s["epoch"]) - wanted) < 1e-9), None)
+
+
+def starting_weights(form: ImageClassificationModelForm, store: JobStore) -> str | None:
+    """The checkpoint a new model starts from: a previous model's snapshot, or the one typed in."""
+    if form.method.data == "previous":
+        previous = store.get(form.previous_networks.data)
+        snapshots = snapshots_of(previous)
+        chosen = find_snapshot(previous, form.previous_network_snapshot.data) or snapshots[-1]
+        return str(Path(previous.directory) / chosen["path"])
+    return (form.custom_network_snapshot.data or "").strip() or None
+
+
+def train_args(
+    form_data: dict[str, Any], dataset: Job, learning_rate: float, batch_size: int, weights: str | None = None
+) -> list[str]:
     """The training program's arguments for one job of the form (one point of a sweep)."""
     data_dir = Path(dataset.directory)
     policy = lr_policy_of(form_data, learning_rate)
@@ -280,6 +309,6 @@ def train_args(form_data: dict[str, Any], dataset: Job, learning_rate: float, ba
             "--early-stopping-metric", form_data["early_stopping_metric"],
             "--patience", str(form_data.get("early_stopping_patience") or 5),
         ]  # fmt: skip
-    if form_data.get("custom_network_snapshot"):
-        args += ["--weights", form_data["custom_network_snapshot"]]
+    if weights:
+        args += ["--weights", weights]
     return args

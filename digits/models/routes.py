@@ -44,9 +44,14 @@ def _usable_datasets() -> list[Job]:
     return _services().store.all(lambda j: j.type == "dataset" and j.status not in (Status.ERROR, Status.ABORTED))
 
 
+def _previous_models() -> list[Job]:
+    return _services().store.all(lambda j: j.type == "model" and bool(classification.snapshots_of(j)))
+
+
 def _form(kind: dict, data: dict | None = None):
     form = replay(kind["form"], data) if data is not None else kind["form"]()
     form.set_datasets(_usable_datasets())
+    form.previous_networks.choices = [(j.id, j.name) for j in _previous_models()]
     return form
 
 
@@ -71,7 +76,10 @@ def _render_form(kind: dict, form, status: int = 200):
         "action": url_for("models.create", kind=kind["id"]),
         "datasets": datasets,
         "standard_networks": [{"id": n, "title": t, "description": d} for n, t, d in classification.STANDARD_NETWORKS],
-        "previous_models": [],
+        "previous_models": [
+            {"id": j.id, "name": j.name, "snapshots": [s["epoch"] for s in classification.snapshots_of(j)]}
+            for j in _previous_models()
+        ],
         "gpus": [{"index": g.index, "name": g.name} for g in _services().pools.gpus],
         "lr_preview_url": url_for("models.lr_preview"),
         "network_source_url": url_for("models.network_source", name="__NAME__"),
@@ -94,6 +102,7 @@ def create(kind: str):
         services = _services()
         dataset = services.store.get(form.dataset.data)
         source = classification.network_source(form, services.store)
+        weights = classification.starting_weights(form, services.store)
         points = classification.sweep(form)
         jobs = []
         for learning_rate, batch_size in points:
@@ -109,7 +118,7 @@ def create(kind: str):
                     id="train",
                     name="Train",
                     tool=TRAIN_TOOL,
-                    args=classification.train_args(data, dataset, learning_rate, batch_size),
+                    args=classification.train_args(data, dataset, learning_rate, batch_size, weights),
                     resources=_resources(form),
                 )
                 job = Job(
@@ -130,11 +139,24 @@ def create(kind: str):
 
 
 def _check_method(form) -> bool:
-    if form.method.data in ("previous", "pretrained"):
+    if form.method.data == "pretrained":
         form.method.errors = list(form.method.errors) + [
-            f"Starting from {form.method.data} models is not available yet; use a standard or custom network."
+            "Starting from pretrained models is not available yet; use a standard, previous or custom network."
         ]
         return False
+    if form.method.data == "previous" and form.previous_networks.data not in {j.id for j in _previous_models()}:
+        form.previous_networks.errors = list(form.previous_networks.errors) + [
+            "Pick a previous model that has a snapshot."
+        ]
+        return False
+    if form.method.data == "previous" and (form.previous_network_snapshot.data or "").strip():
+        previous = _services().store.get(form.previous_networks.data)
+        if classification.find_snapshot(previous, form.previous_network_snapshot.data) is None:
+            epochs = ", ".join(f"{s['epoch']:g}" for s in classification.snapshots_of(previous))
+            form.previous_network_snapshot.errors = list(form.previous_network_snapshot.errors) + [
+                f"{previous.name} has no snapshot at epoch {form.previous_network_snapshot.data}; it has {epochs}."
+            ]
+            return False
     dataset = _services().store.get(form.dataset.data)
     train_entries = next((t.data.get("entries") for t in dataset.tasks if t.id == "create_db_train"), None)
     too_big = [b for b in form.batch_size.values if train_entries is not None and b > train_entries]

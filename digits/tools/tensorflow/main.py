@@ -558,11 +558,15 @@ def train(args: argparse.Namespace) -> int:
                         log(f"early stopping: {early.metric} has not improved for {early.patience} validations")
                         stopped_early, snap_due = True, True
             if snap_due:
+                # Named after the scheduled epoch the step has just crossed (by less than one step), so
+                # "the snapshot of epoch 1" is snapshot_1.0 whatever the batch size.
+                label = epoch
                 while next_snap is not None and next_snap <= epoch + 1e-9:
+                    label = round(next_snap, 6)
                     next_snap += args.snapshot_interval
-                prefix = os.path.join(args.save, snapshot_name(epoch))
+                prefix = os.path.join(args.save, snapshot_name(label))
                 saver.save(sess, prefix, write_meta_graph=False)
-                emit("snapshot", epoch=epoch, path=display_path(prefix))
+                emit("snapshot", epoch=label, path=display_path(prefix))
             writer.flush()
             if stopped_early:
                 break
