@@ -14,6 +14,11 @@ from wtforms.validators import ValidationError
 FALSE_VALUES = ("false", "False", "0", "no", "off", "")
 
 
+def checked(value: Any) -> bool:
+    """Whether a checkbox value kept in ``job.form`` (a string, or absent) means "on"."""
+    return value is not None and value not in FALSE_VALUES
+
+
 class Checkbox(BooleanField):
     """A BooleanField that reads ``0``/``no``/``off`` as false, as scripts send them."""
 

@@ -134,3 +134,15 @@ def test_divergence_stops_with_advice(dataset, tmp_path):
     assert status == 1
     message = events_of(events, "error")[0]["message"]
     assert re.fullmatch(r"the loss diverged \(NaN\) at epoch [\d.]+; try a lower learning rate", message)
+
+
+def test_augmentation_trains_and_refuses_what_images_cannot_take(dataset, tmp_path):
+    every = ("--aug-flip", "fliplrud", "--aug-quad-rot", "rotall", "--aug-rot", 15, "--aug-scale", 0.1,
+             "--aug-noise", 0.02, "--aug-contrast", 0.3, "--aug-whitening")  # fmt: skip
+    status, events, stderr = train(dataset, tmp_path / "augmented", LENET, "--epochs", 1, *every)
+    assert status == 0, stderr
+    losses = [e["train"]["loss"] for e in events_of(events, "metrics") if "train" in e]
+    assert losses and all(loss == loss for loss in losses)  # finite, not NaN
+    status, events, _ = train(dataset, tmp_path / "hsv", LENET, "--epochs", 1, "--aug-hsv", 0.02, 0.04, 0.06)
+    assert status == 1
+    assert events_of(events, "error")[0]["message"] == "HSV shifting needs color images"

@@ -15,7 +15,7 @@ from flask_wtf import FlaskForm
 from wtforms import FloatField, IntegerField, SelectMultipleField, StringField, TextAreaField
 from wtforms.validators import DataRequired, NumberRange, Optional, ValidationError
 
-from digits.forms import Checkbox, Choice, RadioChoice
+from digits.forms import Checkbox, Choice, RadioChoice, checked
 from digits.jobs import Job, JobStore, Status
 from digits.models.lr_policy import POLICIES, LRPolicy, parse_percents
 
@@ -295,9 +295,7 @@ def train_args(
         args += ["--mean", str(data_dir / "mean.npy")]
     if form_data.get("random_seed") not in (None, ""):
         args += ["--seed", str(form_data["random_seed"])]
-    args.append(
-        "--shuffle" if form_data.get("shuffle") not in ("", "0", "false", "no", "off", None) else "--no-shuffle"
-    )
+    args.append("--shuffle" if checked(form_data.get("shuffle")) else "--no-shuffle")
     if form_data.get("crop_size"):
         args += ["--crop-size", str(form_data["crop_size"])]
     if form_data.get("solver_type") == "RMSPROP":
@@ -311,4 +309,22 @@ def train_args(
         ]  # fmt: skip
     if weights:
         args += ["--weights", weights]
+    args += augmentation_args(form_data)
+    return args
+
+
+def augmentation_args(form_data: dict[str, Any]) -> list[str]:
+    """The training program's augmentation arguments for the form's ``aug_*`` fields (only those in use)."""
+    args = []
+    for field, option in (("aug_flip", "--aug-flip"), ("aug_quad_rot", "--aug-quad-rot")):
+        if form_data.get(field, "none") not in ("none", ""):
+            args += [option, form_data[field]]
+    for field, option in (("aug_rot", "--aug-rot"), ("aug_scale", "--aug-scale"), ("aug_noise", "--aug-noise"),
+                          ("aug_contrast", "--aug-contrast")):  # fmt: skip
+        if form_data.get(field) not in (None, "") and float(form_data[field]):
+            args += [option, str(form_data[field])]
+    if checked(form_data.get("aug_whitening")):
+        args.append("--aug-whitening")
+    if checked(form_data.get("aug_hsv_use")):
+        args += ["--aug-hsv", *(str(form_data.get(f"aug_hsv_{c}") or 0) for c in "hsv")]
     return args

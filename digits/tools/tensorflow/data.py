@@ -7,6 +7,7 @@ training); parsing, decoding (PNG/JPEG or raw pixels), mean subtraction and crop
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 
@@ -97,6 +98,90 @@ def decode(encoded, shape: list[int], fmt: str):
     return tf.cast(tf.reshape(image, shape), tf.float32)
 
 
+@dataclass
+class Augmentation:
+    """Random changes to training images, as DIGITS' model form names them (all off by default)."""
+
+    flip: str = "none"  # none, fliplr, flipud, fliplrud
+    quad_rot: str = "none"  # none, rot90 (0/90/270), rot180 (0/180), rotall (0/90/180/270)
+    rotation: float = 0.0  # +- degrees
+    scale: float = 0.0  # stddev of the scale factor around 1
+    noise: float = 0.0  # stddev of gaussian noise, as a fraction of the pixel range
+    contrast: float = 0.0  # contrast factor drawn from [1 - c, 1 + c]
+    whitening: bool = False  # per-image standardization (replaces mean subtraction)
+    hsv: tuple[float, float, float] | None = None  # hue, saturation, value shifts (color images)
+
+    QUARTER_TURNS = {"rot90": [0, 1, 3], "rot180": [0, 2], "rotall": [0, 1, 2, 3]}
+
+    def check(self, shape: tuple[int, int, int]) -> None:
+        """Raise ValueError for choices these images cannot take."""
+        if self.quad_rot in ("rot90", "rotall") and shape[0] != shape[1]:
+            raise ValueError(f"rotating by 90 degrees needs square images; these are {shape[0]}x{shape[1]}")
+        if self.hsv and shape[2] != 3:
+            raise ValueError("HSV shifting needs color images")
+
+    def apply(self, images, seed: int | None):
+        """Augment a batch of NHWC float images with pixel values in [0, 255]."""
+        flips = {"fliplr": [tf.image.flip_left_right], "flipud": [tf.image.flip_up_down]}
+        flips["fliplrud"] = flips["fliplr"] + flips["flipud"]
+        for flip in flips.get(self.flip, []):
+            images = tf.map_fn(
+                lambda image, flip=flip: tf.cond(
+                    tf.random.uniform([], seed=seed) < 0.5, lambda: flip(image), lambda: image
+                ),
+                images,
+            )
+        if self.quad_rot in self.QUARTER_TURNS:
+            turns = tf.constant(self.QUARTER_TURNS[self.quad_rot])
+
+            def rotate(image):
+                k = turns[tf.random.uniform([], 0, len(self.QUARTER_TURNS[self.quad_rot]), tf.int32, seed=seed)]
+                return tf.image.rot90(image, k)
+
+            images = tf.map_fn(rotate, images)
+        if self.rotation or self.scale:
+            images = self._rotate_and_scale(images, seed)
+        if self.hsv:
+            hue, saturation, value = self.hsv
+
+            def shift(image):
+                image = tf.image.random_hue(image / 255.0, hue, seed=seed) if hue else image / 255.0
+                if saturation:
+                    image = tf.image.random_saturation(image, 1 - saturation, 1 + saturation, seed=seed)
+                if value:
+                    image = image * tf.random.uniform([], 1 - value, 1 + value, seed=seed)
+                return tf.clip_by_value(image, 0.0, 1.0) * 255.0
+
+            images = tf.map_fn(shift, images)
+        if self.contrast:
+            images = tf.map_fn(
+                lambda image: tf.image.random_contrast(
+                    image, max(0.0, 1 - self.contrast), 1 + self.contrast, seed=seed
+                ),
+                images,
+            )
+        if self.noise:
+            images = images + tf.random.normal(tf.shape(images), stddev=self.noise * 255.0, seed=seed)
+        return images
+
+    def _rotate_and_scale(self, images, seed: int | None):
+        # One projective transform per image: rotate by +-rotation degrees and scale about the center.
+        shape = tf.shape(images)
+        n, height, width = shape[0], tf.cast(shape[1], tf.float32), shape[2]
+        angle = tf.random.uniform([n], -self.rotation, self.rotation, seed=seed) * (math.pi / 180.0)
+        factor = tf.maximum(1.0 + tf.random.normal([n], stddev=self.scale, seed=seed), 0.1)
+        cos, sin = tf.cos(angle) / factor, tf.sin(angle) / factor
+        cx, cy = (tf.cast(width, tf.float32) - 1) / 2, (height - 1) / 2
+        zeros = tf.zeros([n])
+        transforms = tf.stack(
+            [cos, sin, cx - cos * cx - sin * cy, -sin, cos, cy + sin * cx - cos * cy, zeros, zeros], axis=1
+        )
+        return tf_root.raw_ops.ImageProjectiveTransformV3(
+            images=images, transforms=transforms, output_shape=shape[1:3], fill_value=0.0,
+            interpolation="BILINEAR", fill_mode="REFLECT",
+        )  # fmt: skip
+
+
 def make_dataset(
     info: LmdbInfo,
     batch_size: int,
@@ -106,6 +191,7 @@ def make_dataset(
     seed: int | None = None,
     mean: np.ndarray | None = None,
     crop_size: int | None = None,
+    augmentation: Augmentation | None = None,
 ):
     """The batched ``tf.data.Dataset`` of ``(images NHWC float32, labels [N] int32)`` for one database.
 
@@ -129,7 +215,11 @@ def make_dataset(
             lambda encoded: decode(encoded, info.shape, info.format), features["image/encoded"],
             fn_output_signature=image_spec,
         )  # fmt: skip
-        if mean_const is not None:
+        if training and augmentation is not None:
+            images = augmentation.apply(images, seed)
+        if augmentation is not None and augmentation.whitening:
+            images = tf.map_fn(tf.image.per_image_standardization, images)
+        elif mean_const is not None:
             images = images - mean_const
         if crop_size:
             if training:

@@ -46,7 +46,7 @@ import tensorflow as tf_root  # noqa: E402
 
 from digits.models.lr_policy import POLICIES, LRPolicy, parse_percents  # noqa: E402
 from digits.tools.protocol import ProgressReporter, emit, run_tool  # noqa: E402
-from digits.tools.tensorflow.data import LmdbInfo, db_info, make_dataset  # noqa: E402
+from digits.tools.tensorflow.data import Augmentation, LmdbInfo, db_info, make_dataset  # noqa: E402
 from digits.tools.tensorflow.model import NetworkError, Tower, load_network, user_error  # noqa: E402
 
 tf = tf_root.compat.v1
@@ -116,6 +116,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--weights", help="checkpoint (prefix or folder) to restore variables from, by name")
     parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --save")
     parser.add_argument("--freeze", default="", help="comma list of regexes: matching variables are not trained")
+    parser.add_argument("--aug-flip", choices=("none", "fliplr", "flipud", "fliplrud"), default="none")
+    parser.add_argument("--aug-quad-rot", choices=("none", "rot90", "rot180", "rotall"), default="none")
+    parser.add_argument("--aug-rot", type=float, default=0.0, help="random rotation, +- degrees")
+    parser.add_argument("--aug-scale", type=float, default=0.0, help="stddev of a random scale factor around 1")
+    parser.add_argument("--aug-noise", type=float, default=0.0, help="stddev of gaussian noise (fraction of 255)")
+    parser.add_argument("--aug-contrast", type=float, default=0.0, help="contrast factor drawn from [1-c, 1+c]")
+    parser.add_argument("--aug-whitening", action="store_true", help="per-image standardization instead of the mean")
+    parser.add_argument("--aug-hsv", type=float, nargs=3, metavar=("H", "S", "V"), help="random HSV shifts")
     parser.add_argument("--early-stopping-metric", help="e.g. val/loss or val/accuracy")
     parser.add_argument("--patience", type=int, default=5, help="validations without improvement before stopping")
     return parser
@@ -248,6 +256,20 @@ def frozen_filter(patterns: str) -> re.Pattern | None:
         raise TrainingError(f"--freeze: {exc}") from None
 
 
+def augmentation_of(args: argparse.Namespace, shape: tuple[int, int, int]) -> Augmentation:
+    """The training augmentation the arguments ask for; TrainingError when the images cannot take it."""
+    augmentation = Augmentation(
+        flip=args.aug_flip, quad_rot=args.aug_quad_rot, rotation=args.aug_rot, scale=args.aug_scale,
+        noise=args.aug_noise, contrast=args.aug_contrast, whitening=args.aug_whitening,
+        hsv=tuple(args.aug_hsv) if args.aug_hsv and any(args.aug_hsv) else None,
+    )  # fmt: skip
+    try:
+        augmentation.check(shape)
+    except ValueError as exc:
+        raise TrainingError(str(exc)) from None
+    return augmentation
+
+
 def build_graph(
     args: argparse.Namespace,
     model_class: type,
@@ -261,9 +283,11 @@ def build_graph(
     input_shape = [args.crop_size, args.crop_size, train.shape[2]] if args.crop_size else list(train.shape)
     global_step = tf.train.get_or_create_global_step()
     learning_rate = tf.placeholder(tf.float32, [], name="learning_rate")
+    augmentation = augmentation_of(args, train.shape)
     train_data = make_dataset(
-        train, args.batch_size, training=True, shuffle=args.shuffle, seed=args.seed, mean=mean, crop_size=args.crop_size
-    )
+        train, args.batch_size, training=True, shuffle=args.shuffle, seed=args.seed, mean=mean,
+        crop_size=args.crop_size, augmentation=augmentation,
+    )  # fmt: skip
     train_iterator = tf.data.make_initializable_iterator(train_data)
     x, y = train_iterator.get_next()
     xs, ys = (tf.split(x, len(devices)), tf.split(y, len(devices))) if len(devices) > 1 else ([x], [y])
@@ -315,7 +339,9 @@ def build_graph(
         frozen=frozen,
     )
     if val is not None:
-        val_data = make_dataset(val, args.batch_size, training=False, mean=mean, crop_size=args.crop_size)
+        val_data = make_dataset(
+            val, args.batch_size, training=False, mean=mean, crop_size=args.crop_size, augmentation=augmentation
+        )
         graph.val_iterator = tf.data.make_initializable_iterator(val_data)
         vx, vy = graph.val_iterator.get_next()
         with tf.name_scope("val"), tf.variable_scope(MODEL_SCOPE, reuse=True):
