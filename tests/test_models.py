@@ -69,3 +69,15 @@ def test_standard_network_sources(client):
     lenet = client.get("/models/networks/lenet.py")
     assert lenet.mimetype == "text/plain" and "class UserModel(Tower)" in lenet.get_data(as_text=True)
     assert client.get("/models/networks/nonet.py").status_code == 404
+
+
+def test_augmentation_fields_become_training_arguments():
+    from digits.models.image_classification import augmentation_args
+
+    assert augmentation_args({"aug_flip": "none", "aug_rot": "0", "aug_whitening": "0"}) == []
+    form = {"aug_flip": "fliplr", "aug_quad_rot": "rot180", "aug_rot": "10", "aug_noise": "0.1", "aug_whitening": "y",
+            "aug_hsv_use": "1", "aug_hsv_h": "0.02", "aug_hsv_s": "0.04", "aug_hsv_v": ""}  # fmt: skip
+    assert augmentation_args(form) == [
+        "--aug-flip", "fliplr", "--aug-quad-rot", "rot180", "--aug-rot", "10", "--aug-noise", "0.1",
+        "--aug-whitening", "--aug-hsv", "0.02", "0.04", "0",
+    ]  # fmt: skip
