@@ -62,3 +62,31 @@ def test_train_abort_resume_through_the_pages(page, live_server, digits_folder):
     page.wait_for_url(live_server.url + "/")
     assert page.request.get(f"models/{model_id}.json").status == 404
     assert page.js_errors == []
+
+
+def test_customized_network_error_shows_the_users_line(page, live_server, digits_folder):
+    login(page)
+    fields = dict(method="folder", folder_train=str(digits_folder), resize_channels="1", resize_width="28",
+                  resize_height="28", folder_pct_val="25", dataset_name="digits")  # fmt: skip
+    dataset = page.request.post("datasets/images/classification.json", multipart=fields).json()
+    deadline = time.monotonic() + 60
+    while page.request.get(f"datasets/{dataset['id']}/status").json()["status"] != "Done":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+
+    page.goto("models/images/classification/new")
+    page.select_option("select[name=dataset]", dataset["id"])
+    page.click("#customize-lenet")  # copies LeNet's source into the editor, on the Custom tab
+    page.wait_for_function("() => document.querySelector('#custom_network').value.includes('class UserModel')")
+    source = page.input_value("#custom_network")
+    page.fill("#custom_network", source.replace("x = x * 0.0125", "x = x * 0.0125 + undefined_name"))
+    page.fill("input[name=train_epochs]", "1")
+    page.fill("input[name=model_name]", "my lenet")
+    page.click("#create-button")
+    page.wait_for_url(lambda url: "/models/" in url and "/new" not in url)
+    wait_until(page, "() => document.querySelector('#job-status').innerText.includes('Error')")
+    user_line = page.locator("#job-error-user-line")
+    user_line.wait_for()
+    assert "undefined_name" in user_line.inner_text()
+    screenshot(page, "model-user-error")
+    assert page.js_errors == []
