@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from flask import Flask
+from flask import Flask, current_app
 from flask_socketio import SocketIO
 
 from digits import __version__
@@ -30,7 +30,7 @@ def _asset_dir(name: str) -> Path:
 
 @dataclass
 class Services:
-    """What the views reach through ``current_app.extensions["digits"]``."""
+    """What the views reach through :func:`current_services`."""
 
     config: Config
     store: JobStore
@@ -111,5 +111,6 @@ def _select_gpus(indices: list[int]):
     return [g for g in discover_gpus() if g.index in indices]
 
 
-def services(app: Flask) -> Services:
-    return app.extensions["digits"]
+def current_services() -> Services:
+    """The running app's services, for views (inside a request)."""
+    return current_app.extensions["digits"]

@@ -14,6 +14,11 @@ from wtforms.validators import ValidationError
 FALSE_VALUES = ("false", "False", "0", "no", "off", "")
 
 
+def add_error(field, message: str) -> None:
+    """Report ``message`` on ``field`` after validation (checks that need more than the field itself)."""
+    field.errors = [*field.errors, message]
+
+
 def checked(value: Any) -> bool:
     """Whether a checkbox value kept in ``job.form`` (a string, or absent) means "on"."""
     return value is not None and value not in FALSE_VALUES

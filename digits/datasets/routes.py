@@ -8,14 +8,15 @@ from pathlib import Path
 
 from flask import Blueprint, abort, current_app, redirect, render_template, request, send_file, url_for
 
+from digits.app import current_services
 from digits.auth import current_username, login_required
 from digits.datasets import image_classification as classification
 from digits.datasets.explore import explore_page
-from digits.forms import replay, replayable_data
+from digits.forms import add_error, replay, replayable_data
 from digits.images import RESIZE_MODES, load_image, resize_image
 from digits.jobs import Job, new_job_id
 from digits.utils.constants import STAGES
-from digits.web.jobs import get_job
+from digits.web.jobs import get_job, kind_or_404
 from digits.web.responses import wants_json
 
 blueprint = Blueprint("datasets", __name__)
@@ -33,16 +34,6 @@ KINDS = {
 EXAMPLE_IMAGE = "images/resize-example.jpg"
 
 
-def _services():
-    return current_app.extensions["digits"]
-
-
-def _kind_or_404(kind: str) -> dict:
-    if kind not in KINDS:
-        abort(404, description=f"No dataset kind {kind!r}; this server has {', '.join(KINDS)}.")
-    return KINDS[kind]
-
-
 def _render_form(kind: dict, form, status: int = 200):
     action = url_for("datasets.create", kind=kind["id"])
     return render_template("datasets/new.html", form=form, kind=kind, action=action), status
@@ -50,7 +41,7 @@ def _render_form(kind: dict, form, status: int = 200):
 
 def new(kind: str):
     """The empty creation form, or (``?clone=<id>``) the form another job was made with."""
-    kind = _kind_or_404(kind)
+    kind = kind_or_404(KINDS, kind, "dataset")
     clone_of = request.args.get("clone")
     form = replay(kind["form"], get_job(clone_of, "dataset").form) if clone_of else kind["form"]()
     return _render_form(kind, form)
@@ -59,10 +50,10 @@ def new(kind: str):
 @login_required
 def create(kind: str):
     """Validate the form, make the job (its files first, then ``job.json``) and queue it."""
-    kind = _kind_or_404(kind)
+    kind = kind_or_404(KINDS, kind, "dataset")
     form = kind["form"]()
     if form.validate_on_submit():
-        services = _services()
+        services = current_services()
         job_id = new_job_id()
         try:
             with services.store.staging(job_id) as staging:
@@ -79,7 +70,7 @@ def create(kind: str):
                 )
                 services.store.add(job, staging)
         except classification.FormProblem as problem:
-            problem.field.errors = list(problem.field.errors) + [problem.message]
+            add_error(problem.field, problem.message)
         else:
             services.scheduler.submit(job)
             if wants_json():
@@ -100,7 +91,7 @@ for _kind in KINDS.values():
 
 def dataset_json(job: Job) -> dict:
     """The dataset as its page and its JSON twin show it."""
-    services = _services()
+    services = current_services()
     with services.store.lock:
         data = services.store.snapshot(job)
         details = classification.describe(job)

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Blueprint, Response, abort, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 
+from digits.app import current_services
 from digits.auth import current_username, login_required, require_owner
 from digits.datasets.image_classification import read_labels
-from digits.forms import replay, replayable_data
+from digits.forms import add_error, replay, replayable_data
 from digits.hardware import gpu_usage, process_usage
 from digits.jobs import Job, Status, Task, new_job_id
 from digits.models import image_classification as classification
 from digits.models.lr_policy import LRPolicy
-from digits.web.jobs import get_job
+from digits.scheduler.local import log_tail
+from digits.web.jobs import get_job, kind_or_404
 from digits.web.responses import wants_json
 
 blueprint = Blueprint("models", __name__)
@@ -30,22 +32,14 @@ TRAIN_TOOL = "digits.tools.tensorflow.main"
 LOG_TAIL_LINES = 40
 
 
-def _services():
-    return current_app.extensions["digits"]
-
-
-def _kind_or_404(kind: str) -> dict:
-    if kind not in KINDS:
-        abort(404, description=f"No model kind {kind!r}; this server has {', '.join(KINDS)}.")
-    return KINDS[kind]
-
-
 def _usable_datasets() -> list[Job]:
-    return _services().store.all(lambda j: j.type == "dataset" and j.status not in (Status.ERROR, Status.ABORTED))
+    return current_services().store.all(
+        lambda j: j.type == "dataset" and j.status not in (Status.ERROR, Status.ABORTED)
+    )
 
 
 def _previous_models() -> list[Job]:
-    return _services().store.all(lambda j: j.type == "model" and bool(classification.snapshots_of(j)))
+    return current_services().store.all(lambda j: j.type == "model" and bool(classification.snapshots_of(j)))
 
 
 def _form(kind: dict, data: dict | None = None):
@@ -56,7 +50,7 @@ def _form(kind: dict, data: dict | None = None):
 
 
 def _render_form(kind: dict, form, status: int = 200):
-    store = _services().store
+    store = current_services().store
     datasets = []
     for job in store.all(lambda j: j.type == "dataset" and j.status == Status.DONE):
         entries = {t.id.removeprefix("create_db_"): t.data.get("entries") for t in job.tasks if "entries" in t.data}
@@ -80,7 +74,7 @@ def _render_form(kind: dict, form, status: int = 200):
             {"id": j.id, "name": j.name, "snapshots": [s["epoch"] for s in classification.snapshots_of(j)]}
             for j in _previous_models()
         ],
-        "gpus": [{"index": g.index, "name": g.name} for g in _services().pools.gpus],
+        "gpus": [{"index": g.index, "name": g.name} for g in current_services().pools.gpus],
         "lr_preview_url": url_for("models.lr_preview"),
         "network_source_url": url_for("models.network_source", name="__NAME__"),
     }
@@ -88,7 +82,7 @@ def _render_form(kind: dict, form, status: int = 200):
 
 
 def new(kind: str):
-    kind = _kind_or_404(kind)
+    kind = kind_or_404(KINDS, kind, "model")
     clone_of = request.args.get("clone")
     return _render_form(kind, _form(kind, get_job(clone_of, "model").form if clone_of else None))
 
@@ -96,10 +90,10 @@ def new(kind: str):
 @login_required
 def create(kind: str):
     """Validate the form and make one job per (learning rate, batch size) of the sweep."""
-    kind = _kind_or_404(kind)
+    kind = kind_or_404(KINDS, kind, "model")
     form = _form(kind)
     if form.validate_on_submit() and _check_method(form):
-        services = _services()
+        services = current_services()
         dataset = services.store.get(form.dataset.data)
         source = classification.network_source(form, services.store)
         weights = classification.starting_weights(form, services.store)
@@ -140,41 +134,40 @@ def create(kind: str):
 
 def _check_method(form) -> bool:
     if form.method.data == "pretrained":
-        form.method.errors = list(form.method.errors) + [
-            "Starting from pretrained models is not available yet; use a standard, previous or custom network."
-        ]
+        add_error(
+            form.method,
+            "Starting from pretrained models is not available yet; use a standard, previous or custom network.",
+        )
         return False
     if form.method.data == "previous" and form.previous_networks.data not in {j.id for j in _previous_models()}:
-        form.previous_networks.errors = list(form.previous_networks.errors) + [
-            "Pick a previous model that has a snapshot."
-        ]
+        add_error(form.previous_networks, "Pick a previous model that has a snapshot.")
         return False
     if form.method.data == "previous" and (form.previous_network_snapshot.data or "").strip():
-        previous = _services().store.get(form.previous_networks.data)
+        previous = current_services().store.get(form.previous_networks.data)
         if classification.find_snapshot(previous, form.previous_network_snapshot.data) is None:
             epochs = ", ".join(f"{s['epoch']:g}" for s in classification.snapshots_of(previous))
-            form.previous_network_snapshot.errors = list(form.previous_network_snapshot.errors) + [
-                f"{previous.name} has no snapshot at epoch {form.previous_network_snapshot.data}; it has {epochs}."
-            ]
+            wanted = form.previous_network_snapshot.data
+            add_error(
+                form.previous_network_snapshot, f"{previous.name} has no snapshot at epoch {wanted}; it has {epochs}."
+            )
             return False
-    dataset = _services().store.get(form.dataset.data)
+    dataset = current_services().store.get(form.dataset.data)
     train_entries = next((t.data.get("entries") for t in dataset.tasks if t.id == "create_db_train"), None)
     too_big = [b for b in form.batch_size.values if train_entries is not None and b > train_entries]
     if too_big:
-        form.batch_size.errors = list(form.batch_size.errors) + [
-            f"Batch size {too_big[0]} is larger than the {train_entries} training images of {dataset.name}."
-        ]
+        add_error(
+            form.batch_size,
+            f"Batch size {too_big[0]} is larger than the {train_entries} training images of {dataset.name}.",
+        )
         return False
-    missing = _services().pools.missing({"gpus": form.select_gpus.data}) if form.select_gpus.data else None
+    missing = current_services().pools.missing({"gpus": form.select_gpus.data}) if form.select_gpus.data else None
     if missing:
-        form.select_gpus.errors = list(form.select_gpus.errors) + [missing + "."]
+        add_error(form.select_gpus, missing + ".")
         return False
     count = form.select_gpu_count.data or 0
-    available = len(_services().pools.gpus)
+    available = len(current_services().pools.gpus)
     if count > available:
-        form.select_gpu_count.errors = list(form.select_gpu_count.errors) + [
-            f"{count} GPUs asked for; this machine has {available}."
-        ]
+        add_error(form.select_gpu_count, f"{count} GPUs asked for; this machine has {available}.")
         return False
     return True
 
@@ -184,7 +177,7 @@ def _resources(form) -> dict:
         return {"gpus": sorted(form.select_gpus.data)}
     count = form.select_gpu_count.data
     if count is None:
-        count = 1 if _services().pools.gpus else 0
+        count = 1 if current_services().pools.gpus else 0
     return {"gpus": count} if count else {"cpu": 1}
 
 
@@ -198,7 +191,7 @@ for _kind in KINDS.values():
 
 def model_json(job: Job) -> dict:
     """The model as its page and its JSON twin show it."""
-    services = _services()
+    services = current_services()
     with services.store.lock:
         data = services.store.snapshot(job)
         dependents = [{"id": d.id, "name": d.name, "type": d.type} for d in services.store.dependents(job)]
@@ -227,7 +220,7 @@ def model_json(job: Job) -> dict:
         best_epoch=train["data"].get("best_epoch"),
         can_resume=job.status in (Status.ABORTED, Status.ERROR) and bool(snapshots),
         hardware=_hardware(job),
-        log_tail=_tail(log_path, LOG_TAIL_LINES),
+        log_tail=log_tail(log_path, LOG_TAIL_LINES),
     )
     for task in data["tasks"]:
         task.pop("data", None)
@@ -237,17 +230,10 @@ def model_json(job: Job) -> dict:
 def _hardware(job: Job) -> dict | None:
     """What the training uses right now: its GPUs, and its process's CPU and memory."""
     task = job.tasks[0]
-    pid = _services().scheduler.pid(job, task)
+    pid = current_services().scheduler.pid(job, task)
     if pid is None:
         return None
     return {"gpus": gpu_usage(task.assigned.get("gpus", [])), "process": process_usage(pid)}
-
-
-def _tail(path: Path, lines: int) -> str:
-    try:
-        return "".join(path.read_text(errors="replace").splitlines(keepends=True)[-lines:])
-    except OSError:
-        return ""
 
 
 @blueprint.route("/models/<job_id>")
@@ -275,7 +261,7 @@ def resume(job_id: str):
     """Continue an aborted or interrupted job from its last snapshot, optimizer state included."""
     job = get_job(job_id, "model")
     require_owner(job)
-    services = _services()
+    services = current_services()
     with services.store.lock:
         task = job.tasks[0]
         if job.status not in (Status.ABORTED, Status.ERROR) or not task.data.get("snapshots"):

@@ -303,10 +303,15 @@ class TaskRun:
             self._reader.join(timeout=self.scheduler.kill_grace + 5)
 
     def log_tail(self, lines: int = 20) -> str:
-        try:
-            return "".join(self.log_path.read_text(errors="replace").splitlines(keepends=True)[-lines:])
-        except OSError:
-            return ""
+        return log_tail(self.log_path, lines)
+
+
+def log_tail(path: Path, lines: int = 20) -> str:
+    """The last ``lines`` lines of a task's log ("" before it has one)."""
+    try:
+        return "".join(path.read_text(errors="replace").splitlines(keepends=True)[-lines:])
+    except OSError:
+        return ""
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, render_template
+from flask import Blueprint, render_template
 
 from digits import __version__
+from digits.app import current_services
 from digits.jobs import JobStore
 
 blueprint = Blueprint("home", __name__)
@@ -21,9 +22,9 @@ def job_lists(store: JobStore) -> dict[str, list[dict]]:
 
 @blueprint.route("/")
 def index():
-    return render_template("home.html", jobs=job_lists(current_app.extensions["digits"].store))
+    return render_template("home.html", jobs=job_lists(current_services().store))
 
 
 @blueprint.route("/index.json")
 def index_json():
-    return {"version": __version__, **job_lists(current_app.extensions["digits"].store)}
+    return {"version": __version__, **job_lists(current_services().store)}

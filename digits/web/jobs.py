@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, redirect, request, send_file, url_for
+from flask import Blueprint, abort, redirect, request, send_file, url_for
 
+from digits.app import current_services
 from digits.auth import require_owner
 from digits.jobs import DeleteRefused, Job
 
@@ -13,13 +14,16 @@ EDITABLE_FIELDS = ("name", "notes", "group")
 SHOW_ENDPOINTS = {"dataset": "datasets.show", "model": "models.show"}
 
 
-def _services():
-    return current_app.extensions["digits"]
+def kind_or_404(kinds: dict[str, dict], kind: str, job_type: str) -> dict:
+    """The kind of dataset or model a URL names, or a 404 listing the kinds this server has."""
+    if kind not in kinds:
+        abort(404, description=f"No {job_type} kind {kind!r}; this server has {', '.join(kinds)}.")
+    return kinds[kind]
 
 
 def get_job(job_id: str, job_type: str | None = None) -> Job:
     """The job, or a 404 that says which id was not found."""
-    job = _services().store.get(job_id)
+    job = current_services().store.get(job_id)
     if job is None or (job_type and job.type != job_type):
         abort(404, description=f"No {job_type or 'job'} with id {job_id!r}.")
     return job
@@ -45,7 +49,7 @@ def edit(job_id: str):
         return {"errors": {"name": ["A job needs a name."]}}, 400
     if not values:
         return {"errors": f"Send one of: {', '.join(EDITABLE_FIELDS)}."}, 400
-    services = _services()
+    services = current_services()
     with services.store.lock:
         for field, value in values.items():
             setattr(job, field, value)
@@ -60,7 +64,7 @@ def edit(job_id: str):
 def abort_job(job_id: str):
     job = get_job(job_id)
     require_owner(job)
-    _services().scheduler.abort(job)
+    current_services().scheduler.abort(job)
     return {"id": job.id, "status": job.status}
 
 
@@ -70,7 +74,7 @@ def abort_job(job_id: str):
 def delete(job_id: str):
     job = get_job(job_id)
     require_owner(job)
-    services = _services()
+    services = current_services()
     if services.store.dependents(job):
         return _refused(job, services.store.dependents(job))
     services.scheduler.abort(job, wait=True)
