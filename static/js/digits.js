@@ -391,7 +391,7 @@ window.DIGITS = (function () {
      * of name, group and notes, and the Abort, Resume and Delete buttons.
      * options: {jobId, jsonUrl, resumeUrl, kind ("dataset", "model"), canEdit, homeUrl,
      *           getJob() -> the job as last rendered, render(job)}.
-     * Returns {refresh(), editing() -> the id of the field being edited (render leaves it alone) or null}.
+     * Returns {refresh(), editing() -> the id of the field being edited or null, renderCommon(job)}.
      */
     DIGITS.jobPage = function (options) {
         const JOB_ID = options.jobId;
@@ -533,7 +533,41 @@ window.DIGITS = (function () {
             }
         });
 
-        return {refresh: refresh, editing: function () { return editing; }};
+        const ACTIVE = ['Waiting', 'Running'];
+
+        function kindTitle(kind) {
+            return (kind || '').split(/[-_]/).filter(Boolean).map(function (w) {
+                return w.charAt(0).toUpperCase() + w.slice(1);
+            }).join(' ');
+        }
+
+        function renderEditable(id, value, emptyText) {
+            if (editing === id) return;  // the user is typing there
+            const node = byId(id);
+            node.textContent = value || (options.canEdit ? emptyText : '\u2014');
+            node.classList.toggle('empty', !value);
+        }
+
+        /** What every job page shows the same way: name, status, kind, group, notes, the buttons' state. */
+        function renderCommon(job) {
+            renderEditable('job-name', job.name, 'Unnamed');
+            renderEditable('job-group', job.group, 'none (click to set)');
+            renderEditable('job-notes', job.notes, 'No notes (click to add)');
+            document.title = job.name + ' - DIGITS';
+            const status = byId('job-status');
+            status.replaceChildren(DIGITS.statusBadge(job.status));
+            if (ACTIVE.indexOf(job.status) >= 0 && job.progress != null) {
+                status.appendChild(el('span', {className: 'ms-2 small text-muted'}, Math.round(job.progress * 100) + '%'));
+            }
+            byId('job-kind').textContent = kindTitle(job.kind);
+            byId('interrupted-notice').classList.toggle('d-none', !job.interrupted);
+            const abort = byId('abort-button');
+            if (abort) abort.classList.toggle('d-none', ACTIVE.indexOf(job.status) < 0);
+            const resume = byId('resume-button');
+            if (resume) resume.classList.toggle('d-none', !job.can_resume);
+        }
+
+        return {refresh: refresh, editing: function () { return editing; }, renderCommon: renderCommon};
     };
 
     return DIGITS;
