@@ -21,7 +21,7 @@ def digits_folder(tmp_path_factory) -> Path:
 def app(tmp_path):
     app = create_app(Config.from_env(jobs_dir=tmp_path / "jobs", testing=True))
     yield app
-    app.extensions["digits"].scheduler.shutdown()
+    app.extensions["digits"].shutdown()
 
 
 @pytest.fixture

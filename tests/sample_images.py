@@ -8,15 +8,20 @@ import numpy as np
 from PIL import Image
 
 
-def write_digits_folder(root: Path, per_class: int | None = None, size: int = 28) -> Path:
-    """scikit-learn's handwritten digits (8x8, 0..16) written as ``size``x``size`` PNGs, one folder per class."""
+def write_digits_folder(root: Path, per_class: int | None = None, size: int = 28, skip: int = 0) -> Path:
+    """scikit-learn's handwritten digits (8x8, 0..16) written as ``size``x``size`` PNGs, one folder per class.
+
+    ``skip`` leaves out the first images of each class: ``skip=per_class`` of another folder gives held-out images.
+    """
     from sklearn.datasets import load_digits
 
     digits = load_digits()
     counts: dict[int, int] = {}
+    seen: dict[int, int] = {}
     for pixels, label in zip(digits.images, digits.target, strict=True):
         label = int(label)
-        if per_class is not None and counts.get(label, 0) >= per_class:
+        seen[label] = seen.get(label, 0) + 1
+        if seen[label] <= skip or (per_class is not None and counts.get(label, 0) >= per_class):
             continue
         counts[label] = counts.get(label, 0) + 1
         folder = root / str(label)

@@ -16,6 +16,7 @@ from wtforms import FloatField, IntegerField, SelectMultipleField, StringField, 
 from wtforms.validators import DataRequired, NumberRange, Optional, ValidationError
 
 from digits.forms import Checkbox, Choice, RadioChoice, checked
+from digits.inference.spec import find_snapshot, snapshots_of
 from digits.jobs import Job, JobStore, Status
 from digits.models.lr_policy import POLICIES, LRPolicy, parse_percents
 
@@ -237,20 +238,6 @@ def network_source(form: ImageClassificationModelForm, store: JobStore) -> str:
         return standard_network_source(form.standard_networks.data)
     previous = store.get(form.previous_networks.data)
     return (Path(previous.directory) / "network.py").read_text()
-
-
-def snapshots_of(job: Job) -> list[dict]:
-    """A model's snapshots, oldest first: ``[{"epoch", "path"}]`` (paths relative to its directory)."""
-    return job.tasks[0].data.get("snapshots", []) if job.tasks else []
-
-
-def find_snapshot(job: Job, epoch: str | None) -> dict | None:
-    """The snapshot of ``job`` at ``epoch`` (as typed: "2", "2.0"), or None."""
-    try:
-        wanted = float(epoch or "")
-    except ValueError:
-        return None
-    return next((s for s in snapshots_of(job) if abs(float(s["epoch"]) - wanted) < 1e-9), None)
 
 
 def starting_weights(form: ImageClassificationModelForm, store: JobStore) -> str | None:

@@ -6,12 +6,13 @@ from flask import Blueprint, abort, redirect, request, send_file, url_for
 
 from digits.app import current_services
 from digits.auth import require_owner
+from digits.inference import jobs as inference_jobs
 from digits.jobs import DeleteRefused, Job
 
 blueprint = Blueprint("jobs", __name__)
 
 EDITABLE_FIELDS = ("name", "notes", "group")
-SHOW_ENDPOINTS = {"dataset": "datasets.show", "model": "models.show"}
+SHOW_ENDPOINTS = {"dataset": "datasets.show", "model": "models.show", "inference": "inference.show_job"}
 
 
 def kind_or_404(kinds: dict[str, dict], kind: str, job_type: str) -> dict:
@@ -78,6 +79,11 @@ def delete(job_id: str):
     if services.store.dependents(job):
         return _refused(job, services.store.dependents(job))
     services.scheduler.abort(job, wait=True)
+    # A model's background inference jobs go with it (they only name it, so they never block the delete).
+    for inference in inference_jobs.of_model(services.store, job):
+        services.scheduler.abort(inference, wait=True)
+        services.store.delete(inference)
+        services.publisher.job_deleted(inference)
     try:
         services.store.delete(job)
     except DeleteRefused as refused:

@@ -1,0 +1,91 @@
+"""Background inference jobs: Classify Many or Top N over a long list or a dataset's database.
+
+Such a job runs ``digits.tools.tensorflow.infer`` as its one task and keeps ``spec.json``, the list and
+``results.json`` in its directory, so its results stay readable after the model is gone. It names its model
+in ``form["model"]`` rather than depending on it: deleting the model deletes its inference jobs too.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from digits.inference.results import shape_results
+from digits.inference.spec import ModelSpec, SpecError
+from digits.jobs import Job, JobStore, Task, new_job_id
+from digits.jobs.store import write_json_atomic
+
+TOOL = "digits.tools.tensorflow.infer"
+TITLES = {"classify_many": "Classify Many", "top_n": "Top N"}
+
+
+def create(
+    store: JobStore,
+    model: Job,
+    spec: ModelSpec,
+    mode: str,
+    username: str,
+    *,
+    top_n: int = 9,
+    paths: list[str] | None = None,
+    labels: list | None = None,
+    problems: list | None = None,
+    db: str | None = None,
+) -> Job:
+    """Make (but do not submit) the job classifying ``paths`` or the model dataset's ``db`` stage."""
+    args = ["--spec", "spec.json", "--out", "results.json"]
+    if db:
+        dataset = store.get(model.form.get("dataset", ""))
+        db_dir = Path(dataset.directory) / f"{db}_db" if dataset else None
+        if db_dir is None or not db_dir.is_dir():
+            raise SpecError(f"the model's dataset has no {db} database")
+        args += ["--db", str(db_dir)]
+        source = f"{dataset.name}: {db} database"
+    else:
+        args += ["--list", "list.json"]
+        source = f"{len(paths or [])} listed images"
+    job_id = new_job_id()
+    with store.staging(job_id) as staging:
+        write_json_atomic(staging / "spec.json", spec.to_dict())
+        if not db:
+            write_json_atomic(staging / "list.json", {"paths": paths, "labels": labels, "problems": problems or []})
+        job = Job(
+            id=job_id, type="inference", kind=mode, name=f"{TITLES[mode]} with {model.name} ({source})",
+            username=username, directory=str(staging),
+            tasks=[Task(id="infer", name=TITLES[mode], tool=TOOL, args=args)],
+            form={"model": model.id, "mode": mode, "top_n": top_n, "db": db or "",
+                  "snapshot_epoch": spec.snapshot_epoch},
+        )  # fmt: skip
+        store.add(job, staging)
+    return job
+
+
+def of_model(store: JobStore, model: Job) -> list[Job]:
+    return store.all(lambda j: j.type == "inference" and j.form.get("model") == model.id)
+
+
+def describe(job: Job) -> dict[str, Any]:
+    """The job's status and progress, and once done, the answer the synchronous route would have given."""
+    task = job.tasks[0]
+    data: dict[str, Any] = {
+        "id": job.id,
+        "name": job.name,
+        "status": job.status,
+        "progress": job.progress,
+        "eta": task.eta,
+        "error": job.error,
+        "model": job.form.get("model"),
+        "mode": job.form.get("mode"),
+    }
+    results_path = Path(job.directory) / "results.json"
+    if results_path.is_file():
+        spec = ModelSpec.from_dict(json.loads((Path(job.directory) / "spec.json").read_text()))
+        stored = json.loads(results_path.read_text())
+        listed = Path(job.directory) / "list.json"
+        problems = json.loads(listed.read_text()).get("problems", []) if listed.is_file() else []
+        labels = stored["labels"] or [None] * len(stored["results"])
+        data.update(
+            shape_results(job.form["mode"], stored["results"], labels, spec.labels, problems, job.form["top_n"])
+        )
+    return data

@@ -1,0 +1,105 @@
+"""Classify Many's inputs and summaries: the ``path [label]`` list, top-1/top-5 accuracy, the confusion matrix."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class ImageList:
+    """A parsed list: paths (with the folder prefix applied), their labels (or None), and bad lines."""
+
+    paths: list[str] = field(default_factory=list)
+    labels: list[str | None] = field(default_factory=list)
+    problems: list[dict[str, Any]] = field(default_factory=list)
+
+
+def parse_image_list(text: str, labels: list[str], folder: str = "", limit: int | None = None) -> ImageList:
+    """Parse lines of ``path [label]``; a label is a class name or its index, as DIGITS' lists had them.
+
+    Relative paths are joined to ``folder``. A last word that is neither a class name nor a number is part
+    of the path. A line whose label is out of range is kept, unlabelled, and reported; ``limit`` keeps the
+    first N images.
+    """
+    parsed = ImageList()
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if limit is not None and len(parsed.paths) >= limit:
+            break
+        path, label = line, None
+        parts = line.rsplit(None, 1)
+        if len(parts) == 2 and parts[1] in labels:
+            path, label = parts
+        elif len(parts) == 2 and parts[1].isdigit():
+            path = parts[0]
+            if int(parts[1]) < len(labels):
+                label = labels[int(parts[1])]
+            else:
+                problem = f"label {parts[1]} is not a class index (the model has {len(labels)} classes)"
+                parsed.problems.append({"line": number, "path": path, "error": problem})
+        path = path.strip('"')
+        parsed.paths.append(path if os.path.isabs(path) or not folder else os.path.join(folder, path))
+        parsed.labels.append(label)
+    return parsed
+
+
+def summarize(results: list[dict], truth: list[str | None], labels: list[str]) -> dict[str, Any] | None:
+    """Top-1 and top-5 accuracy, accuracy per class and the confusion matrix over the labelled, classified images.
+
+    The matrix is ``matrix[true class][predicted class]`` counts, rows and columns in ``labels`` order.
+    Returns None when no classified image has a label.
+    """
+    index = {name: i for i, name in enumerate(labels)}
+    matrix = [[0] * len(labels) for _ in labels]
+    top1 = top5 = total = 0
+    for result, label in zip(results, truth, strict=True):
+        if label is None or "predictions" not in result:
+            continue
+        predicted = [name for name, _ in result["predictions"]]
+        total += 1
+        top1 += predicted[0] == label
+        top5 += label in predicted[:5]
+        matrix[index[label]][index[predicted[0]]] += 1
+    if not total:
+        return None
+    per_class = {
+        name: (row[i] / sum(row) if sum(row) else None)
+        for i, (name, row) in enumerate(zip(labels, matrix, strict=True))
+    }
+    return {
+        "count": total,
+        "top1_accuracy": top1 / total,
+        "top5_accuracy": top5 / total,
+        "per_class_accuracy": per_class,
+        "confusion_matrix": matrix,
+        "labels": labels,
+    }
+
+
+def top_n(results: list[dict], labels: list[str], count: int) -> dict[str, list[dict]]:
+    """For each class, the ``count`` images the model is most sure belong to it (by that class's percent)."""
+    best: dict[str, list[dict]] = {name: [] for name in labels}
+    for result in results:
+        for name, percent in result.get("predictions", []):
+            best[name].append({"name": result["name"], "percent": percent})
+    return {name: sorted(items, key=lambda item: -item["percent"])[:count] for name, items in best.items()}
+
+
+def shape_results(mode: str, results: list[dict], labels: list, classes: list[str], problems: list, count: int) -> dict:
+    """The answer of Classify Many (``classify_many``) or Top N (``top_n``) from per-image results.
+
+    ``problems`` are the list's bad lines; images that could not be classified join them as errors.
+    """
+    errors = problems + [{"path": r["name"], "error": r["error"]} for r in results if "error" in r]
+    if mode == "top_n":
+        return {"top_n": top_n(results, classes, count), "errors": errors}
+    return {
+        "classifications": {r["name"]: r["predictions"] for r in results if "predictions" in r},
+        "labels": {r["name"]: label for r, label in zip(results, labels, strict=True) if label is not None},
+        "summary": summarize(results, labels, classes),
+        "errors": errors,
+    }

@@ -1,0 +1,234 @@
+"""Using a trained model: Classify One, Classify Many (a list, or the dataset's val/test database), Top N.
+
+Every route has its ``.json`` twin with DIGITS' field names (``job_id``, ``snapshot_epoch``, ``image_file``,
+``image_path``, ``show_visualizations``, ``image_list``, ``image_folder``, ``num_test_images``, ``top_n``).
+The work happens in the warm inference worker (a child process); the view only checks the form and shapes
+the answer. Lists longer than ``inference_sync_limit`` run as a background job (see ``digits.inference.jobs``).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
+from wtforms import IntegerField, StringField
+from wtforms.validators import NumberRange, Optional
+
+from digits.app import current_services
+from digits.auth import current_username
+from digits.forms import Checkbox, Choice, add_error
+from digits.inference import jobs as inference_jobs
+from digits.inference.results import parse_image_list, shape_results
+from digits.inference.spec import SpecError, model_spec
+from digits.inference.worker import InferenceError
+from digits.jobs import Job
+from digits.web.jobs import get_job
+from digits.web.responses import wants_json
+
+blueprint = Blueprint("inference", __name__)
+BASE = "/models/images/classification"
+TOP = 5
+
+
+class InferenceForm(FlaskForm):
+    """The fields of every inference request; each route reads the ones it needs."""
+
+    job_id = StringField("Model")
+    snapshot_epoch = StringField("Snapshot (epoch)", description="Empty for the last snapshot.")
+    image_file = FileField("Upload image")
+    image_path = StringField("Image path on the server")
+    show_visualizations = Checkbox("Show visualizations and statistics")
+    image_list = FileField("Upload image list", description="Lines of 'path [label]'.")
+    image_list_path = StringField("Image list on the server")
+    image_folder = StringField("Image folder", description="Prefix of the relative paths in the list.")
+    db = Choice("Dataset database", choices=[("", "none"), ("val", "validation"), ("test", "test")], default="")
+    num_test_images = IntegerField("Number of images (0: all)", validators=[Optional(), NumberRange(0)])
+    top_n = IntegerField("Images per class", default=9, validators=[Optional(), NumberRange(1, 100)])
+
+
+def _bad_request(form: InferenceForm):
+    if wants_json():
+        return {"errors": form.errors}, 400
+    return render_template("error.html", code=400, title="Bad request", message=_first_error(form), details=None), 400
+
+
+def _first_error(form: InferenceForm) -> str:
+    for name, messages in form.errors.items():
+        label = getattr(form, name).label.text if hasattr(form, name) else name
+        return f"{label}: {messages[0]}"
+    return "Invalid request."
+
+
+def _model_and_spec(form: InferenceForm):
+    """The model job and its spec at the chosen snapshot; a form error (returned as None) when unusable."""
+    if not form.validate():
+        return None, None
+    job_id = (form.job_id.data or "").strip()
+    if not job_id:
+        add_error(form.job_id, "Give the id of a trained model (job_id).")
+        return None, None
+    job = get_job(job_id)
+    if job.type not in ("model", "pretrained"):
+        abort(404, description=f"Job {job_id} is a {job.type}, not a model.")
+    try:
+        return job, model_spec(job, current_services().store, form.snapshot_epoch.data)
+    except SpecError as exc:
+        add_error(form.snapshot_epoch, str(exc))
+        return job, None
+
+
+@contextmanager
+def _uploaded(storage):
+    """The upload saved to a temporary file (the worker reads files), removed afterwards."""
+    suffix = Path(storage.filename or "").suffix[:10]
+    handle, path = tempfile.mkstemp(prefix="upload-", suffix=suffix, dir=_scratch_dir())
+    try:
+        with os.fdopen(handle, "wb") as f:
+            storage.save(f)
+        yield path
+    finally:
+        os.unlink(path)
+
+
+def _scratch_dir() -> Path:
+    path = current_services().config.jobs_dir / ".scratch"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+def _run(spec, paths: list[str], **options) -> dict:
+    try:
+        return current_services().inference.request(spec, paths, **options)
+    except InferenceError as exc:
+        where = f" (network.py, line {exc.user_line})" if exc.user_line and "line" not in str(exc) else ""
+        abort(500 if exc.user_line is None else 400, description=f"Inference failed: {exc}{where}")
+
+
+def classify_one():
+    """Top 5 classes of one image (uploaded or on the server), with layer visualizations when asked."""
+    form = InferenceForm()
+    job, spec = _model_and_spec(form)
+    upload = request.files.get("image_file")
+    path = (form.image_path.data or "").strip()
+    if spec is not None and not (upload and upload.filename) and not path:
+        add_error(form.image_file, "Upload an image (image_file) or give its path on the server (image_path).")
+    if spec is None or form.errors:
+        return _bad_request(form)
+    visualize = bool(form.show_visualizations.data)
+    options = {"top": TOP, "layers": visualize, "image": True}
+    if upload and upload.filename:
+        with _uploaded(upload) as saved:
+            reply = _run(spec, [saved], **options)
+        name = upload.filename
+    else:
+        reply = _run(spec, [path], **options)
+        name = path
+    result = reply["results"][0]
+    if "error" in result:
+        add_error(form.image_file if upload and upload.filename else form.image_path, f"{name}: {result['error']}")
+        return _bad_request(form)
+    answer = {
+        "predictions": result.get("predictions"),
+        "outputs": result.get("outputs"),
+        "image": result.get("image"),
+        "parameters": reply["parameters"],
+        "snapshot_epoch": spec.snapshot_epoch,
+    }
+    if visualize:
+        answer["layers"] = reply.get("layers", [])
+    if wants_json():
+        return {k: v for k, v in answer.items() if v is not None}
+    return render_template("models/classify_one.html", job=job, name=name, **answer)
+
+
+def _image_list(form: InferenceForm, spec) -> tuple[list[str], list, list]:
+    """The paths, labels and per-line problems of the request's list; form errors when there is none."""
+    upload = request.files.get("image_list")
+    if upload and upload.filename:
+        text = upload.read().decode("utf-8", errors="replace")
+    elif (form.image_list_path.data or "").strip():
+        try:
+            text = Path(form.image_list_path.data.strip()).read_text(errors="replace")
+        except OSError as exc:
+            add_error(form.image_list_path, f"cannot read {form.image_list_path.data}: {exc.strerror}")
+            return [], [], []
+    else:
+        add_error(form.image_list, "Upload a list of 'path [label]' lines (image_list) or choose a database (db).")
+        return [], [], []
+    limit = form.num_test_images.data or None
+    parsed = parse_image_list(text, spec.labels, (form.image_folder.data or "").strip(), limit)
+    if not parsed.paths:
+        add_error(form.image_list, "The list has no image paths.")
+    return parsed.paths, parsed.labels, parsed.problems
+
+
+def classify_many():
+    """Top 5 of each image of a list (or of the dataset's val/test database), with accuracy when labelled."""
+    return _many("classify_many")
+
+
+def top_n_route():
+    """For each class, the N images of a list the model is most sure belong to it."""
+    return _many("top_n")
+
+
+def _many(mode: str):
+    form = InferenceForm()
+    job, spec = _model_and_spec(form)
+    if spec is None:
+        return _bad_request(form)
+    if form.db.data:
+        return _start_job(job, spec, form, mode, db=form.db.data)
+    paths, labels, problems = _image_list(form, spec)
+    if form.errors:
+        return _bad_request(form)
+    if len(paths) > current_services().config.inference_sync_limit:
+        return _start_job(job, spec, form, mode, paths=paths, labels=labels, problems=problems)
+    reply = _run(spec, paths, top=TOP)
+    answer = shape_results(mode, reply["results"], labels, spec.labels, problems, form.top_n.data or 9)
+    if wants_json():
+        return answer
+    return render_template(f"models/{mode}.html", job=job, spec=spec, **answer)
+
+
+def _start_job(job: Job, spec, form: InferenceForm, mode: str, **source):
+    """Run the request as a background job (long lists, whole databases); answer with where to follow it."""
+    services = current_services()
+    try:
+        created = inference_jobs.create(
+            services.store, job, spec, mode, current_username(), top_n=form.top_n.data or 9, **source
+        )
+    except SpecError as exc:
+        add_error(form.db, str(exc))
+        return _bad_request(form)
+    services.scheduler.submit(created)
+    url = url_for("inference.show_job", job_id=created.id)
+    if wants_json():
+        return {"id": created.id, "status": created.status, "url": url}, 202
+    return redirect(url)
+
+
+@blueprint.route("/inference/<job_id>.json")
+def show_job_json(job_id: str):
+    """A background inference job: its progress, then the same results as the synchronous answer."""
+    return inference_jobs.describe(get_job(job_id, "inference"))
+
+
+@blueprint.route("/inference/<job_id>")
+def show_job(job_id: str):
+    job = get_job(job_id, "inference")
+    data = inference_jobs.describe(job)
+    if wants_json():
+        return data
+    model = current_services().store.get(job.depends_on_jobs[0]) if job.depends_on_jobs else None
+    return render_template("models/inference_job.html", job=job, data=data, model=model)
+
+
+for _name, _view in (("classify_one", classify_one), ("classify_many", classify_many), ("top_n", top_n_route)):
+    for _suffix in ("", ".json"):
+        blueprint.add_url_rule(f"{BASE}/{_name}{_suffix}", _name, _view, methods=["POST"])

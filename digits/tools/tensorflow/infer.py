@@ -1,0 +1,112 @@
+"""Classify a long list of images, or a dataset's database, with a trained model: a background inference job.
+
+    python -m digits.tools.tensorflow.infer --spec spec.json (--list list.json | --db DIR) --out results.json
+        [--top 5] [--limit N]
+
+``spec.json`` is a :class:`~digits.inference.spec.ModelSpec`; ``list.json`` is ``{"paths": [...], "labels":
+[name or null, ...]}``; ``--db`` reads a dataset's LMDB, whose records carry their labels. Writes
+``results.json`` (``{"results": [{"name", "predictions"} or {"name", "error"}], "labels": [...]}``) when
+done, and speaks the JSON-lines protocol meanwhile (``progress`` events, a ``result`` with the count).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from digits.inference.spec import ModelSpec  # noqa: E402
+from digits.jobs.store import write_json_atomic  # noqa: E402
+from digits.records import decode_record  # noqa: E402
+from digits.tools.protocol import ProgressReporter, emit, run_tool  # noqa: E402
+from digits.tools.tensorflow.data import open_db  # noqa: E402
+from digits.tools.tensorflow.inference import Item, Predictor, classify, load_batch  # noqa: E402
+
+CHUNK = 512  # images read and classified at a time: bounded memory for any list length
+
+
+def list_chunks(spec: ModelSpec, paths: list[str]) -> Iterator[list[Item]]:
+    for start in range(0, len(paths), CHUNK):
+        yield load_batch(spec, paths[start : start + CHUNK])
+
+
+def db_items(path: str, limit: int | None) -> tuple[int, Iterator[tuple[Item, int | None]]]:
+    """The record count of a dataset database and its records as items with their label index."""
+    env = open_db(path)
+    total = env.stat()["entries"]
+    total = min(total, limit) if limit else total
+
+    def generate():
+        with env.begin() as txn:
+            for number, (key, value) in enumerate(txn.cursor()):
+                if number >= total:
+                    break
+                record = decode_record(value)
+                name = f"{os.path.basename(path)}/{key.decode()}"
+                shape = (record.height, record.width, record.channels)
+                if record.format == "raw":
+                    pixels = np.frombuffer(record.encoded, np.uint8).reshape(shape)
+                else:
+                    pixels = np.asarray(Image.open(io.BytesIO(record.encoded)), np.uint8).reshape(shape)
+                yield Item(name, pixels), record.label
+        env.close()
+
+    return total, generate()
+
+
+def db_chunks(items: Iterator[tuple[Item, int | None]], labels: list[str], truth: list) -> Iterator[list[Item]]:
+    chunk: list[Item] = []
+    for item, label in items:
+        chunk.append(item)
+        truth.append(labels[label] if label is not None and 0 <= label < len(labels) else None)
+        if len(chunk) == CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m digits.tools.tensorflow.infer", description=__doc__)
+    parser.add_argument("--spec", required=True)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--list", help="JSON {paths, labels}")
+    source.add_argument("--db", help="a dataset's LMDB folder")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--top", type=int, default=5)
+    parser.add_argument("--limit", type=int, help="classify the first N images only")
+    args = parser.parse_args(argv)
+    with open(args.spec) as f:
+        spec = ModelSpec.from_dict(json.load(f))
+    if args.list:
+        with open(args.list) as f:
+            listed = json.load(f)
+        paths = listed["paths"][: args.limit] if args.limit else listed["paths"]
+        truth = listed.get("labels", [None] * len(listed["paths"]))[: len(paths)]
+        total, chunks = len(paths), list_chunks(spec, paths)
+    else:
+        truth = []
+        total, items = db_items(args.db, args.limit)
+        chunks = db_chunks(items, spec.labels, truth)
+    predictor = Predictor(spec)
+    progress = ProgressReporter(total)
+    results: list[dict] = []
+    for chunk in chunks:
+        done = len(results)
+        results += classify(predictor, chunk, top=args.top, progress=lambda n, done=done: progress.update(done + n))
+    progress.update(total)
+    write_json_atomic(Path(args.out), {"results": results, "labels": truth})
+    emit("result", classified=sum("predictions" in r or "outputs" in r for r in results), total=total)
+    return 0
+
+
+if __name__ == "__main__":
+    run_tool(main)
