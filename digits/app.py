@@ -14,6 +14,7 @@ from digits import __version__
 from digits.config import Config
 from digits.events import Publisher
 from digits.hardware import discover_gpus
+from digits.inference.worker import InferenceWorker
 from digits.jobs import JobStore
 from digits.scheduler import LocalScheduler, ResourcePools
 
@@ -38,6 +39,12 @@ class Services:
     scheduler: LocalScheduler
     publisher: Publisher
     socketio: SocketIO
+    inference: InferenceWorker
+
+    def shutdown(self) -> None:
+        """Stop every child process the server started."""
+        self.scheduler.shutdown()
+        self.inference.shutdown()
 
 
 class PrefixMiddleware:
@@ -84,10 +91,14 @@ def create_app(config: Config | None = None) -> Flask:
     # Routes such as /datasets/images/classification and its .json twin share an endpoint and its
     # defaults; both are canonical, so Werkzeug must not redirect one to the other.
     app.url_map.redirect_defaults = False
-    app.extensions["digits"] = Services(config, store, pools, scheduler, publisher, socketio)
+    inference = InferenceWorker(config.jobs_dir / "inference-worker.log", config.inference_models,
+                                config.inference_memory_mb)  # fmt: skip
+    services = Services(config, store, pools, scheduler, publisher, socketio, inference)
+    app.extensions["digits"] = services
 
     from digits import auth
     from digits.datasets.routes import blueprint as datasets_blueprint
+    from digits.models.inference_routes import blueprint as inference_blueprint
     from digits.models.routes import blueprint as models_blueprint
     from digits.web import errors, home, jobs
 
@@ -98,12 +109,13 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(jobs.blueprint)
     app.register_blueprint(datasets_blueprint)
     app.register_blueprint(models_blueprint)
+    app.register_blueprint(inference_blueprint)
 
     if config.url_prefix:
         app.wsgi_app = PrefixMiddleware(app.wsgi_app, config.url_prefix)
 
     scheduler.start()
-    atexit.register(scheduler.shutdown)
+    atexit.register(services.shutdown)
     return app
 
 

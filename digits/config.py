@@ -29,6 +29,11 @@ class Config:
     gpus: list[int] | None = None
     secret_key: str | None = None
     testing: bool = False
+    # The warm inference worker keeps this many models loaded, within this much memory.
+    inference_models: int = 4
+    inference_memory_mb: int = 4096
+    # Classify Many lists longer than this run as a background job with progress instead of in the request.
+    inference_sync_limit: int = 1000
 
     @classmethod
     def from_env(cls, **overrides) -> Config:
@@ -46,6 +51,9 @@ class Config:
         # NVML ignores CUDA_VISIBLE_DEVICES, so restricting the pool has a variable of its own.
         if env.get("DIGITS_GPUS"):
             values["gpus"] = [int(g) for g in env["DIGITS_GPUS"].split(",") if g.strip()]
+        for name in ("inference_models", "inference_memory_mb", "inference_sync_limit"):
+            if env.get(f"DIGITS_{name.upper()}"):
+                values[name] = int(env[f"DIGITS_{name.upper()}"])
         values.update({k: v for k, v in overrides.items() if v is not None})
         config = cls(**values)
         config.jobs_dir = Path(config.jobs_dir).resolve()
