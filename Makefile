@@ -45,6 +45,7 @@ bench: $(TEST_STAMP)
 	$(BIN)/python bench/create_db.py
 	$(BIN)/python bench/responsiveness.py
 	$(BIN)/python bench/train.py
+	$(BIN)/python bench/inference.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 import time
@@ -100,7 +99,6 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--max-models", type=int, default=4)
     parser.add_argument("--max-memory-mb", type=int, default=4096)
     args = parser.parse_args(argv)
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
     # Replies get a descriptor of their own; whatever else writes to stdout (a print in a network) goes to
     # stderr, the worker's log, instead of into the protocol.
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "w")

@@ -78,7 +78,9 @@ class Predictor:
             self.classifies = output.shape.rank == 2 and output.shape[1] == len(spec.labels)
             self.probabilities = tf.nn.softmax(output, name="probabilities") if self.classifies else self.output
             self.variables = [v for v in tf.global_variables() if v.op.name.startswith(MODEL_SCOPE + "/")]
-            self.session = tf.Session(graph=self.graph)
+            # The worker is not scheduled like training: it must not take a GPU's whole memory from it.
+            config = tf.ConfigProto(gpu_options=tf.GPUOptions(allow_growth=True))
+            self.session = tf.Session(graph=self.graph, config=config)
             tf.train.Saver(var_list={v.op.name: v for v in self.variables}).restore(self.session, spec.checkpoint)
         self.graph.finalize()
 

@@ -35,7 +35,6 @@ import signal
 import sys
 import time
 import traceback
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -606,9 +605,6 @@ def train(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str]) -> int:
     """Train as the arguments say; errors the user can fix become an ``error`` event and exit status 1."""
     args = build_parser().parse_args(argv)
-    # tf_slim calls Keras' legacy layers, which warn about their own deprecation on every layer.
-    warnings.filterwarnings("ignore", category=UserWarning, module=r"tensorflow\.python\.keras\..*")
-    tf_root.get_logger().setLevel("ERROR")  # deprecation notices of the compat.v1 API: noise in the job log
     Stop.install()
     try:
         return train(args)

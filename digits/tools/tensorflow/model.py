@@ -12,6 +12,7 @@ import linecache
 import os
 import traceback
 import types
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +20,10 @@ import tensorflow as tf_root
 import tf_slim as slim
 
 tf = tf_root.compat.v1
+# Every program that runs a network imports this module. tf_slim calls Keras' legacy layers, which warn about
+# their own deprecation on every layer, and the compat.v1 API logs deprecation notices: noise in job logs.
+warnings.filterwarnings("ignore", category=UserWarning, module=r"tensorflow\.python\.keras\..*")
+tf_root.get_logger().setLevel("ERROR")
 
 
 class NetworkError(Exception):
