@@ -146,3 +146,52 @@ def test_augmentation_trains_and_refuses_what_images_cannot_take(dataset, tmp_pa
     status, events, _ = train(dataset, tmp_path / "hsv", LENET, "--epochs", 1, "--aug-hsv", 0.02, 0.04, 0.06)
     assert status == 1
     assert events_of(events, "error")[0]["message"] == "HSV shifting needs color images"
+
+
+def test_two_towers_share_variables_and_average_gradients(dataset, tmp_path):
+    adam = ("--solver", "ADAM", "--learning-rate", 0.001)
+    status, events, stderr = train(dataset, tmp_path / "towers", LENET, "--epochs", 1, "--cpu-towers", 2, *adam)
+    assert status == 0, stderr
+    assert "training on /cpu:0, /cpu:1" in stderr
+    assert events_of(events, "metrics")[-1]["val"]["accuracy"] > 0.5
+    import tensorflow as tf
+
+    names = [name for name, _ in tf.train.list_variables(str(tmp_path / "towers" / "snapshot_1.0.ckpt"))]
+    model_vars = sorted(n for n in names if n.startswith("model/") and n.count("/") == 2)  # no optimizer slots
+    assert model_vars == [f"model/{layer}/{kind}" for layer in ("conv1", "conv2", "fc1", "fc2")
+                          for kind in ("biases", "weights")]  # fmt: skip
+    odd, events, _ = train(dataset, tmp_path / "odd", LENET, "--epochs", 1, "--cpu-towers", 2, "--batch-size", 33)
+    assert odd == 1 and "must split evenly over the 2 devices" in events_of(events, "error")[0]["message"]
+    single = tmp_path / "single.py"
+    single.write_text(LENET.read_text().replace("class UserModel(Tower):", SINGLE_TOWER))
+    status, events, _ = train(dataset, tmp_path / "single", single, "--epochs", 1, "--cpu-towers", 2)
+    assert status == 1
+    assert events_of(events, "error")[0]["message"] == "this network disables data parallelism: select one GPU"
+
+
+SINGLE_TOWER = """class UserModel(Tower):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.disableAutoDataParallelism = True
+"""
+FINE_TUNE_HOOK = """
+    def fineTuneHook(self, net):
+        # A new classifier on top of the restored network.
+        return slim.fully_connected(tf.nn.relu(net), self.nclasses, activation_fn=None, scope='fc_tuned')
+"""
+
+
+def test_fine_tune_hook_shapes_the_model_started_from_weights(dataset, tmp_path):
+    network = tmp_path / "network.py"
+    network.write_text(LENET.read_text().rstrip() + "\n" + FINE_TUNE_HOOK)
+    status, events, stderr = train(dataset, tmp_path / "first", network, "--epochs", 1)
+    assert status == 0, stderr
+    assert not events_of(events, "result")[-1].get("weights")  # trained from scratch: the hook is not called
+    snapshot = tmp_path / "first" / "snapshot_1.0.ckpt"
+    status, events, stderr = train(dataset, tmp_path / "tuned", network, "--epochs", 1, "--weights", snapshot)
+    assert status == 0, stderr
+    weights = events_of(events, "result")[0]["weights"]
+    assert weights["new"] == ["model/fc_tuned/weights", "model/fc_tuned/biases"]
+    assert "model/fc2/weights" in weights["restored"]
+    losses = [e["train"]["loss"] for e in events_of(events, "metrics") if "train" in e]
+    assert losses[-1] < losses[0]  # the new layer learns

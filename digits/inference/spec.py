@@ -35,6 +35,8 @@ class ModelSpec:
     subtract_mean: str = "none"
     crop_size: int | None = None
     snapshot_epoch: float | None = None
+    # Trained from another model's weights: the network's fineTuneHook shaped its output.
+    fine_tune: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -106,6 +108,7 @@ def model_spec(job: Job, store: JobStore, epoch: str | float | None = None) -> M
         subtract_mean=job.form.get("use_mean", "image") if has_mean else "none",
         crop_size=int(job.form["crop_size"]) if job.form.get("crop_size") else None,
         snapshot_epoch=float(chosen["epoch"]),
+        fine_tune=job.form.get("method") in ("previous", "pretrained"),
     )
 
 

@@ -69,6 +69,8 @@ class Predictor:
                 tower = model_class(images, None, input_shape, len(spec.labels) or None, False, True)
                 try:
                     output = tower.inference
+                    if spec.fine_tune:
+                        output = tower.fineTuneHook(output)
                 except NetworkError:
                     raise
                 except Exception as exc:

@@ -125,6 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--aug-hsv", type=float, nargs=3, metavar=("H", "S", "V"), help="random HSV shifts")
     parser.add_argument("--early-stopping-metric", help="e.g. val/loss or val/accuracy")
     parser.add_argument("--patience", type=int, default=5, help="validations without improvement before stopping")
+    parser.add_argument(
+        "--cpu-towers", type=int, default=1,
+        help="without GPUs, split the CPU into N devices with one tower each (checks multi-tower networks)",
+    )  # fmt: skip
     return parser
 
 
@@ -179,13 +183,19 @@ def metric_name(tag: str) -> str:
     return "/".join(parts)
 
 
-def tower_outputs(tower: Tower, network_path: str) -> tuple[list[tuple[object, list | None]], dict, list]:
+def tower_outputs(
+    tower: Tower, network_path: str, fine_tune: bool = False
+) -> tuple[list[tuple[object, list | None]], dict, list]:
     """Build a tower's graph: returns ``([(loss, vars or None)], {metric name: scalar}, [other summaries])``.
 
+    With ``fine_tune`` (training starts from other weights), the network's ``fineTuneHook(net)`` gets the
+    inference output and what it returns is ``self.inference`` from then on, for ``loss`` too.
     Errors raised from the user's source become :class:`NetworkError` naming the user's line.
     """
     try:
-        tower.inference  # noqa: B018 - building the inference graph first gives errors their proper line
+        inference = tower.inference  # building the inference graph first gives errors their proper line
+        if fine_tune:
+            tower.set_inference(tower.fineTuneHook(inference))
         loss = tower.loss
     except NetworkError:
         raise
@@ -295,7 +305,8 @@ def build_graph(
         with tf.device(device), tf.name_scope(f"tower_{index}"):
             with tf.variable_scope(MODEL_SCOPE, reuse=index > 0):
                 tower = model_class(xs[index], ys[index], input_shape, nclasses, is_training=True)
-                losses, tower_scalars, tower_others = tower_outputs(tower, args.network)
+                fine_tune = bool(args.weights) and not args.resume
+                losses, tower_scalars, tower_others = tower_outputs(tower, args.network, fine_tune)
             tower_losses.append(losses)
             if index == 0:
                 scalars, others = tower_scalars, tower_others
@@ -345,7 +356,7 @@ def build_graph(
         vx, vy = graph.val_iterator.get_next()
         with tf.name_scope("val"), tf.variable_scope(MODEL_SCOPE, reuse=True):
             tower = model_class(vx, vy, input_shape, nclasses, is_training=False)
-            losses, scalars, _ = tower_outputs(tower, args.network)
+            losses, scalars, _ = tower_outputs(tower, args.network, bool(args.weights) and not args.resume)
         graph.val_scalars = {"loss": losses[0][0]} if len(losses) == 1 else {}
         for number, (loss, _) in enumerate(losses, start=1):
             if len(losses) > 1:
@@ -446,6 +457,17 @@ class EarlyStopping:
         return better, self.bad >= self.patience
 
 
+def training_devices(cpu_towers: int = 1) -> tuple[list[str], object]:
+    """One tower per visible GPU (the scheduler sets ``CUDA_VISIBLE_DEVICES``), else ``cpu_towers`` on the CPU."""
+    gpus = tf_root.config.list_physical_devices("GPU")
+    config = tf.ConfigProto(allow_soft_placement=True, gpu_options=tf.GPUOptions(allow_growth=True))
+    if gpus:
+        return [f"/gpu:{i}" for i in range(len(gpus))], config
+    towers = max(1, cpu_towers)
+    config.device_count["CPU"] = towers
+    return [f"/cpu:{i}" for i in range(towers)], config
+
+
 def train(args: argparse.Namespace) -> int:
     """Build everything, train, and emit the protocol events; returns the exit status."""
     if args.batch_size < 1 or args.batch_accumulation < 1:
@@ -477,7 +499,11 @@ def train(args: argparse.Namespace) -> int:
         # A seed promises a repeatable run: same initial weights, same order, same arithmetic.
         tf.set_random_seed(args.seed)
         tf_root.config.experimental.enable_op_determinism()
-    graph = build_graph(args, model_class, train_info, val_info, count_classes(args), mean)
+    devices, session_config = training_devices(args.cpu_towers)
+    log(f"training on {', '.join(devices)}")
+    if args.batch_size % len(devices):
+        raise TrainingError(f"the batch size ({args.batch_size}) must split evenly over the {len(devices)} devices")
+    graph = build_graph(args, model_class, train_info, val_info, count_classes(args), mean, devices)
     saver = tf.train.Saver(max_to_keep=None, save_relative_paths=True)
     os.makedirs(args.save, exist_ok=True)
 
@@ -489,7 +515,7 @@ def train(args: argparse.Namespace) -> int:
     def epoch_of(step: int) -> float:
         return round(min(step * images_per_step / train_info.entries, args.epochs), 4)
 
-    with tf.Session() as sess:
+    with tf.Session(config=session_config) as sess:
         sess.run([tf.global_variables_initializer(), tf.local_variables_initializer()])
         sess.run([it.initializer for it in graph.iterators])
         if args.resume:

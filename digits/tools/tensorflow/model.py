@@ -69,8 +69,17 @@ class Tower:
         self.disableAutoDataParallelism = False
 
     def fineTuneHook(self, net):  # noqa: N802 - the contract's name
-        """Return the model to use for fine-tuning, given the untuned one; by default the same model."""
+        """Return the model to use for fine-tuning, given the untuned one; by default the same model.
+
+        Called when training starts from another model's weights (a previous or pretrained model), after
+        ``inference`` is built; its result becomes ``self.inference`` (so ``loss`` uses it). Variables it
+        creates are new: the weights are restored by name, and it runs in the model's variable scope.
+        """
         return net
+
+    def set_inference(self, net) -> None:
+        """Replace what ``self.inference`` returns (the result of ``fineTuneHook``)."""
+        self._cache_inference = net
 
     def gradientUpdate(self, grad):  # noqa: N802 - DIGITS' name, kept for networks written for it
         return grad
