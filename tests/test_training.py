@@ -114,3 +114,22 @@ def test_start_from_a_previous_model(logged_in, digits_folder):
     assert "--weights" in log.splitlines()[0] and "snapshot_1.0.ckpt" in log.splitlines()[0]
     model = logged_in.get(f"/models/{second['id']}.json").get_json()
     assert model["status"] == "Done"
+
+
+def test_early_stopping_through_the_app(logged_in, digits_folder):
+    dataset = make_dataset(logged_in, digits_folder)
+    fields = dict(method="standard", standard_networks="lenet", train_epochs="40", framework="tensorflow",
+                  model_name="early", dataset=dataset, batch_size="16", solver_type="ADAM", learning_rate="0.001",
+                  early_stopping_metric="val/accuracy", early_stopping_patience="2", random_seed="1")  # fmt: skip
+    bad = logged_in.post("/models/images/classification.json", data=dict(fields, early_stopping_metric="train/loss"))
+    assert bad.status_code == 400 and "validation metric" in bad.get_json()["errors"]["early_stopping_metric"][0]
+    created = logged_in.post("/models/images/classification.json", data=fields).get_json()
+    assert wait_for_status(logged_in, created["id"], timeout=300)["status"] == "Done"
+    model = logged_in.get(f"/models/{created['id']}.json").get_json()
+    early = model["early_stopping"]
+    assert early["stopped_early"] and early["metric"] == "val/accuracy"
+    last = model["snapshots"][-1]
+    assert last < 40  # it stopped before the planned 40 epochs, with a snapshot where it stopped
+    accuracy = val_accuracy(model["metrics"])
+    assert early["best_value"] == max(accuracy)
+    assert model["best_epoch"] <= last - 2 and model["best_epoch"] in model["snapshots"]

@@ -179,6 +179,18 @@ class ImageClassificationModelForm(FlaskForm):
         if problem:
             raise ValidationError(problem)
 
+    def validate_early_stopping_metric(self, field) -> None:
+        metric = (field.data or "").strip()
+        if not metric:
+            return
+        stage, _, name = metric.rpartition("/")
+        if stage not in ("", "val") or not name:
+            raise ValidationError("Early stopping watches a validation metric: val/loss, val/accuracy, ...")
+        field.data = f"val/{name}"
+        dataset = self._datasets.get(self.dataset.data)
+        if dataset is not None and not (Path(dataset.directory) / "val_db").is_dir():
+            raise ValidationError(f"Dataset {dataset.name} has no validation set to watch.")
+
     def validate_lr_multistep_values(self, field) -> None:
         if self.lr_policy.data != "multistep":
             return

@@ -218,6 +218,12 @@ def model_json(job: Job) -> dict:
         snapshots=[s["epoch"] for s in snapshots],
         snapshot_files=snapshots,
         best_epoch=train["data"].get("best_epoch"),
+        early_stopping={
+            "metric": form.get("early_stopping_metric") or None,
+            "patience": form.get("early_stopping_patience") or None,
+            "best_value": train["data"].get("best_value"),
+            "stopped_early": bool(train["data"].get("stopped_early")),
+        },
         can_resume=job.status in (Status.ABORTED, Status.ERROR) and bool(snapshots),
         hardware=_hardware(job),
         log_tail=log_tail(log_path, LOG_TAIL_LINES),

@@ -448,7 +448,8 @@ class EarlyStopping:
         """Record a validation; returns ``(improved, stop)``."""
         value = values.get(self.name)
         if value is None:
-            return False, False
+            reported = ", ".join(f"val/{name}" for name in values)
+            raise TrainingError(f"early stopping on {self.metric}: the network reports no such metric ({reported})")
         better = self.best is None or (value < self.best if self.lower_is_better else value > self.best)
         if better:
             self.best, self.best_epoch, self.bad = value, epoch, 0
@@ -594,15 +595,19 @@ def train(args: argparse.Namespace) -> int:
                     writer.add_summary(result["summaries"], step)
                 sums, count, last_report = dict.fromkeys(graph.train_scalars, 0.0), 0, time.monotonic()
             if val_due:
+                # Labelled with the scheduled epoch just crossed, as snapshots are: the best validation's
+                # epoch is then the epoch of a snapshot.
+                val_label = epoch
                 while next_val is not None and next_val <= epoch + 1e-9:
+                    val_label = round(next_val, 6)
                     next_val += args.val_interval
                 val_values = validate(sess, graph)
                 if Stop.requested:
                     continue
-                emit("metrics", epoch=epoch, val=val_values)
+                emit("metrics", epoch=val_label, val=val_values)
                 writer.add_summary(scalar_summary(val_values, "val/"), step)
                 if early is not None and early.stage == "val":
-                    improved, stop = early.update(epoch, val_values)
+                    improved, stop = early.update(val_label, val_values)
                     if improved:
                         emit("result", best_epoch=early.best_epoch, best_value=early.best, best_metric=early.metric)
                     if stop:
