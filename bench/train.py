@@ -82,7 +82,7 @@ def ours(work: str, db: str, batch_size: int, epochs: float) -> float:
         "--network", os.path.join(REPO, "digits", "standard_networks", "lenet.py"),
         "--train-db", db, "--labels", labels, "--mean", os.path.join(work, "mean.npy"), "--subtract-mean", "image",
         "--epochs", str(epochs), "--batch-size", str(batch_size), "--learning-rate", "0.01",
-        "--snapshot-interval", "0", "--seed", "1",
+        "--snapshot-interval", "0",
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": REPO}
     proc = subprocess.Popen(command, cwd=job, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
