@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import io
+import os
+import signal
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 from sample_images import write_digits_folder
+from seed_networks import AUTOENCODER
 from server import wait_for_status
 
 from digits.app import create_app
@@ -153,3 +157,31 @@ def test_top_n_over_the_validation_database(trained):
     assert set(data["top_n"]) == set("0123456789")
     best = data["top_n"]["7"]
     assert len(best) == 3 and best[0]["percent"] >= best[-1]["percent"]
+
+
+def test_unusable_models_say_why_and_the_worker_comes_back(trained):
+    app, client, model, held_out = trained
+    url = "/models/images/classification/classify_one.json"
+    image = str(sorted((held_out / "1").glob("*.png"))[0])
+    directory = Path(client.get(f"/models/{model}.json").get_json()["directory"])
+    for leftover in directory.glob("snapshot_1.0.ckpt*"):
+        leftover.unlink()
+    deleted = client.post(url, data={"job_id": model, "snapshot_epoch": "1", "image_path": image})
+    assert deleted.status_code == 400
+    assert "snapshot of epoch 1 was deleted" in deleted.get_json()["errors"]["snapshot_epoch"][0]
+    dataset = client.get(f"/models/{model}.json").get_json()["dataset"]["id"]
+    not_a_model = client.post(url, data={"job_id": dataset, "image_path": image})
+    assert not_a_model.status_code == 404 and "not a model" in not_a_model.get_json()["errors"]
+    broken = client.post(
+        "/models/images/classification.json",
+        data=dict(method="custom", custom_network=AUTOENCODER, train_epochs="1", model_name="broken", dataset=dataset),
+    ).get_json()["id"]
+    assert wait_for_status(client, broken)["status"] == "Error"
+    untrained = client.post(url, data={"job_id": broken, "image_path": image})
+    assert untrained.status_code == 400 and "no snapshot yet" in untrained.get_json()["errors"]["snapshot_epoch"][0]
+    # A worker that dies (killed, out of memory) is replaced by the next request.
+    worker = app.extensions["digits"].inference
+    os.kill(worker.pid, signal.SIGKILL)
+    time.sleep(0.5)
+    again = client.post(url, data={"job_id": model, "image_path": image})
+    assert again.status_code == 200 and len(again.get_json()["predictions"]) == 5
