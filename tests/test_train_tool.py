@@ -195,3 +195,49 @@ def test_fine_tune_hook_shapes_the_model_started_from_weights(dataset, tmp_path)
     assert "model/fc2/weights" in weights["restored"]
     losses = [e["train"]["loss"] for e in events_of(events, "metrics") if "train" in e]
     assert losses[-1] < losses[0]  # the new layer learns
+
+
+NOT_SCALAR_LOSS = """\
+class UserModel(Tower):
+    @model_property
+    def inference(self):
+        return slim.fully_connected(slim.flatten(self.x), self.nclasses, activation_fn=None, scope='fc')
+
+    @model_property
+    def loss(self):
+        return tf.square(self.inference)
+"""
+WRONG_SHAPE = """\
+class UserModel(Tower):
+    @model_property
+    def inference(self):
+        # written for 32x32 images
+        x = tf.reshape(self.x, shape=[-1, 32, 32, 1])
+        return slim.fully_connected(slim.flatten(x), self.nclasses, activation_fn=None, scope='fc')
+
+    @model_property
+    def loss(self):
+        return digits.classification_loss(self.inference, self.y)
+"""
+
+
+def test_networks_that_do_not_fit_say_what_to_fix(dataset, tmp_path):
+    network = tmp_path / "network.py"
+    network.write_text(NOT_SCALAR_LOSS)
+    status, events, _ = train(dataset, tmp_path / "not-scalar", network, "--epochs", 1)
+    assert status == 1
+    message = events_of(events, "error")[0]["message"]
+    assert (
+        message
+        == "loss must be a scalar tensor, got a tensor of shape [batch, 10]; reduce it, e.g. with tf.reduce_mean"
+    )
+    network.write_text(WRONG_SHAPE)
+    status, events, _ = train(dataset, tmp_path / "wrong-shape", network, "--epochs", 1)
+    assert status == 1
+    error = events_of(events, "error")[0]
+    assert error["message"] == (
+        "Input to reshape is a tensor with 25088 values, but the requested shape requires a multiple of 1024 "
+        "(network.py, line 6)"
+    )
+    assert error["user_line"] == 6
+    assert error["user_source_line"].strip() == "x = tf.reshape(self.x, shape=[-1, 32, 32, 1])"

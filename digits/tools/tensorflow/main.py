@@ -28,6 +28,7 @@ variables of scope ``model``, and one validation tower reusing them. SIGTERM sto
 from __future__ import annotations
 
 import argparse
+import linecache
 import math
 import os
 import re
@@ -213,8 +214,11 @@ def tower_outputs(
         losses = [(loss, None)]
     for value, _ in losses:
         if not isinstance(value, tf_root.Tensor) or value.shape.rank != 0:
-            shape = getattr(value, "shape", type(value).__name__)
-            raise NetworkError(f"loss must be a scalar tensor, got {shape}; reduce it, e.g. with tf.reduce_mean")
+            if isinstance(value, tf_root.Tensor) and value.shape.rank is not None:
+                got = "a tensor of shape [" + ", ".join(str(d) if d is not None else "batch" for d in value.shape) + "]"
+            else:
+                got = type(value).__name__
+            raise NetworkError(f"loss must be a scalar tensor, got {got}; reduce it, e.g. with tf.reduce_mean")
     scalars: dict[str, object] = {}
     others = []
     for summary in tower.summaries:
@@ -633,12 +637,32 @@ def train(args: argparse.Namespace) -> int:
     return 0
 
 
+def op_error(exc, network_path: str) -> NetworkError:
+    """A graph op that failed while running (shapes that do not fit...), as the op's message and the line of
+    the user's network that created it, taken from the op's creation stack."""
+    lines = exc.message.splitlines()
+    node = next((i for i, line in enumerate(lines) if line.startswith("Node: ")), None)
+    detail = lines[node + 1] if node is not None and node + 1 < len(lines) else lines[0]
+    line = None
+    wanted = os.path.abspath(network_path)
+    for frame in getattr(exc.op, "traceback", None) or []:
+        if os.path.abspath(frame.filename) == wanted:
+            line = frame.lineno
+    if line is None:
+        return NetworkError(f"{type(exc).__name__}: {detail}")
+    source_line = linecache.getline(network_path, line).rstrip()
+    return NetworkError(f"{detail} ({os.path.basename(network_path)}, line {line})", line, source_line)
+
+
 def main(argv: Sequence[str]) -> int:
     """Train as the arguments say; errors the user can fix become an ``error`` event and exit status 1."""
     args = build_parser().parse_args(argv)
     Stop.install()
     try:
-        return train(args)
+        try:
+            return train(args)
+        except tf_root.errors.OpError as exc:
+            raise op_error(exc, args.network) from exc
     except (NetworkError, TrainingError, FileNotFoundError) as exc:
         cause = exc.__cause__ or exc
         where = {"user_line": exc.line, "user_source_line": exc.source_line} if getattr(exc, "line", None) else {}
