@@ -426,6 +426,13 @@ window.DIGITS = (function () {
         socket.on('task_update', function (message) {
             if (message && message.job_id === JOB_ID) refresh();
         });
+        // Some panels (hardware use) change with no event to announce it: poll while the job is active.
+        if (options.pollSeconds) {
+            setInterval(function () {
+                const job = options.getJob();
+                if (job && ACTIVE.indexOf(job.status) >= 0 && !document.hidden) refresh();
+            }, options.pollSeconds * 1000);
+        }
         // Whatever happened while disconnected is in the JSON.
         let connectedOnce = false;
         socket.on('connect', function () {
