@@ -1,0 +1,50 @@
+"""Data extensions: the entry point group plugins declare, and finding them (``get_extensions()``).
+
+``GROUP`` is the name DIGITS' plugins import in their ``setup.py``::
+
+    from digits.extensions.data import GROUP as DIGITS_PLUGIN_GROUP
+    setup(..., entry_points={DIGITS_PLUGIN_GROUP: ["class=myPlugin:DataIngestion"]})
+"""
+
+from __future__ import annotations
+
+from digits.extensions.catalog import Catalog, discover
+from digits.extensions.data.interface import DataIngestionInterface, SkipEntry
+
+__all__ = ["GROUP", "DataIngestionInterface", "SkipEntry", "builtin_extensions", "discover_data_extensions"]
+
+# Entry point group: the key plugins register under and DIGITS finds them by.
+GROUP = "digits.plugins.data"
+
+REQUIRED = (
+    "get_id",
+    "get_title",
+    "get_category",
+    "get_dataset_form",
+    "get_dataset_template",
+    "itemize_entries",
+    "encode_entry",
+)
+
+
+def builtin_extensions() -> list[type]:
+    """The data extensions shipped with DIGITS."""
+    from digits.extensions.data import imageProcessing, imageSegmentation
+
+    return [imageProcessing.DataIngestion, imageSegmentation.DataIngestion]
+
+
+def discover_data_extensions() -> Catalog:
+    """Every data extension: the built-in ones and the installed plugins (broken ones set aside)."""
+    return discover("data", GROUP, builtin_extensions, REQUIRED)
+
+
+def get_extensions() -> list[type]:
+    """The classes of every usable data extension (DIGITS' function)."""
+    return [e.cls for e in discover_data_extensions().extensions.values()]
+
+
+def get_extension(extension_id: str) -> type | None:
+    """The class of the data extension ``extension_id``, or None (DIGITS' function)."""
+    extension = discover_data_extensions().get(extension_id)
+    return extension.cls if extension else None
