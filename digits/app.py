@@ -97,7 +97,9 @@ def create_app(config: Config | None = None) -> Flask:
     app.extensions["digits"] = services
 
     from digits import auth
+    from digits.datasets.generic_routes import blueprint as generic_datasets_blueprint
     from digits.datasets.routes import blueprint as datasets_blueprint
+    from digits.extensions import web as extensions_web
     from digits.models.inference_routes import blueprint as inference_blueprint
     from digits.models.routes import blueprint as models_blueprint
     from digits.web import errors, home, jobs
@@ -108,6 +110,8 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(home.blueprint)
     app.register_blueprint(jobs.blueprint)
     app.register_blueprint(datasets_blueprint)
+    extensions_web.init_app(app)
+    app.register_blueprint(generic_datasets_blueprint)
     app.register_blueprint(models_blueprint)
     app.register_blueprint(inference_blueprint)
 

@@ -6,17 +6,30 @@ use are declared here in a private descriptor pool (so they never clash with Ten
 when both are loaded), and protobuf builds the classes; the wire format is TensorFlow's.
 
 Features of a record:
-    image/encoded   bytes   PNG or JPEG file bytes, or raw uint8 HxWxC pixels
+    image/encoded   bytes   PNG or JPEG file bytes, or raw HxWxC pixels (row-major, C last)
     image/format    bytes   b"png", b"jpg" or b"raw"
     image/height, image/width, image/channels   int64
-    label           int64   class index (classification)
-    label/encoded, label/format ...             an encoded label image (segmentation, plugins)
+    image/dtype     bytes   numpy dtype of raw pixels (b"uint16", b"float32", ...); absent means uint8
+    label           int64   class index (classification), or a data extension's integer scalar label
+
+Records written by data extensions (``digits.tools.create_generic_db``) and prebuilt databases may carry,
+instead of ``label``, one of:
+    label/values    float   a vector label (regression targets), flattened; ``label/shape`` is [N]
+    label/encoded   bytes   a label array (segmentation mask, target image): PNG bytes, or raw HxWxC
+    label/format    bytes   b"png" or b"raw"
+    label/shape     int64   [H, W, C] of ``label/encoded``
+    label/dtype     bytes   numpy dtype of raw ``label/encoded`` bytes (PNG labels are uint8)
+Every record of one database has the same image shape, dtype and format, and the same kind of label
+(the dataset job's ``feature_dims``/``label_dims`` say which), so a reader decides once how to decode.
+Arrays are HWC here; data extensions hand them over CHW (DIGITS' layout) and the tool transposes them.
 """
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 
+import numpy as np
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 ENCODINGS = ("none", "png", "jpg")
@@ -29,8 +42,18 @@ def record_key(index: int) -> bytes:
 
 
 @dataclass
+class LabelArray:
+    """A label that is an array (a segmentation mask, a target image), encoded as stored."""
+
+    encoded: bytes
+    format: str  # "png" or "raw"
+    shape: tuple[int, int, int]  # H, W, C
+    dtype: str = "uint8"
+
+
+@dataclass
 class ImageRecord:
-    """A decoded record: the image still encoded as stored, and its label."""
+    """A decoded record: the image still encoded as stored, and its label (at most one kind of label)."""
 
     encoded: bytes
     format: str
@@ -38,6 +61,9 @@ class ImageRecord:
     width: int
     channels: int
     label: int | None = None
+    dtype: str = "uint8"
+    label_values: list[float] | None = None
+    label_array: LabelArray | None = None
 
 
 def _example_classes():
@@ -78,7 +104,7 @@ def _example_classes():
     pool.Add(fdp)
     return {
         name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"tensorflow.{name}"))
-        for name in ("BytesList", "Int64List", "Feature", "Features", "Example")
+        for name in ("BytesList", "FloatList", "Int64List", "Feature", "Features", "Example")
     }
 
 
@@ -93,6 +119,14 @@ def _int_feature(value: int):
     return _pb["Feature"](int64_list=_pb["Int64List"](value=[int(value)]))
 
 
+def _ints_feature(values):
+    return _pb["Feature"](int64_list=_pb["Int64List"](value=[int(v) for v in values]))
+
+
+def _floats_feature(values):
+    return _pb["Feature"](float_list=_pb["FloatList"](value=[float(v) for v in values]))
+
+
 def encode_record(record: ImageRecord) -> bytes:
     """Serialize an :class:`ImageRecord` as a ``tf.train.Example``."""
     feature = {
@@ -102,8 +136,19 @@ def encode_record(record: ImageRecord) -> bytes:
         "image/width": _int_feature(record.width),
         "image/channels": _int_feature(record.channels),
     }
+    if record.dtype != "uint8":
+        feature["image/dtype"] = _bytes_feature(record.dtype.encode())
     if record.label is not None:
         feature["label"] = _int_feature(record.label)
+    if record.label_values is not None:
+        feature["label/values"] = _floats_feature(record.label_values)
+        feature["label/shape"] = _ints_feature([len(record.label_values)])
+    if record.label_array is not None:
+        array = record.label_array
+        feature["label/encoded"] = _bytes_feature(array.encoded)
+        feature["label/format"] = _bytes_feature(array.format.encode())
+        feature["label/shape"] = _ints_feature(array.shape)
+        feature["label/dtype"] = _bytes_feature(array.dtype.encode())
     example = _pb["Example"](features=_pb["Features"](feature=feature))
     return example.SerializeToString()
 
@@ -116,6 +161,17 @@ def decode_record(data: bytes) -> ImageRecord:
     def one_int(name: str) -> int:
         return feature[name].int64_list.value[0]
 
+    def one_str(name: str, default: str) -> str:
+        return feature[name].bytes_list.value[0].decode() if name in feature else default
+
+    label_array = None
+    if "label/encoded" in feature:
+        label_array = LabelArray(
+            encoded=feature["label/encoded"].bytes_list.value[0],
+            format=one_str("label/format", "raw"),
+            shape=tuple(feature["label/shape"].int64_list.value),
+            dtype=one_str("label/dtype", "uint8"),
+        )
     return ImageRecord(
         encoded=feature["image/encoded"].bytes_list.value[0],
         format=feature["image/format"].bytes_list.value[0].decode(),
@@ -123,4 +179,55 @@ def decode_record(data: bytes) -> ImageRecord:
         width=one_int("image/width"),
         channels=one_int("image/channels"),
         label=one_int("label") if "label" in feature else None,
+        dtype=one_str("image/dtype", "uint8"),
+        label_values=list(feature["label/values"].float_list.value) if "label/values" in feature else None,
+        label_array=label_array,
     )
+
+
+# -- arrays <-> stored bytes (data extensions, inference, views) ---------------------------------------
+def encode_array(array: np.ndarray, encoding: str) -> tuple[bytes, str]:
+    """Store an HxWxC array: ``(bytes, format)``.
+
+    ``encoding`` "png" (or "jpg") applies to uint8 arrays of 1, 3 (or 4, PNG only) channels; anything
+    else is stored raw (row-major HWC bytes of the array's own dtype), so nothing is ever lost.
+    """
+    from PIL import Image
+
+    channels = array.shape[2]
+    lossless_ok = array.dtype == np.uint8 and channels in (1, 3, 4)
+    if encoding in ("png", "jpg") and lossless_ok and not (encoding == "jpg" and channels == 4):
+        buffer = io.BytesIO()
+        image = Image.fromarray(array[:, :, 0] if channels == 1 else array)
+        if encoding == "png":
+            image.save(buffer, format="PNG", compress_level=1)
+        else:
+            image.save(buffer, format="JPEG", quality=90)
+        return buffer.getvalue(), encoding
+    return np.ascontiguousarray(array).tobytes(), "raw"
+
+
+def decode_array(encoded: bytes, fmt: str, shape, dtype: str = "uint8") -> np.ndarray:
+    """The HxWxC array of stored bytes (the inverse of :func:`encode_array`)."""
+    if fmt == "raw":
+        return np.frombuffer(encoded, dtype=np.dtype(dtype)).reshape(tuple(shape))
+    from PIL import Image
+
+    array = np.asarray(Image.open(io.BytesIO(encoded)))
+    return array.reshape(tuple(shape)) if array.size == int(np.prod(shape)) else array
+
+
+def record_image(record: ImageRecord) -> np.ndarray:
+    """The record's image (the feature) as an HxWxC array of its stored dtype."""
+    shape = (record.height, record.width, record.channels)
+    return decode_array(record.encoded, record.format, shape, record.dtype)
+
+
+def record_label(record: ImageRecord) -> int | np.ndarray | None:
+    """The record's label: an int, a float32 vector, an HxWxC array, or None."""
+    if record.label_array is not None:
+        array = record.label_array
+        return decode_array(array.encoded, array.format, array.shape, array.dtype)
+    if record.label_values is not None:
+        return np.asarray(record.label_values, dtype=np.float32)
+    return record.label

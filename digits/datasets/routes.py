@@ -10,6 +10,7 @@ from flask import Blueprint, abort, current_app, redirect, render_template, requ
 
 from digits.app import current_services
 from digits.auth import current_username, login_required
+from digits.datasets import generic, generic_routes
 from digits.datasets import image_classification as classification
 from digits.datasets.explore import explore_page
 from digits.forms import add_error, replay, replayable_data
@@ -28,6 +29,15 @@ KINDS = {
         "path": "images/classification",
         "title": classification.TITLE,
         "form": classification.ImageClassificationDatasetForm,
+        "describe": classification.describe,
+    },
+    # Datasets made by data extensions: each extension has its own page (generic_routes).
+    generic.KIND: {
+        "id": generic.KIND,
+        "path": "generic",
+        "title": generic.TITLE,
+        "new_page": generic_routes.new_page,
+        "describe": generic.describe,
     },
 }
 
@@ -43,6 +53,8 @@ def new(kind: str):
     """The empty creation form, or (``?clone=<id>``) the form another job was made with."""
     kind = kind_or_404(KINDS, kind, "dataset")
     clone_of = request.args.get("clone")
+    if "new_page" in kind:
+        return kind["new_page"](clone_of)
     form = replay(kind["form"], get_job(clone_of, "dataset").form) if clone_of else kind["form"]()
     return _render_form(kind, form)
 
@@ -83,7 +95,7 @@ def create(kind: str):
 
 for _kind in KINDS.values():
     blueprint.add_url_rule(f"/datasets/{_kind['path']}/new", "new", new, defaults={"kind": _kind["id"]})
-    for _suffix in ("", ".json"):
+    for _suffix in ("", ".json") if "form" in _kind else ():
         blueprint.add_url_rule(
             f"/datasets/{_kind['path']}{_suffix}", "create", create, methods=["POST"], defaults={"kind": _kind["id"]}
         )
@@ -94,7 +106,7 @@ def dataset_json(job: Job) -> dict:
     services = current_services()
     with services.store.lock:
         data = services.store.snapshot(job)
-        details = classification.describe(job)
+        details = KINDS.get(job.kind, KINDS[classification.KIND])["describe"](job)
         dependents = [{"id": d.id, "name": d.name, "type": d.type} for d in services.store.dependents(job)]
     data.pop("form", None)
     data.update(details)

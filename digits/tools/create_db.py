@@ -17,6 +17,7 @@ when complete, so a failed or killed creation never leaves DIR behind.
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import multiprocessing
 import os
@@ -25,7 +26,8 @@ import shutil
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.connection import wait as connection_wait
@@ -151,7 +153,7 @@ def _chunks(entries: list[tuple[str, int]], size: int) -> list[list[tuple[str, i
     return [entries[i : i + size] for i in range(0, len(entries), size)]
 
 
-class _LmdbWriter:
+class LmdbWriter:
     """Buffers records and commits them in large transactions, growing the map when it is full."""
 
     def __init__(self, path: str, map_size: int):
@@ -193,7 +195,7 @@ class _LmdbWriter:
         self.env.sync(True)
 
 
-def _worker_loop(chunks: list[list[tuple[str, int]]], settings: ImageSettings, tasks: Connection, out: Connection):
+def _worker_loop(chunks: list[list], process: Callable[[list], object], tasks: Connection, out: Connection):
     # A worker process: receives chunk numbers (the chunks themselves came with the fork), sends results.
     # Stdout is the parent's protocol stream: a worker must neither write to it nor keep it open.
     os.dup2(2, 1)
@@ -209,17 +211,20 @@ def _worker_loop(chunks: list[list[tuple[str, int]]], settings: ImageSettings, t
             number = tasks.recv()
             if number is None:
                 return
-            out.send((number, *_process_chunk(chunks[number], settings)))
+            out.send((number, process(chunks[number])))
     except (EOFError, BrokenPipeError):
         pass  # the parent is gone: nothing left to do
 
 
-def _results(
-    chunks: list[list[tuple[str, int]]], settings: ImageSettings, workers: int
-) -> Iterator[tuple[list[tuple[bytes | None, str]], np.ndarray | None]]:
-    """Process the chunks in ``workers`` processes; yields their results in chunk order."""
+def ordered_map(process: Callable[[list], object], chunks: list[list], workers: int) -> Iterator[object]:
+    """``process(chunk)`` for every chunk, in ``workers`` forked processes; yields the results in chunk order.
+
+    ``process`` and the chunks reach the workers through the fork, so neither needs to be picklable (a
+    data extension's entries and methods can be anything); the results travel back pickled. A worker
+    raising kills the map: return failures as values instead. Close the generator to stop the workers.
+    """
     if workers <= 1:
-        yield from (_process_chunk(chunk, settings) for chunk in chunks)
+        yield from (process(chunk) for chunk in chunks)
         return
     # Plain processes and pipes rather than multiprocessing.Pool: the Pool's helper threads cost the
     # parent about a fifth of a core at a thousand JPEGs a second, on machines that may have two.
@@ -229,13 +234,13 @@ def _results(
     for _ in range(workers):
         task_read, task_write = context.Pipe(duplex=False)
         result_read, result_write = context.Pipe(duplex=False)
-        process = context.Process(target=_worker_loop, args=(chunks, settings, task_read, result_write), daemon=True)
-        process.start()
+        worker = context.Process(target=_worker_loop, args=(chunks, process, task_read, result_write), daemon=True)
+        worker.start()
         task_read.close()
         result_write.close()
         task_pipes.append(task_write)
         result_pipes.append(result_read)
-        processes.append(process)
+        processes.append(worker)
     # Each worker has two chunks in hand, so it never waits for the parent; a worker far ahead of the
     # chunk the parent waits for idles instead of piling up results in memory.
     ahead_limit = 4 * workers
@@ -257,10 +262,10 @@ def _results(
                 for pipe in connection_wait(result_pipes):
                     worker = result_pipes.index(pipe)
                     try:
-                        number, *result = pipe.recv()
+                        number, result = pipe.recv()
                     except EOFError:
                         code = processes[worker].exitcode
-                        raise RuntimeError(f"an image worker died unexpectedly (exit code {code})") from None
+                        raise RuntimeError(f"a worker process died unexpectedly (exit code {code})") from None
                     pending[number] = result
                     send(worker)
             yield pending.pop(wanted)
@@ -269,14 +274,34 @@ def _results(
                 send(worker)
         for pipe in task_pipes:
             pipe.send(None)
-        for process in processes:
-            process.join()
+        for worker_process in processes:
+            worker_process.join()
     finally:
-        for process in processes:
-            if process.is_alive():
-                process.terminate()
+        for worker_process in processes:
+            if worker_process.is_alive():
+                worker_process.terminate()
         for pipe in (*task_pipes, *result_pipes):
             pipe.close()
+
+
+@contextmanager
+def building(db_path: str) -> Iterator[str]:
+    """A fresh ``db_path + ".partial"`` folder to build a database in.
+
+    When the block ends normally the folder replaces ``db_path`` (removing an older database there);
+    when it raises, the folder is removed: a failed or killed build never leaves ``db_path`` behind.
+    """
+    partial = db_path.rstrip(os.sep) + ".partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    os.makedirs(partial)
+    try:
+        yield partial
+        if os.path.exists(db_path):
+            shutil.rmtree(db_path)
+        os.replace(partial, db_path)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
 
 
 def create_db(
@@ -294,9 +319,6 @@ def create_db(
     go to ``db_path + ".partial"``, renamed to ``db_path`` (replacing an older one) only on success.
     Returns a :class:`DbSummary`; raises ValueError when no image could be written.
     """
-    partial = db_path.rstrip(os.sep) + ".partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    os.makedirs(partial)
     if initial_map_size is None:
         # Raw pixels plus record overhead, rounded up generously; the map grows if compression loses.
         raw = settings.width * settings.height * settings.channels + 512
@@ -311,9 +333,9 @@ def create_db(
     labels_written: list[int] = []
     progress = ProgressReporter(len(entries))
     done = 0
-    results = _results(chunks, settings, workers)
-    try:
-        writer = _LmdbWriter(partial, initial_map_size)
+    results = ordered_map(functools.partial(_process_chunk, s=settings), chunks, workers)
+    with building(db_path) as partial:
+        writer = LmdbWriter(partial, initial_map_size)
         try:
             for chunk, (chunk_results, chunk_sum) in zip(chunks, results, strict=True):
                 for (path, label), (record, reason) in zip(chunk, chunk_results, strict=True):
@@ -339,12 +361,6 @@ def create_db(
             raise ValueError(f"none of the {len(entries)} images could be read, the database would be empty")
         np.save(os.path.join(partial, "labels.npy"), np.asarray(labels_written, dtype=np.int32))
         db_bytes = sum(e.stat().st_size for e in os.scandir(partial) if e.is_file())
-        if os.path.exists(db_path):
-            shutil.rmtree(db_path)
-        os.replace(partial, db_path)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
     mean = (pixel_sum / writer.count).astype(np.float32) if settings.compute_mean else None
     return DbSummary(writer.count, distribution, skipped, mean, db_bytes)
 

@@ -1,0 +1,240 @@
+"""Generic datasets: made by a data extension (a plugin's ``DataIngestion``) from the extension's own form.
+
+A generic dataset job (kind ``generic``) has one task, ``create_generic_db``, that runs
+``python -m digits.tools.create_generic_db`` in the job directory. The directory holds:
+
+    extension_form.json       the extension form's fields, as the extension receives them
+    extension_userdata.json   what the extension's get_user_data() returned (palette, class names, seed...)
+    train_db/ val_db/ test_db/   LMDB databases of digits.records examples, one per stage with entries
+    mean.npy (mean.png)       the mean training feature, HWC float32 (the PNG for 8-bit images)
+
+The task's data (``job.tasks[0].data``) says how records carry features and labels: ``feature_dims``
+[H, W, C], ``feature_dtype``, ``feature_encoding`` (png/jpg/raw), ``label_kind`` (``class``: the int64
+``label`` feature; ``values``: the float ``label/values`` vector of ``label_dims`` [N]; ``array``:
+``label/encoded`` of ``label_dims`` [H, W, C] and ``label_dtype``; ``none``), and ``entries`` per stage.
+:func:`dataset_info` gives all of it, and what view extensions get as ``dataset``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flask_wtf import FlaskForm
+from werkzeug.datastructures import FileStorage
+from werkzeug.utils import secure_filename
+from wtforms import IntegerField, StringField
+from wtforms.validators import DataRequired, NumberRange
+
+from digits.extensions.catalog import Extension
+from digits.forms import Choice
+from digits.jobs import Job, Task
+from digits.utils.constants import STAGES
+
+KIND = "generic"
+TITLE = "Generic Dataset"
+TASK_ID = "create_generic_db"
+FORM_FILE = "extension_form.json"
+USERDATA_FILE = "extension_userdata.json"
+UPLOADS = "uploads"
+
+
+class GenericDatasetForm(FlaskForm):
+    """DIGITS' own fields of a generic dataset (its name, how records are stored); the rest is the extension's."""
+
+    dataset_name = StringField("Dataset Name", validators=[DataRequired("Name the dataset.")])
+    group_name = StringField("Group Name", description="Jobs of a group are listed together on the home page.")
+    dsopts_feature_encoding = Choice(
+        "Feature Encoding",
+        choices=[("png", "PNG (lossless)"), ("jpg", "JPEG (lossy, 90%)"), ("none", "None")],
+        default="png",
+        description="How 8-bit images of 1 or 3 channels are stored; other arrays are always stored raw.",
+    )
+    dsopts_label_encoding = Choice(
+        "Label Encoding",
+        choices=[("none", "None"), ("png", "PNG (lossless)")],
+        default="none",
+        description="How 8-bit label images (masks, targets) are stored.",
+    )
+    dsopts_batch_size = IntegerField(
+        "Encoder batch size",
+        default=32,
+        validators=[DataRequired(), NumberRange(1, 4096)],
+        description="Entries handed to a worker process at a time.",
+    )
+    dsopts_num_threads = IntegerField(
+        "Number of encoder processes",
+        default=4,
+        validators=[DataRequired(), NumberRange(1, 256)],
+        description="Worker processes calling the extension's encode_entry (at most the CPU count).",
+    )
+    dsopts_backend = Choice("DB backend", choices=[("lmdb", "LMDB")], default="lmdb")
+    dsopts_force_same_shape = Choice(
+        "Enforce same shape",
+        choices=[("1", "Yes"), ("0", "No")],
+        default="1",
+        description="Check that every sample has the same shape (needed to train; also gives the mean image).",
+    )
+
+
+def _json_value(value: Any, name: str, staging: Path) -> Any:
+    if isinstance(value, FileStorage):
+        if not value.filename:
+            return None
+        folder = staging / UPLOADS
+        folder.mkdir(exist_ok=True)
+        path = folder / f"{name}-{secure_filename(value.filename) or 'upload'}"
+        value.save(path)
+        return str(path)
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _json_value(v, f"{name}-{k}", staging) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_value(v, f"{name}-{i}", staging) for i, v in enumerate(value)]
+    return value
+
+
+def extension_form_data(form: FlaskForm, staging: Path) -> dict[str, Any]:
+    """The extension form's ``data`` as JSON: uploaded files are saved in the job and passed as paths."""
+    return {
+        name: _json_value(value, name, staging)
+        for name, value in form.data.items()
+        if name not in ("csrf_token", "submit")
+    }
+
+
+def build_tasks(extension: Extension, form: GenericDatasetForm, fields: dict[str, Any], staging: Path,
+                workers: int) -> list[Task]:  # fmt: skip
+    """The task of a new generic dataset; the extension's fields are written into ``staging`` first."""
+    (staging / FORM_FILE).write_text(json.dumps(fields, indent=1, sort_keys=True))
+    processes = max(1, min(form.dsopts_num_threads.data or 1, workers))
+    args = [
+        "--extension", extension.id, "--form", FORM_FILE, "--out", ".",
+        "--feature-encoding", form.dsopts_feature_encoding.data,
+        "--label-encoding", form.dsopts_label_encoding.data,
+        "--batch-size", str(form.dsopts_batch_size.data),
+        "--workers", str(processes),
+        "--force-same-shape" if form.dsopts_force_same_shape.data == "1" else "--no-force-same-shape",
+    ]  # fmt: skip
+    data = {"extension_id": extension.id, "extension_title": extension.title, "extension_origin": extension.origin}
+    return [Task(id=TASK_ID, name=f"Create DB ({extension.title})", tool="digits.tools.create_generic_db",
+                 args=args, data=data)]  # fmt: skip
+
+
+def read_userdata(directory: Path) -> dict[str, Any]:
+    try:
+        return json.loads((directory / USERDATA_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _task_data(job: Job) -> dict[str, Any]:
+    task = next((t for t in job.tasks if t.id == TASK_ID), None)
+    return task.data if task else {}
+
+
+def describe(job: Job) -> dict[str, Any]:
+    """What the dataset page and ``/datasets/<id>.json`` show of a generic dataset (the keys the image
+    dataset page reads, and the generic ones: extension, feature and label shapes)."""
+    directory = Path(job.directory)
+    data = _task_data(job)
+    userdata = read_userdata(directory)
+    skipped = [{k: v for k, v in s.items() if k != "event"} for s in data.get("skipped_images", [])]
+    skipped_counts = {stage: {"all": n} for stage, n in (data.get("skipped") or {}).items() if n}
+    return {
+        "extension_id": data.get("extension_id") or job.form.get("extension_id"),
+        "extension_title": data.get("extension_title"),
+        "extension_userdata": userdata,
+        "labels": list(userdata.get("class_labels") or []),
+        "image_dimensions": data.get("feature_dims"),
+        "feature_dims": data.get("feature_dims"),
+        "feature_dtype": data.get("feature_dtype"),
+        "encoding": data.get("feature_encoding"),
+        "resize_mode": None,
+        "label_kind": data.get("label_kind"),
+        "label_dims": data.get("label_dims"),
+        "label_dtype": data.get("label_dtype"),
+        "entries": data.get("entries", {}),
+        "distribution": {},
+        "skipped": skipped,
+        "skipped_counts": skipped_counts,
+        "dropped_classes": [],
+        "has_mean": (directory / "mean.png").is_file(),
+        # Explore shows image classification databases only.
+        "stages": [],
+        "db_paths": {stage: str(directory / f"{stage}_db") for stage in STAGES if (directory / f"{stage}_db").is_dir()},
+    }
+
+
+@dataclass
+class DatasetInfo:
+    """A dataset as the model side and view extensions see it (``dataset`` in a view's ``__init__``).
+
+    ``get_feature_dims()`` and ``extension_userdata`` are what DIGITS' view plugins use.
+    """
+
+    id: str
+    name: str
+    kind: str
+    directory: Path
+    feature_dims: list[int] | None  # [H, W, C]
+    feature_dtype: str = "uint8"
+    label_kind: str = "class"  # class, values, array or none
+    label_dims: list[int] = field(default_factory=list)
+    label_dtype: str | None = None
+    labels: list[str] = field(default_factory=list)  # class names
+    extension_id: str | None = None
+    extension_userdata: dict[str, Any] = field(default_factory=dict)
+    entries: dict[str, int] = field(default_factory=dict)
+
+    def get_feature_dims(self) -> list[int] | None:
+        """[H, W, C] of the dataset's images."""
+        return self.feature_dims
+
+    def get_label_dims(self) -> list[int]:
+        return self.label_dims
+
+    def db_path(self, stage: str) -> Path:
+        return self.directory / f"{stage}_db"
+
+    def mean_file(self) -> Path | None:
+        path = self.directory / "mean.npy"
+        return path if path.is_file() else None
+
+
+def dataset_info(job: Job) -> DatasetInfo:
+    """What a dataset job holds, whatever its kind (image classification datasets included)."""
+    directory = Path(job.directory)
+    if job.kind == KIND:
+        details = describe(job)
+        return DatasetInfo(
+            id=job.id, name=job.name, kind=job.kind, directory=directory,
+            feature_dims=details["feature_dims"], feature_dtype=details["feature_dtype"] or "uint8",
+            label_kind=details["label_kind"] or "none", label_dims=details["label_dims"] or [],
+            label_dtype=details["label_dtype"], labels=details["labels"], extension_id=details["extension_id"],
+            extension_userdata=details["extension_userdata"], entries=details["entries"],
+        )  # fmt: skip
+    from digits.datasets import image_classification
+
+    details = image_classification.describe(job)
+    return DatasetInfo(
+        id=job.id, name=job.name, kind=job.kind, directory=directory, feature_dims=details["image_dimensions"],
+        labels=details["labels"], entries=details["entries"],
+    )  # fmt: skip
+
+
+def clone_fields(job: Job) -> dict[str, Any]:
+    """The fields a generic dataset was created with, for Clone (both forms read what they know)."""
+    return {k: v for k, v in job.form.items() if k != "extension_id"}
+
+
+def worker_count() -> int:
+    return os.cpu_count() or 1
