@@ -29,7 +29,7 @@ from flask_wtf import FlaskForm
 from werkzeug.datastructures import FileStorage
 from werkzeug.utils import secure_filename
 from wtforms import IntegerField, StringField
-from wtforms.validators import DataRequired, NumberRange
+from wtforms.validators import DataRequired, NumberRange, ValidationError
 
 from digits.extensions.catalog import Extension
 from digits.forms import Choice
@@ -38,6 +38,8 @@ from digits.utils.constants import STAGES
 
 KIND = "generic"
 TITLE = "Generic Dataset"
+PREBUILT_KIND = "generic-images"
+PREBUILT_TITLE = "Other Image Dataset (prebuilt LMDBs)"
 TASK_ID = "create_generic_db"
 FORM_FILE = "extension_form.json"
 USERDATA_FILE = "extension_userdata.json"
@@ -80,6 +82,71 @@ class GenericDatasetForm(FlaskForm):
         default="1",
         description="Check that every sample has the same shape (needed to train; also gives the mean image).",
     )
+
+
+def _check_db(form, field) -> None:
+    """A prebuilt database field: empty, or an LMDB of DIGITS records."""
+    from digits.tools.create_generic_db import inspect_db
+
+    path = (field.data or "").strip()
+    if path:
+        try:
+            field.db = inspect_db(path)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
+
+
+class PrebuiltDatasetForm(FlaskForm):
+    """A dataset from LMDBs built elsewhere (DIGITS' "Other" image dataset; its field names)."""
+
+    dataset_name = StringField("Dataset Name", validators=[DataRequired("Name the dataset.")])
+    group_name = StringField("Group Name", description="Jobs of a group are listed together on the home page.")
+    prebuilt_train_images = StringField(
+        "Training Images",
+        validators=[DataRequired("Enter the training database's folder."), _check_db],
+        description="An LMDB folder of digits.records examples (keys 00000000, 00000001, ...).",
+    )
+    prebuilt_train_labels = StringField(
+        "Training Labels", validators=[_check_db], description="Optional: an LMDB whose records' images are the labels."
+    )
+    prebuilt_val_images = StringField("Validation Images", validators=[_check_db])
+    prebuilt_val_labels = StringField("Validation Labels", validators=[_check_db])
+    prebuilt_mean_file = StringField(
+        "Mean Image", description="Optional: a .npy or image file; computed from the training images otherwise."
+    )
+
+    def validate(self, extra_validators=None) -> bool:
+        ok = super().validate(extra_validators)
+        mean = (self.prebuilt_mean_file.data or "").strip()
+        if mean and not os.path.isfile(mean):
+            self.prebuilt_mean_file.errors = [*self.prebuilt_mean_file.errors, f"{mean} is not a file on the server."]
+            ok = False
+        for stage in ("train", "val"):
+            images, labels = self[f"prebuilt_{stage}_images"], self[f"prebuilt_{stage}_labels"]
+            if (labels.data or "").strip() and not (images.data or "").strip():
+                labels.errors = [*labels.errors, f"Give the {stage} images too."]
+                ok = False
+            elif hasattr(images, "db") and hasattr(labels, "db") and images.db[0] != labels.db[0]:
+                labels.errors = [*labels.errors, f"{labels.db[0]} labels for {images.db[0]} images."]
+                ok = False
+        train, val = self.prebuilt_train_images, self.prebuilt_val_images
+        if hasattr(train, "db") and hasattr(val, "db") and train.db[1][:3] != val.db[1][:3]:
+            val.errors = [*val.errors, "Its images differ from the training images in shape, type or encoding."]
+            ok = False
+        return ok
+
+
+def build_prebuilt_tasks(form: PrebuiltDatasetForm, staging: Path, workers: int) -> list[Task]:
+    """The task of a dataset from prebuilt databases: copy them into the job, compute the mean."""
+    args = ["--out", "."]
+    for stage in ("train", "val"):
+        for part, option in (("images", "--prebuilt"), ("labels", "--prebuilt-labels")):
+            path = (form[f"prebuilt_{stage}_{part}"].data or "").strip()
+            if path:
+                args += [option, f"{stage}={path}"]
+    if (form.prebuilt_mean_file.data or "").strip():
+        args += ["--mean-file", form.prebuilt_mean_file.data.strip()]
+    return [Task(id=TASK_ID, name="Import databases", tool="digits.tools.create_generic_db", args=args)]
 
 
 def _json_value(value: Any, name: str, staging: Path) -> Any:

@@ -30,6 +30,17 @@ KINDS = {
         "title": classification.TITLE,
         "form": classification.ImageClassificationDatasetForm,
         "describe": classification.describe,
+        "build_tasks": classification.build_tasks,
+    },
+    # DIGITS' "Other" image datasets: LMDBs built elsewhere, copied in.
+    generic.PREBUILT_KIND: {
+        "id": generic.PREBUILT_KIND,
+        "path": "images/generic",
+        "title": generic.PREBUILT_TITLE,
+        "form": generic.PrebuiltDatasetForm,
+        "template": "datasets/generic/prebuilt.html",
+        "describe": generic.describe,
+        "build_tasks": generic.build_prebuilt_tasks,
     },
     # Datasets made by data extensions: each extension has its own page (generic_routes).
     generic.KIND: {
@@ -46,7 +57,7 @@ EXAMPLE_IMAGE = "images/resize-example.jpg"
 
 def _render_form(kind: dict, form, status: int = 200):
     action = url_for("datasets.create", kind=kind["id"])
-    return render_template("datasets/new.html", form=form, kind=kind, action=action), status
+    return render_template(kind.get("template", "datasets/new.html"), form=form, kind=kind, action=action), status
 
 
 def new(kind: str):
@@ -78,7 +89,7 @@ def create(kind: str):
                     username=current_username(),
                     directory=str(staging),
                     form=replayable_data(request.form),
-                    tasks=classification.build_tasks(form, staging, workers=os.cpu_count() or 1),
+                    tasks=kind["build_tasks"](form, staging, workers=os.cpu_count() or 1),
                 )
                 services.store.add(job, staging)
         except classification.FormProblem as problem:

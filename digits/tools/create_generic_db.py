@@ -1,9 +1,11 @@
-"""Create a dataset's LMDB databases with a data extension (a plugin's ``DataIngestion``).
+"""Create a dataset's LMDB databases with a data extension (a plugin's ``DataIngestion``), or from prebuilt ones.
 
     python -m digits.tools.create_generic_db --extension image-gradients --form extension_form.json
         [--out DIR] [--stages train,val,test] [--feature-encoding png|jpg|none] [--label-encoding none|png]
         [--batch-size 32] [--workers N] [--force-same-shape|--no-force-same-shape]
         [--inference --userdata extension_userdata.json]
+    python -m digits.tools.create_generic_db --prebuilt train=/path/db [--prebuilt val=/path/db]
+        [--prebuilt-labels train=/path/labels_db] [--mean-file mean.npy|mean.png] [--out DIR]
 
 The extension is created once, from the form's fields (a JSON object), ``itemize_entries(stage)`` lists
 each stage's entries, and ``encode_entry`` runs in worker processes forked from this one (the mechanism of
@@ -17,6 +19,10 @@ array of the wrong shape or type, stops the tool with an ``error`` event carryin
 traceback, and removes every database this run wrote: a dataset is never left half-written.
 With ``--inference`` the extension is created with ``is_inference_db=True`` from the dataset's user data
 updated with the (inference) form, and only the ``test`` stage is built.
+
+With ``--prebuilt`` (DIGITS' "Other" datasets) existing LMDBs of :mod:`digits.records` examples are
+checked and copied (compacted) to ``DIR/<stage>_db``; a separate labels database (records whose image is
+the label of the same key) goes to ``DIR/<stage>_labels_db``. The mean is the given file or computed.
 """
 
 from __future__ import annotations
@@ -33,10 +39,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import lmdb
 import numpy as np
 
 from digits.extensions.data import SkipEntry, discover_data_extensions
-from digits.records import ImageRecord, LabelArray, encode_array, encode_record
+from digits.records import (
+    ImageRecord,
+    LabelArray,
+    decode_record,
+    encode_array,
+    encode_record,
+    record_image,
+    record_key,
+)
 from digits.tools.create_db import LmdbWriter, building, ordered_map, save_mean
 from digits.tools.protocol import ProgressReporter, emit, run_tool
 from digits.utils.constants import STAGES, TEST_DB, TRAIN_DB
@@ -334,12 +349,142 @@ def label_description(shape: tuple | None) -> dict[str, Any]:
     }
 
 
+# -- prebuilt databases ("Other" datasets) ---------------------------------------------------------------
+def record_shape(record: ImageRecord) -> tuple:
+    """The shape tuple (as :class:`Sample` has it) of a decoded record."""
+    if record.label_array is not None:
+        label = ("array", tuple(record.label_array.shape), record.label_array.dtype)
+    elif record.label_values is not None:
+        label = ("values", (len(record.label_values),), "float32")
+    elif record.label is not None:
+        label = ("class", (), "")
+    else:
+        label = ("none", (), "")
+    return ((record.height, record.width, record.channels), record.dtype, record.format, *label)
+
+
+def inspect_db(path: str) -> tuple[int, tuple]:
+    """``(entries, shape of the first record)`` of an LMDB of records; raises ValueError saying what is wrong."""
+    if not os.path.isdir(path) or not os.path.isfile(os.path.join(path, "data.mdb")):
+        raise ValueError(f"{path} is not an LMDB folder (a folder holding data.mdb)")
+    try:
+        env = lmdb.open(path, readonly=True, lock=False, readahead=False, subdir=True)
+    except lmdb.Error as exc:
+        raise ValueError(f"{path} cannot be opened as an LMDB: {exc}") from None
+    try:
+        entries = env.stat()["entries"]
+        if not entries:
+            raise ValueError(f"{path} is an empty database")
+        with env.begin() as txn:
+            value = txn.get(record_key(0))
+            if value is None:
+                raise ValueError(f"{path} has no record under the key {record_key(0).decode()}: keys must be "
+                                 "record_key(0..n-1) (zero-padded 8-digit indices)")  # fmt: skip
+        try:
+            record = decode_record(value)
+            record_image(record)
+        except Exception as exc:  # noqa: BLE001 - any failure means: not our record format
+            raise ValueError(f"the records of {path} are not DIGITS records (tf.train.Example with "
+                             f"image/encoded...): {type(exc).__name__}: {exc}") from None  # fmt: skip
+        return entries, record_shape(record)
+    finally:
+        env.close()
+
+
+def _stage_paths(values: list[str], option: str) -> dict[str, str]:
+    paths = {}
+    for value in values or []:
+        stage, _, path = value.partition("=")
+        if stage not in STAGES or not path:
+            raise ValueError(f"{option} takes STAGE=PATH with a stage of {', '.join(STAGES)}, not {value!r}")
+        paths[stage] = path
+    return paths
+
+
+def _load_mean(path: str) -> np.ndarray:
+    if path.endswith(".npy"):
+        mean = np.load(path)
+    else:
+        from PIL import Image
+
+        mean = np.asarray(Image.open(path), dtype=np.float32)
+    mean = np.asarray(mean, dtype=np.float32)
+    return mean[:, :, np.newaxis] if mean.ndim == 2 else mean
+
+
+def import_prebuilt(args: argparse.Namespace) -> dict[str, Any]:
+    """Check and copy prebuilt databases; returns the ``result`` event's fields."""
+    sources = _stage_paths(args.prebuilt, "--prebuilt")
+    label_sources = _stage_paths(args.prebuilt_labels, "--prebuilt-labels")
+    if TRAIN_DB not in sources:
+        raise ValueError("--prebuilt needs a train database")
+    shape, label_shape, entries, written = None, None, {}, []
+    try:
+        for stage, source in sources.items():
+            count, stage_shape = inspect_db(source)
+            if shape is not None and stage_shape[:3] != shape[:3]:
+                raise ValueError(f"the {stage} database has {_describe_shape(stage_shape)}, the train database "
+                                 f"{_describe_shape(shape)}")  # fmt: skip
+            shape = shape or stage_shape
+            targets = [(source, os.path.join(args.out, f"{stage}_db"))]
+            if stage in label_sources:
+                label_count, stage_label = inspect_db(label_sources[stage])
+                if label_count != count:
+                    raise ValueError(f"the {stage} labels database has {label_count} records, its images {count}")
+                label_shape = label_shape or stage_label
+                targets.append((label_sources[stage], os.path.join(args.out, f"{stage}_labels_db")))
+            for source_path, db_path in targets:
+                with building(db_path) as partial:
+                    env = lmdb.open(source_path, readonly=True, lock=False, readahead=False, subdir=True)
+                    try:
+                        env.copy(partial, compact=True)
+                    finally:
+                        env.close()
+                written.append(db_path)
+            entries[stage] = count
+            print(f"copied {source} ({count} records) to {stage}_db", file=sys.stderr)
+        mean_path = os.path.join(args.out, "mean.npy")
+        if args.mean_file:
+            mean = _load_mean(args.mean_file)
+        else:
+            mean = _mean_of(os.path.join(args.out, f"{TRAIN_DB}_db"), entries[TRAIN_DB])
+        np.save(mean_path, mean)
+        if shape[1] == "uint8" and mean.ndim == 3 and mean.shape[2] in (1, 3, 4):
+            save_mean(mean, mean_path)
+    except BaseException:
+        for db_path in written:
+            shutil.rmtree(db_path, ignore_errors=True)
+        raise
+    description = label_description(shape)
+    if label_shape is not None:
+        # A separate labels database: the label is its record's image.
+        description.update(label_kind="array", label_dims=list(label_shape[0]), label_dtype=label_shape[1],
+                           labels_db=True)  # fmt: skip
+    return {"entries": entries, "skipped": {}, "prebuilt": sources, **description}
+
+
+def _mean_of(db_path: str, entries: int) -> np.ndarray:
+    progress = ProgressReporter(entries)
+    env = lmdb.open(db_path, readonly=True, lock=False, readahead=False, subdir=True)
+    total, count = None, 0
+    try:
+        with env.begin() as txn:
+            for _, value in txn.cursor():
+                image = record_image(decode_record(value)).astype(np.float64)
+                total = image if total is None else total + image
+                count += 1
+                progress.update(count)
+    finally:
+        env.close()
+    return (total / count).astype(np.float32)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m digits.tools.create_generic_db", description=__doc__.splitlines()[0]
     )
-    parser.add_argument("--extension", required=True, help="the data extension's id")
-    parser.add_argument("--form", required=True, help="JSON file of the extension form's fields")
+    parser.add_argument("--extension", help="the data extension's id")
+    parser.add_argument("--form", help="JSON file of the extension form's fields")
     parser.add_argument("--out", default=".", help="the dataset's folder (default: the current one)")
     parser.add_argument("--stages", default=",".join(STAGES), help="comma-separated stages to build")
     parser.add_argument("--feature-encoding", choices=("png", "jpg", "none"), default="png")
@@ -349,6 +494,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--force-same-shape", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--inference", action="store_true", help="build the test stage of an inference database")
     parser.add_argument("--userdata", help="the dataset's extension_userdata.json (with --inference)")
+    parser.add_argument("--prebuilt", action="append", metavar="STAGE=PATH", help="copy a prebuilt database")
+    parser.add_argument("--prebuilt-labels", action="append", metavar="STAGE=PATH", help="its labels database")
+    parser.add_argument("--mean-file", help="mean image of the prebuilt databases (.npy or an image)")
     return parser
 
 
@@ -420,10 +568,13 @@ def main(argv: Sequence[str]) -> int:
     "feature_dims": [H, W, C], "feature_dtype", "feature_encoding", "label_kind": "class"|"values"|"array"|"none",
     "label_dims", "label_dtype"}``.
     """
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.prebuilt and not (args.extension and args.form):
+        parser.error("give --extension and --form, or --prebuilt")
     start = time.perf_counter()
     try:
-        result = create(args)
+        result = import_prebuilt(args) if args.prebuilt else create(args)
     except ExtensionFailure as failure:
         emit("error", message=str(failure), traceback=failure.traceback)
         print(f"error: {failure}\n{failure.traceback}", file=sys.stderr)
