@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from sample_images import write_digits_folder
 from seed_networks import AUTOENCODER, FREEZING
@@ -242,3 +243,75 @@ def test_networks_that_do_not_fit_say_what_to_fix(dataset, tmp_path):
         f"(network.py, line {error['user_line']})"
     )
     assert error["user_source_line"] == WRONG_SHAPE.splitlines()[error["user_line"] - 1]
+
+
+def write_records(path: Path, records: list) -> None:
+    import lmdb
+
+    from digits.records import encode_record, record_key
+
+    env = lmdb.open(str(path), map_size=1 << 28)
+    with env.begin(write=True) as txn:
+        for index, record in enumerate(records):
+            txn.put(record_key(index), encode_record(record))
+    env.close()
+
+
+REGRESSION = """\
+class UserModel(Tower):
+    @model_property
+    def inference(self):
+        model = slim.conv2d(self.x / 255.0, 8, [3, 3], scope='conv')
+        return slim.fully_connected(slim.flatten(model), 2, activation_fn=None, scope='fc')
+
+    @model_property
+    def loss(self):
+        loss = digits.mse_loss(self.inference, self.y)
+        self.summaries.append(tf.summary.scalar('mse', loss))
+        return loss
+"""
+DENOISER = """\
+class UserModel(Tower):
+    @model_property
+    def inference(self):
+        model = slim.conv2d(self.x, 8, [3, 3], scope='conv1')
+        return slim.conv2d(model, 1, [3, 3], activation_fn=None, scope='conv2')
+
+    @model_property
+    def loss(self):
+        return digits.mse_loss(self.inference, self.y)
+"""
+
+
+def test_regression_and_image_to_image_databases_train(tmp_path):
+    """Records of data extensions: float vectors (image gradients' slopes) and label arrays (clean images)."""
+    from digits.records import ImageRecord, LabelArray, encode_array
+
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:16, 0:16]
+    slopes, denoise = [], []
+    for _ in range(256):
+        a, b = rng.uniform(-1, 1, 2)
+        image = np.clip(128 + 7 * (a * x + b * y), 0, 255).astype(np.uint8)[:, :, None]
+        slopes.append(ImageRecord(image.tobytes(), "raw", 16, 16, 1, label_values=[a, b]))
+        noisy = np.clip(image + rng.normal(0, 20, image.shape), 0, 255).astype(np.uint8)
+        clean, fmt = encode_array(image, "png")
+        denoise.append(ImageRecord(noisy.tobytes(), "raw", 16, 16, 1, label_array=LabelArray(clean, fmt, (16, 16, 1))))
+    for name, records, source in (("slopes", slopes, REGRESSION), ("denoise", denoise, DENOISER)):
+        write_records(tmp_path / f"{name}_db", records)
+        network = tmp_path / f"{name}.py"
+        network.write_text(source)
+        job = tmp_path / name
+        job.mkdir()
+        status, events, stderr = run_module(
+            "digits.tools.tensorflow.main", "--network", network, "--train-db", tmp_path / f"{name}_db",
+            "--epochs", 4, "--batch-size", 16, "--solver", "ADAM", "--learning-rate", 0.01, cwd=job,
+        )  # fmt: skip
+        assert status == 0, stderr
+        losses = [e["train"]["loss"] for e in events_of(events, "metrics") if "train" in e]
+        assert losses[-1] < 0.5 * losses[0], (name, losses)
+    status, events, _ = run_module(
+        "digits.tools.tensorflow.main", "--network", tmp_path / "denoise.py", "--train-db", tmp_path / "denoise_db",
+        "--epochs", 1, "--aug-flip", "fliplr", cwd=tmp_path / "denoise",
+    )  # fmt: skip
+    assert status == 1 and "label arrays" in events_of(events, "error")[0]["message"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import lmdb
 import numpy as np
@@ -23,20 +23,42 @@ AUTOTUNE = tf_root.data.AUTOTUNE
 # time, more than decoding a small image, so the generator hands over chunks that tf.data unbatches.
 CHUNK = 256
 
-FEATURES = {
-    "image/encoded": tf_root.io.FixedLenFeature([], tf_root.string),
-    "label": tf_root.io.FixedLenFeature([], tf_root.int64, default_value=-1),
-}
+
+@dataclass
+class LabelInfo:
+    """The kind of label a database's records carry (see ``digits.records``).
+
+    ``class`` an integer ``[N]``; ``values`` a float vector ``[N, K]`` (regression); ``array`` an encoded
+    HxWxC array ``[N, H, W, C]`` (segmentation masks, target images); ``none`` no label.
+    """
+
+    kind: str = "class"
+    shape: list[int] = field(default_factory=list)
+    format: str = "raw"
+    dtype: str = "uint8"
 
 
 @dataclass
 class LmdbInfo:
-    """What a database holds: its record count, the image shape ``[H, W, C]`` and format of its records."""
+    """What a database holds: its record count, the image shape ``[H, W, C]``, format and dtype, its labels."""
 
     path: str
     entries: int
     shape: list[int]
     format: str = "png"
+    dtype: str = "uint8"
+    label: LabelInfo = field(default_factory=LabelInfo)
+
+    def features(self) -> dict:
+        """What ``tf.io.parse_example`` reads of each record."""
+        features = {"image/encoded": tf_root.io.FixedLenFeature([], tf_root.string)}
+        if self.label.kind == "class":
+            features["label"] = tf_root.io.FixedLenFeature([], tf_root.int64, default_value=-1)
+        elif self.label.kind == "values":
+            features["label/values"] = tf_root.io.FixedLenFeature(self.label.shape, tf_root.float32)
+        elif self.label.kind == "array":
+            features["label/encoded"] = tf_root.io.FixedLenFeature([], tf_root.string)
+        return features
 
 
 def open_db(path: str) -> lmdb.Environment:
@@ -55,8 +77,16 @@ def db_info(path: str) -> LmdbInfo:
             raise ValueError(f"database {path} is empty")
         with env.begin() as txn:
             record = decode_record(txn.get(record_key(0)))
-        # create_db writes every record of a database in one encoding, so the first one tells the decoder.
-        return LmdbInfo(path, entries, [record.height, record.width, record.channels], record.format)
+        # Every record of a database has one encoding and one kind of label, so the first one tells the decoder.
+        if record.label_array is not None:
+            array = record.label_array
+            label = LabelInfo("array", list(array.shape), array.format, array.dtype)
+        elif record.label_values is not None:
+            label = LabelInfo("values", [len(record.label_values)], dtype="float32")
+        else:
+            label = LabelInfo("class" if record.label is not None else "none")
+        shape = [record.height, record.width, record.channels]
+        return LmdbInfo(path, entries, shape, record.format, record.dtype, label)
     finally:
         env.close()
 
@@ -87,12 +117,12 @@ def record_generator(path: str, entries: int, shuffle: bool, repeat: bool, seed:
     return generate
 
 
-def decode(encoded, shape: list[int], fmt: str):
-    """Decode one image of format ``fmt``: returns it as float32 HxWxC in 0..255."""
+def decode(encoded, shape: list[int], fmt: str, dtype: str = "uint8"):
+    """Decode one image (or label array) of format ``fmt``: returns it as float32 HxWxC, values as stored."""
     if fmt == "raw":
-        image = tf_root.io.decode_raw(encoded, tf_root.uint8)
+        image = tf_root.io.decode_raw(encoded, tf_root.as_dtype(dtype))
     elif fmt == "png":
-        image = tf_root.io.decode_png(encoded, channels=shape[2])
+        image = tf_root.io.decode_png(encoded, channels=shape[2], dtype=tf_root.as_dtype(dtype))
     else:
         image = tf_root.io.decode_image(encoded, channels=shape[2], expand_animations=False)
     return tf.cast(tf.reshape(image, shape), tf.float32)
@@ -112,6 +142,11 @@ class Augmentation:
     hsv: tuple[float, float, float] | None = None  # hue, saturation, value shifts (color images)
 
     QUARTER_TURNS = {"rot90": [0, 1, 3], "rot180": [0, 2], "rotall": [0, 1, 2, 3]}
+
+    @property
+    def moves_pixels(self) -> bool:
+        """Whether pixels change place (flips, turns, rotation, scale), which a label array would have to follow."""
+        return self.flip != "none" or self.quad_rot != "none" or bool(self.rotation) or bool(self.scale)
 
     def check(self, shape: tuple[int, int, int]) -> None:
         """Raise ValueError for choices these images cannot take."""
@@ -193,7 +228,10 @@ def make_dataset(
     crop_size: int | None = None,
     augmentation: Augmentation | None = None,
 ):
-    """The batched ``tf.data.Dataset`` of ``(images NHWC float32, labels [N] int32)`` for one database.
+    """The batched ``tf.data.Dataset`` of ``(images NHWC float32, labels)`` for one database.
+
+    Labels are int32 ``[N]`` for classes, float32 ``[N, K]`` for value vectors, float32 ``[N, H, W, C]`` for
+    label arrays (as stored: class indices of a mask, pixels of a target image), int32 -1 when there are none.
 
     Training data repeats forever (epochs are counted by images seen) and is cropped at random; other data
     is read once in order, center-cropped. ``mean`` (HxWxC, or C for a per-pixel mean) is subtracted first.
@@ -204,7 +242,8 @@ def make_dataset(
     )
     # Parsing is vectorized over a chunk. Decoding runs per image inside a map over whole batches: tf.data's
     # per-element overhead costs more than decoding a small image; batches are prepared in parallel.
-    dataset = dataset.map(lambda chunk: tf_root.io.parse_example(chunk, FEATURES)).unbatch()
+    features = info.features()
+    dataset = dataset.map(lambda chunk: tf_root.io.parse_example(chunk, features)).unbatch()
     dataset = dataset.batch(batch_size, drop_remainder=False)
     mean_const = tf.constant(mean, tf.float32) if mean is not None else None
     height, width, channels = info.shape
@@ -212,7 +251,7 @@ def make_dataset(
 
     def prepare(features):
         images = tf.map_fn(
-            lambda encoded: decode(encoded, info.shape, info.format), features["image/encoded"],
+            lambda encoded: decode(encoded, info.shape, info.format, info.dtype), features["image/encoded"],
             fn_output_signature=image_spec,
         )  # fmt: skip
         if training and augmentation is not None:
@@ -228,7 +267,22 @@ def make_dataset(
             else:
                 top, left = (height - crop_size) // 2, (width - crop_size) // 2
                 images = images[:, top : top + crop_size, left : left + crop_size, :]
-        return images, tf.cast(features["label"], tf.int32)
+        return images, labels_of(features, info)
 
     dataset = dataset.map(prepare, num_parallel_calls=AUTOTUNE, deterministic=True)
     return dataset.prefetch(AUTOTUNE)
+
+
+def labels_of(features: dict, info: LmdbInfo):
+    """A batch's labels from its parsed features, as :func:`make_dataset` documents them."""
+    label = info.label
+    if label.kind == "class":
+        return tf.cast(features["label"], tf.int32)
+    if label.kind == "values":
+        return features["label/values"]
+    if label.kind == "array":
+        return tf.map_fn(
+            lambda encoded: decode(encoded, label.shape, label.format, label.dtype), features["label/encoded"],
+            fn_output_signature=tf_root.TensorSpec(label.shape, tf_root.float32),
+        )  # fmt: skip
+    return tf.fill([tf.shape(features["image/encoded"])[0]], -1)

@@ -169,6 +169,7 @@ def load_mean(args: argparse.Namespace, shape: list[int]) -> np.ndarray | None:
 
 
 def count_classes(args: argparse.Namespace) -> int:
+    """Classes of a classification dataset (0 for datasets of other labels)."""
     if args.labels:
         with open(args.labels) as f:
             return sum(1 for line in f if line.strip())
@@ -484,6 +485,8 @@ def train(args: argparse.Namespace) -> int:
         raise TrainingError(
             f"the batch size ({args.batch_size}) is larger than the training set ({train_info.entries} images)"
         )
+    if train_info.label.kind == "array" and (args.crop_size or augmentation_of(args, train_info.shape).moves_pixels):
+        raise TrainingError("crops, flips and rotations would move images away from their label arrays: turn them off")
     if args.crop_size and args.crop_size > min(train_info.shape[:2]):
         raise TrainingError(f"the crop size ({args.crop_size}) is larger than the images {train_info.shape[:2]}")
     if val_info and val_info.shape != train_info.shape:
@@ -508,7 +511,7 @@ def train(args: argparse.Namespace) -> int:
     log(f"training on {', '.join(devices)}")
     if args.batch_size % len(devices):
         raise TrainingError(f"the batch size ({args.batch_size}) must split evenly over the {len(devices)} devices")
-    graph = build_graph(args, model_class, train_info, val_info, count_classes(args), mean, devices)
+    graph = build_graph(args, model_class, train_info, val_info, count_classes(args) or None, mean, devices)
     saver = tf.train.Saver(max_to_keep=None, save_relative_paths=True)
     os.makedirs(args.save, exist_ok=True)
 
