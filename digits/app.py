@@ -102,6 +102,7 @@ def create_app(config: Config | None = None) -> Flask:
     from digits.extensions import web as extensions_web
     from digits.models.inference_routes import blueprint as inference_blueprint
     from digits.models.routes import blueprint as models_blueprint
+    from digits.pretrained.routes import blueprint as pretrained_blueprint
     from digits.web import errors, home, jobs
 
     auth.init_app(app)
@@ -114,6 +115,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(generic_datasets_blueprint)
     app.register_blueprint(models_blueprint)
     app.register_blueprint(inference_blueprint)
+    app.register_blueprint(pretrained_blueprint)
 
     if config.url_prefix:
         app.wsgi_app = PrefixMiddleware(app.wsgi_app, config.url_prefix)

@@ -16,7 +16,7 @@ from wtforms import FloatField, IntegerField, SelectMultipleField, StringField, 
 from wtforms.validators import DataRequired, NumberRange, Optional, ValidationError
 
 from digits.forms import Checkbox, Choice, RadioChoice, checked
-from digits.inference.spec import find_snapshot, snapshots_of
+from digits.inference.spec import find_snapshot, pretrained_spec, snapshots_of
 from digits.jobs import Job, JobStore, Status
 from digits.models.lr_policy import POLICIES, LRPolicy, parse_percents
 
@@ -243,23 +243,33 @@ def sweep(form: ImageClassificationModelForm) -> list[tuple[float, int]]:
 
 
 def network_source(form: ImageClassificationModelForm, store: JobStore) -> str:
-    """The source the new model trains: typed in, a standard network's, or a previous model's."""
+    """The source the new model trains: typed in, a standard network's, a previous or pretrained model's."""
     if form.method.data == "custom":
         return form.custom_network.data
     if form.method.data == "standard":
         return standard_network_source(form.standard_networks.data)
+    if form.method.data == "pretrained":
+        return Path(pretrained_spec(store.get(form.pretrained_networks.data)).network).read_text()
     previous = store.get(form.previous_networks.data)
     return (Path(previous.directory) / "network.py").read_text()
 
 
 def starting_weights(form: ImageClassificationModelForm, store: JobStore) -> str | None:
-    """The checkpoint a new model starts from: a previous model's snapshot, or the one typed in."""
+    """The checkpoint a new model starts from: a previous model's snapshot, a pretrained model's, or one typed in."""
+    if form.method.data == "pretrained":
+        return pretrained_spec(store.get(form.pretrained_networks.data)).checkpoint
     if form.method.data == "previous":
         previous = store.get(form.previous_networks.data)
         snapshots = snapshots_of(previous)
         chosen = find_snapshot(previous, form.previous_network_snapshot.data) or snapshots[-1]
         return str(Path(previous.directory) / chosen["path"])
     return (form.custom_network_snapshot.data or "").strip() or None
+
+
+def pretrained_summary(job: Job) -> dict[str, Any]:
+    """A pretrained model as the model form's Pretrained tab lists it: its input shape and class count."""
+    spec = pretrained_spec(job)
+    return {"id": job.id, "name": job.name, "image_shape": spec.image_shape, "nclasses": len(spec.labels)}
 
 
 def train_args(

@@ -42,10 +42,15 @@ def _previous_models() -> list[Job]:
     return current_services().store.all(lambda j: j.type == "model" and bool(classification.snapshots_of(j)))
 
 
+def _pretrained_models() -> list[Job]:
+    return current_services().store.all(lambda j: j.type == "pretrained")
+
+
 def _form(kind: dict, data: dict | None = None):
     form = replay(kind["form"], data) if data is not None else kind["form"]()
     form.set_datasets(_usable_datasets())
     form.previous_networks.choices = [(j.id, j.name) for j in _previous_models()]
+    form.pretrained_networks.choices = [(j.id, j.name) for j in _pretrained_models()]
     return form
 
 
@@ -74,6 +79,7 @@ def _render_form(kind: dict, form, status: int = 200):
             {"id": j.id, "name": j.name, "snapshots": [s["epoch"] for s in classification.snapshots_of(j)]}
             for j in _previous_models()
         ],
+        "pretrained_models": [classification.pretrained_summary(j) for j in _pretrained_models()],
         "gpus": [{"index": g.index, "name": g.name} for g in current_services().pools.gpus],
         "lr_preview_url": url_for("models.lr_preview"),
         "network_source_url": url_for("models.network_source", name="__NAME__"),
@@ -133,11 +139,8 @@ def create(kind: str):
 
 
 def _check_method(form) -> bool:
-    if form.method.data == "pretrained":
-        add_error(
-            form.method,
-            "Starting from pretrained models is not available yet; use a standard, previous or custom network.",
-        )
+    if form.method.data == "pretrained" and form.pretrained_networks.data not in {j.id for j in _pretrained_models()}:
+        add_error(form.pretrained_networks, "Pick a pretrained model (pretrained_networks: its id).")
         return False
     if form.method.data == "previous" and form.previous_networks.data not in {j.id for j in _previous_models()}:
         add_error(form.previous_networks, "Pick a previous model that has a snapshot.")

@@ -17,6 +17,7 @@ def job_lists(store: JobStore) -> dict[str, list[dict]]:
     return {
         "datasets": [j for j in jobs if j["type"] == "dataset"],
         "models": [j for j in jobs if j["type"] == "model"],
+        "pretrained_models": [j for j in jobs if j["type"] == "pretrained"],
     }
 
 

@@ -1,0 +1,182 @@
+"""Export a trained model so that it runs without this application: a TensorFlow SavedModel, or ONNX.
+
+    python -m digits.tools.tensorflow.export --spec spec.json --out DIR [--onnx]
+
+``spec.json`` is a :class:`~digits.inference.spec.ModelSpec`; relative paths in it are read from its own folder,
+so the ``info.json`` of an unpacked model archive works as it is. ``DIR`` (new) receives:
+
+- a SavedModel (``saved_model.pb``, ``variables/``) whose ``serving_default`` signature takes ``images``, uint8
+  ``[N, H, W, C]`` at the dataset's size, and returns ``probabilities`` ``[N, classes]`` and ``classes`` (the
+  top-1 label index, int64). Mean subtraction and the center crop happen inside, as in training's validation;
+  resizing to ``H x W`` (with the dataset's resize mode) and the channel count are the caller's part.
+- or with ``--onnx``, ``model.onnx`` with the same input (``input:0``) and outputs (``probabilities:0``,
+  ``classes:0``), converted by ``tf2onnx`` when it is installed.
+- ``labels.txt`` (one label per line, in class index order) and ``info.json`` describing the input and outputs.
+
+The export is checked before the tool ends: the written model is loaded again (TF2, eager; or onnxruntime
+when installed) and must give the same probabilities as the trained model on a random batch.
+Speaks the JSON-lines protocol: a ``result`` event with what was written, or an ``error``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf_root  # noqa: E402
+
+from digits.inference.spec import spec_from_info  # noqa: E402
+from digits.tools.protocol import emit, run_tool  # noqa: E402
+from digits.tools.tensorflow.inference import Predictor  # noqa: E402
+from digits.tools.tensorflow.model import NetworkError  # noqa: E402
+
+tf = tf_root.compat.v1
+SIGNATURE = "serving_default"
+INPUT = "images"
+ONNX_OPSET = 15
+TOLERANCE = 1e-4
+
+
+class ExportFailed(Exception):
+    """The export cannot be made or does not match the trained model; the message says why."""
+
+
+def build_outputs(predictor: Predictor) -> dict:
+    """The signature's outputs, added to the predictor's graph: ``probabilities`` and, for classifiers, ``classes``."""
+    # The predictor finalizes its graph so that serving never grows it; exporting adds its outputs and the
+    # saver once, in a process that does nothing else with it.
+    predictor.graph._unsafe_unfinalize()
+    with predictor.graph.as_default():
+        outputs = {"probabilities": predictor.probabilities}
+        if predictor.classifies:
+            outputs["classes"] = tf.argmax(predictor.probabilities, axis=1, name="classes")
+    return outputs
+
+
+def write_savedmodel(predictor: Predictor, outputs: dict, out: Path) -> None:
+    """A TF1-style SavedModel of the predictor's session, loadable by TF2's ``tf.saved_model.load``."""
+    with predictor.graph.as_default():
+        signature = tf.saved_model.signature_def_utils.predict_signature_def(
+            inputs={INPUT: predictor.input}, outputs=outputs
+        )
+        builder = tf.saved_model.Builder(str(out))
+        builder.add_meta_graph_and_variables(
+            predictor.session,
+            [tf.saved_model.tag_constants.SERVING],
+            signature_def_map={SIGNATURE: signature},
+            strip_default_attrs=True,
+        )
+        builder.save()
+
+
+def check_savedmodel(out: Path, batch: np.ndarray, expected: np.ndarray) -> float:
+    """Load the SavedModel as a user would (TF2, eager) and compare; returns the largest difference."""
+    loaded = tf_root.saved_model.load(str(out))
+    answer = loaded.signatures[SIGNATURE](**{INPUT: tf_root.constant(batch)})
+    return float(np.abs(answer["probabilities"].numpy() - expected).max())
+
+
+def write_onnx(predictor: Predictor, outputs: dict, out: Path) -> None:
+    """``model.onnx`` converted by tf2onnx from the predictor's graph with its variables frozen to constants."""
+    try:
+        import tf2onnx
+    except ImportError as exc:
+        raise ExportFailed(f"ONNX export needs the tf2onnx package, which is not installed here ({exc})") from None
+    names = [tensor.op.name for tensor in outputs.values()]
+    frozen = tf.graph_util.convert_variables_to_constants(predictor.session, predictor.graph.as_graph_def(), names)
+    out.mkdir(parents=True)
+    tf2onnx.convert.from_graph_def(
+        frozen,
+        input_names=[predictor.input.name],
+        output_names=[tensor.name for tensor in outputs.values()],
+        opset=ONNX_OPSET,
+        output_path=str(out / "model.onnx"),
+    )
+
+
+def check_onnx(out: Path, input_name: str, batch: np.ndarray, expected: np.ndarray) -> float | None:
+    """Run ``model.onnx`` with onnxruntime when it is installed; the largest difference, or None."""
+    try:
+        import onnxruntime
+    except ImportError:
+        return None
+    session = onnxruntime.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
+    probabilities = session.run(["probabilities:0"], {input_name: batch})[0]
+    return float(np.abs(probabilities - expected).max())
+
+
+def describe(predictor: Predictor, outputs: dict, onnx: bool) -> dict:
+    """``info.json`` of the export: what to feed it, what comes out, where it comes from."""
+    spec = predictor.spec
+    height, width, channels = spec.image_shape
+    input_name = predictor.input.name if onnx else INPUT
+    return {
+        "format": "onnx" if onnx else "savedmodel",
+        "model": "model.onnx" if onnx else ".",
+        "signature": None if onnx else SIGNATURE,
+        "input": {"name": input_name, "dtype": "uint8", "shape": [None, height, width, channels]},
+        "outputs": {key: (tensor.name if onnx else key) for key, tensor in outputs.items()},
+        "labels": spec.labels,
+        "labels_file": "labels.txt",
+        "resize_mode": spec.resize_mode,
+        "preprocessing": "inside the model: mean subtraction "
+        f"({spec.subtract_mean}) and center crop ({spec.crop_size or 'none'}); resize to {height}x{width} "
+        f"with {channels} channel(s) before feeding",
+        "snapshot_epoch": spec.snapshot_epoch,
+        **{k: v for k, v in spec.extra.items() if k in ("job_name", "job_id", "dataset_name")},
+    }
+
+
+def export(spec_path: Path, out: Path, onnx: bool = False) -> dict:
+    """Write the export of the model of ``spec_path`` to the new directory ``out``; returns its ``info.json``."""
+    if out.exists():
+        raise ExportFailed(f"{out} exists already; give a new directory")
+    info = json.loads(spec_path.read_text())
+    spec = spec_from_info(info, spec_path.resolve().parent)
+    spec.extra = {**spec.extra, **{k: info[k] for k in ("job_name", "job_id", "dataset_name") if k in info}}
+    predictor = Predictor(spec)
+    outputs = build_outputs(predictor)
+    batch = np.random.default_rng(0).integers(0, 256, [4, *spec.image_shape], dtype=np.uint8)
+    expected = predictor.predict(batch)
+    if onnx:
+        write_onnx(predictor, outputs, out)
+        difference = check_onnx(out, predictor.input.name, batch, expected)
+    else:
+        write_savedmodel(predictor, outputs, out)
+        difference = check_savedmodel(out, batch, expected)
+    if difference is not None and difference > TOLERANCE:
+        raise ExportFailed(f"the exported model differs from the trained one by {difference:g}")
+    described = describe(predictor, outputs, onnx)
+    (out / "labels.txt").write_text("".join(f"{label}\n" for label in spec.labels))
+    (out / "info.json").write_text(json.dumps(described, indent=1) + "\n")
+    predictor.close()
+    return {**described, "checked_difference": difference}
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m digits.tools.tensorflow.export", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("--spec", required=True, type=Path, help="a ModelSpec (or an archive's info.json)")
+    parser.add_argument("--out", required=True, type=Path, help="the directory to create")
+    parser.add_argument("--onnx", action="store_true", help="write model.onnx instead of a SavedModel")
+    args = parser.parse_args(argv)
+    try:
+        result = export(args.spec, args.out, args.onnx)
+    except NetworkError as exc:
+        emit("error", message=str(exc), user_line=exc.line, traceback="")
+        return 1
+    except ExportFailed as exc:
+        emit("error", message=str(exc), traceback="")
+        return 1
+    emit("result", export=result)
+    return 0
+
+
+if __name__ == "__main__":
+    run_tool(main)
