@@ -305,3 +305,41 @@ def clone_fields(job: Job) -> dict[str, Any]:
 
 def worker_count() -> int:
     return os.cpu_count() or 1
+
+
+def default_view(info: DatasetInfo) -> str:
+    """The view extension that shows a dataset's records best: overlays for masks, images for image labels."""
+    from digits.utils.constants import COLOR_PALETTE_ATTRIBUTE
+
+    if info.label_kind == "array":
+        return "image-segmentation" if info.extension_userdata.get(COLOR_PALETTE_ATTRIBUTE) else "image-image-output"
+    return "all-raw-data"
+
+
+def read_records(db_path: Path, page: int, size: int) -> tuple[list[tuple], int]:
+    """A page of a database's records as view samples ``(key, input HxW[xC], {"label": array}, None)``, and
+    the record count: the label plays the network's output, so any view shows a dataset's ground truth."""
+    import lmdb
+    import numpy as np
+
+    from digits.records import decode_record, record_image, record_key, record_label
+
+    env = lmdb.open(str(db_path), readonly=True, lock=False, readahead=False, subdir=True)
+    samples = []
+    try:
+        total = env.stat()["entries"]
+        with env.begin() as txn:
+            for index in range(page * size, min(total, (page + 1) * size)):
+                record = decode_record(txn.get(record_key(index)))
+                image = record_image(record)
+                label = record_label(record)
+                if isinstance(label, np.ndarray) and label.ndim == 3:
+                    label = label.transpose(2, 0, 1)  # views get CHW arrays
+                elif label is not None:
+                    label = np.atleast_1d(np.asarray(label))
+                outputs = {"label": label} if label is not None else {}
+                samples.append((record_key(index).decode(), image[:, :, 0] if image.shape[2] == 1 else image, outputs,
+                                None))  # fmt: skip
+    finally:
+        env.close()
+    return samples, total

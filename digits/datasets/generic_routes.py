@@ -2,6 +2,7 @@
 
     GET  /datasets/generic/new/<extension_id>            the form (``?clone=<job id>`` fills it again)
     POST /datasets/generic/create/<extension_id>[.json]  create: ``{"id", "name", "status"}`` as JSON
+    GET  /datasets/<id>/records?db=train&view=<view id>  a page of records shown by a view extension
 
 The dataset's own page is ``/datasets/<id>``, as for every dataset.
 """
@@ -15,9 +16,17 @@ from digits.app import current_services
 from digits.auth import current_username, login_required
 from digits.datasets import generic
 from digits.extensions.catalog import Extension
-from digits.extensions.web import ExtensionError, call_extension, current_plugins, render_extension_template
+from digits.extensions.web import (
+    ExtensionError,
+    call_extension,
+    current_plugins,
+    render_config_form,
+    render_dataset_form,
+    render_view,
+)
 from digits.forms import replayable_data
 from digits.jobs import Job, new_job_id
+from digits.utils.constants import STAGES
 from digits.web.jobs import get_job
 from digits.web.responses import wants_json
 
@@ -52,12 +61,7 @@ def _extension_form(extension: Extension, formdata: MultiDict | None = None):
 
 
 def _render(extension: Extension, form, extension_form, status: int = 200):
-    template, context = call_extension(
-        extension, "get_dataset_template()", extension.cls.get_dataset_template, extension_form
-    )
-    extension_html = call_extension(
-        extension, "rendering its dataset template", render_extension_template, extension, template, context
-    )
+    extension_html = render_dataset_form(extension, extension_form)
     page = render_template(
         "datasets/generic/new.html",
         extension=extension,
@@ -126,3 +130,34 @@ def create(extension_id: str):
     if wants_json():
         return {"errors": {**form.errors, **extension_form.errors}}, 400
     return _render(extension, form, extension_form, 400)
+
+
+@blueprint.route("/datasets/<job_id>/records")
+def records(job_id: str):
+    """Records of a generic dataset, shown by a view extension (its label standing for the network's output)."""
+    job = get_job(job_id, "dataset")
+    info = generic.dataset_info(job)
+    db = request.args.get("db", "train")
+    if db not in STAGES:
+        abort(400, description=f"db must be one of {', '.join(STAGES)}.")
+    if not info.db_path(db).is_dir():
+        abort(404, description=f"The {db} database of {job.name} is not built (yet).")
+    plugins = current_plugins()
+    view_id = request.args.get("view") or generic.default_view(info)
+    view = plugins.view.get(view_id)
+    if view is None:
+        abort(404, description=f"No view extension {view_id!r}; there are {', '.join(plugins.view.extensions)}.")
+    config_form = call_extension(view, "get_config_form()", view.cls.get_config_form)
+    if any(name in request.args for name in config_form._fields):
+        call_extension(view, "filling its form", config_form.process, request.args)
+    config = {k: v for k, v in config_form.data.items() if k != "csrf_token"}
+    size = min(max(request.args.get("size", 12, type=int), 1), 100)
+    page = max(request.args.get("page", 0, type=int), 0)
+    samples, total = generic.read_records(info.db_path(db), page, size)
+    rendered = render_view(view, info, config, samples)
+    return render_template(
+        "datasets/generic/records.html",
+        job=job, info=info, db=db, view=view, views=plugins.view.extensions.values(), config_form=config_form,
+        config_html=render_config_form(view, config_form), rendered=rendered, keys=[s[0] for s in samples],
+        page=page, size=size, total=total, pages=max(1, -(-total // size)),
+    )  # fmt: skip

@@ -9,7 +9,8 @@ templates under ``extensions/<kind>/<id>/<path in the plugin's package folder>``
 from __future__ import annotations
 
 import traceback
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Blueprint, abort, current_app, render_template, render_template_string, send_from_directory
@@ -50,6 +51,7 @@ class ExtensionError(Exception):
                          f"{doing} raised {type(exc).__name__}: {exc}")  # fmt: skip
         self.extension = extension
         self.doing = doing
+        self.marked_broken = False
         self.traceback = "".join(traceback.format_exception(exc))
 
 
@@ -107,14 +109,68 @@ def render_extension_template(extension: Extension, template: str | Template | N
     return Markup(render_template_string(template, **context))
 
 
-def call_extension(extension: Extension, doing: str, function, *args, **kwargs):
-    """Call an extension's method; whatever it raises becomes an :class:`ExtensionError`, and the
-    extension is listed as broken (until the server restarts) so menus say why."""
+def call_extension(extension: Extension, doing: str, function, *args, mark_broken: bool = True, **kwargs):
+    """Call an extension's method; whatever it raises becomes an :class:`ExtensionError`, and (with
+    ``mark_broken``) the extension is listed as broken until the server restarts, so menus say why."""
     try:
         return function(*args, **kwargs)
     except Exception as exc:  # noqa: BLE001 - a plugin's bug must not take the page or the server down
-        current_plugins().catalog(extension.kind).mark_broken(extension.id, exc, doing)
-        raise ExtensionError(extension, doing, exc) from exc
+        if mark_broken:
+            current_plugins().catalog(extension.kind).mark_broken(extension.id, exc, doing)
+        error = ExtensionError(extension, doing, exc)
+        error.marked_broken = mark_broken
+        raise error from exc
+
+
+def render_dataset_form(extension: Extension, form) -> Markup:
+    """A data extension's dataset form as HTML (``get_dataset_template``)."""
+    template, context = call_extension(extension, "get_dataset_template()", extension.cls.get_dataset_template, form)
+    return call_extension(extension, "rendering its template", render_extension_template, extension, template, context)
+
+
+def render_config_form(extension: Extension, form) -> Markup:
+    """A view extension's config form as HTML (``get_config_template``)."""
+    template, context = call_extension(extension, "get_config_template()", extension.cls.get_config_template, form)
+    return call_extension(extension, "rendering its template", render_extension_template, extension, template, context)
+
+
+@dataclass
+class RenderedView:
+    """A view extension's HTML for a set of inference results."""
+
+    items: list[Markup] = field(default_factory=list)  # one per sample, in order
+    header: Markup = Markup("")
+    summary: Markup = Markup("")
+    app_begin: Markup = Markup("")  # get_ng_templates(): open before the header, close after the summary
+    app_end: Markup = Markup("")
+
+
+def render_view(extension: Extension, dataset, config: dict[str, Any], samples: Iterable[tuple]) -> RenderedView:
+    """Run a view extension over inference results; returns its HTML.
+
+    ``dataset`` is what the view gets in ``__init__`` (:func:`digits.datasets.generic.dataset_info`),
+    ``config`` its config form's data, ``samples`` ``(input_id, input_data, {output name: array}, ground
+    truth or None)`` tuples, arrays as the view interface documents them. Raises ExtensionError; the view
+    stays usable (the results, not the view, may be what is wrong: a view for other outputs).
+    """
+
+    def call(doing, function, *args, **kwargs):
+        return call_extension(extension, doing, function, *args, mark_broken=False, **kwargs)
+
+    view = call("__init__", extension.cls, dataset, **config)
+    rendered = RenderedView()
+    for input_id, input_data, outputs, ground_truth in samples:
+        data = call("process_data()", view.process_data, input_id, input_data, outputs, ground_truth)
+        template, context = call("get_view_template()", view.get_view_template, data)
+        rendered.items.append(call("rendering its view template", render_extension_template, extension, template,
+                                   context))  # fmt: skip
+    for name, method in (("header", view.get_header_template), ("summary", view.get_summary_template)):
+        template, context = call(f"get_{name}_template()", method)
+        setattr(rendered, name, call(f"rendering its {name} template", render_extension_template, extension,
+                                     template, context))  # fmt: skip
+    begin, end = call("get_ng_templates()", view.get_ng_templates)
+    rendered.app_begin, rendered.app_end = Markup(begin or ""), Markup(end or "")
+    return rendered
 
 
 def _static(extension: Extension | None, filename: str):

@@ -1,0 +1,3 @@
+from .data import DataIngestion
+
+__all__ = ["DataIngestion"]

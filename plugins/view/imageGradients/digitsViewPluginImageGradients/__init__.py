@@ -1,0 +1,3 @@
+from .view import Visualization
+
+__all__ = ["Visualization"]
