@@ -17,7 +17,7 @@ from digits.jobs import Job, JobStore, Task, new_job_id
 from digits.jobs.store import write_json_atomic
 
 TOOL = "digits.tools.tensorflow.infer"
-TITLES = {"classify_many": "Classify Many", "top_n": "Top N"}
+TITLES = {"classify_many": "Classify Many", "top_n": "Top N", "infer_many": "Infer Many", "infer_db": "Infer DB"}
 
 
 def create(
@@ -35,6 +35,8 @@ def create(
 ) -> Job:
     """Make (but do not submit) the job classifying ``paths`` or the model dataset's ``db`` stage."""
     args = ["--spec", "spec.json", "--out", "results.json"]
+    if mode.startswith("infer_"):
+        args.append("--inputs")  # the page shows outputs through a view extension, which draws on the inputs
     if db:
         dataset = store.get(model.form.get("dataset", ""))
         db_dir = Path(dataset.directory) / f"{db}_db" if dataset else None
@@ -65,6 +67,12 @@ def of_model(store: JobStore, model: Job) -> list[Job]:
     return store.all(lambda j: j.type == "inference" and j.form.get("model") == model.id)
 
 
+def stored_results(job: Job) -> tuple[ModelSpec, list[dict]]:
+    """The spec the job ran and its per-image results (once done)."""
+    spec = ModelSpec.from_dict(json.loads((Path(job.directory) / "spec.json").read_text()))
+    return spec, json.loads((Path(job.directory) / "results.json").read_text())["results"]
+
+
 def describe(job: Job) -> dict[str, Any]:
     """The job's status and progress, and once done, the answer the synchronous route would have given."""
     task = job.tasks[0]
@@ -78,11 +86,11 @@ def describe(job: Job) -> dict[str, Any]:
         "model": job.form.get("model"),
         "mode": job.form.get("mode"),
     }
-    results_path = Path(job.directory) / "results.json"
-    if results_path.is_file():
-        spec = ModelSpec.from_dict(json.loads((Path(job.directory) / "spec.json").read_text()))
-        stored = json.loads(results_path.read_text())
-        listed = Path(job.directory) / "list.json"
+    directory = Path(job.directory)
+    if (directory / "results.json").is_file():
+        spec = ModelSpec.from_dict(json.loads((directory / "spec.json").read_text()))
+        stored = json.loads((directory / "results.json").read_text())
+        listed = directory / "list.json"
         problems = json.loads(listed.read_text()).get("problems", []) if listed.is_file() else []
         labels = stored["labels"] or [None] * len(stored["results"])
         data.update(

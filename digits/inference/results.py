@@ -94,6 +94,8 @@ def shape_results(mode: str, results: list[dict], labels: list, classes: list[st
 
     ``problems`` are the list's bad lines; images that could not be classified join them as errors.
     """
+    if mode in ("infer_many", "infer_db"):
+        return generic_answer(results, problems)
     errors = problems + [{"path": r["name"], "error": r["error"]} for r in results if "error" in r]
     if mode == "top_n":
         return {"top_n": top_n(results, classes, count), "errors": errors}
@@ -102,4 +104,12 @@ def shape_results(mode: str, results: list[dict], labels: list, classes: list[st
         "labels": {r["name"]: label for r, label in zip(results, labels, strict=True) if label is not None},
         "summary": summarize(results, labels, classes),
         "errors": errors,
+    }
+
+
+def generic_answer(results: list[dict], problems: list) -> dict:
+    """Infer Many's answer for a generic model: each image's output, and what could not be run."""
+    return {
+        "outputs": {r["name"]: {"output": r["outputs"]} for r in results if "outputs" in r},
+        "errors": problems + [{"path": r["name"], "error": r["error"]} for r in results if "error" in r],
     }

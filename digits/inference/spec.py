@@ -35,6 +35,8 @@ class ModelSpec:
     subtract_mean: str = "none"
     crop_size: int | None = None
     snapshot_epoch: float | None = None
+    # The dtype of the network's input pixels (generic datasets may hold uint16 or float arrays).
+    input_dtype: str = "uint8"
     # Trained from another model's weights: the network's fineTuneHook shaped its output.
     fine_tune: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
@@ -96,13 +98,25 @@ def model_spec(job: Job, store: JobStore, epoch: str | float | None = None) -> M
     data_dir, form = Path(dataset.directory), dataset.form
     mean = data_dir / "mean.npy"
     has_mean = mean.is_file()
+    if dataset.kind == "image-classification":
+        labels = _read_lines(data_dir / "labels.txt")
+        image_shape = [
+            int(form.get(f"resize_{d}", 256 if d != "channels" else 3)) for d in ("height", "width", "channels")
+        ]
+        extra = {}
+    else:  # a generic dataset: the extension's arrays, any dtype, any label
+        from digits.datasets.generic import dataset_info
+
+        info = dataset_info(dataset)
+        labels, image_shape = info.labels, info.feature_dims
+        extra = {"dataset_id": dataset.id, "extension_id": info.extension_id, "label_kind": info.label_kind}
     return ModelSpec(
         network=str(directory / "network.py"),
         checkpoint=str(directory / chosen["path"]),
-        labels=_read_lines(data_dir / "labels.txt"),
-        image_shape=[
-            int(form.get(f"resize_{d}", 256 if d != "channels" else 3)) for d in ("height", "width", "channels")
-        ],
+        labels=labels,
+        image_shape=image_shape,
+        input_dtype="uint8" if dataset.kind == "image-classification" else info.feature_dtype,
+        extra=extra,
         resize_mode=form.get("resize_mode", "squash"),
         mean=str(mean) if has_mean else None,
         subtract_mean=job.form.get("use_mean", "image") if has_mean else "none",

@@ -44,9 +44,10 @@ class InferenceWorker:
         self._ids = itertools.count(1)
 
     def request(self, spec: ModelSpec, paths: list[str], *, top: int = 5, layers: bool = False,
-                image: bool = False, timeout: float = 300.0) -> dict:  # fmt: skip
+                image: bool = False, inputs: bool = False, timeout: float = 300.0) -> dict:  # fmt: skip
         """Classify ``paths`` with the model of ``spec``; returns the worker's reply (see its module)."""
-        payload = {"spec": spec.to_dict(), "paths": paths, "top": top, "layers": layers, "image": image}
+        payload = {"spec": spec.to_dict(), "paths": paths, "top": top, "layers": layers, "image": image,
+                   "inputs": inputs}  # fmt: skip
         with self._lock:
             process = self._ensure_started()
             payload["id"] = request_id = next(self._ids)

@@ -30,6 +30,10 @@ STANDARD_NETWORKS = [
     ("vgg16", "VGG-16", "Sixteen layers of 3x3 convolutions (2014)."),
     ("resnet", "ResNet", "Residual network (2015); trains deep networks well."),
 ]
+# Standard networks of generic models (digits.models.generic); their sources live beside the others.
+SEGMENTATION_NETWORKS = [
+    ("fcn", "FCN", "A small fully convolutional network: a class for every pixel (segmentation datasets)."),
+]
 SOLVERS = [
     ("SGD", "Stochastic Gradient Descent (SGD)"),
     ("MOMENTUM", "Momentum"),
@@ -45,7 +49,7 @@ SOLVERS = [
 
 def standard_network_source(name: str) -> str:
     """The source of a standard network, as the Customize button copies it into the editor."""
-    if name not in {n for n, _, _ in STANDARD_NETWORKS}:
+    if name not in {n for n, _, _ in STANDARD_NETWORKS + SEGMENTATION_NETWORKS}:
         raise KeyError(name)
     return (NETWORKS_DIR / f"{name}.py").read_text()
 
@@ -281,7 +285,6 @@ def train_args(
     args = [
         "--network", "network.py",
         "--train-db", str(data_dir / "train_db"),
-        "--labels", str(data_dir / "labels.txt"),
         "--epochs", str(form_data.get("train_epochs", 30)),
         "--batch-size", str(batch_size),
         "--batch-accumulation", str(form_data.get("batch_accumulation") or 1),
@@ -298,6 +301,8 @@ def train_args(
         "--save", ".",
         "--tb-dir", "tb",
     ]  # fmt: skip
+    if (data_dir / "labels.txt").is_file():
+        args += ["--labels", str(data_dir / "labels.txt")]
     if (data_dir / "val_db").is_dir():
         args += ["--val-db", str(data_dir / "val_db")]
     if (data_dir / "mean.npy").is_file():

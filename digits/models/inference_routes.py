@@ -13,17 +13,21 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
+from markupsafe import Markup, escape
 from wtforms import IntegerField, StringField
 from wtforms.validators import NumberRange, Optional
 
 from digits.app import current_services
 from digits.auth import current_username
+from digits.datasets.generic import dataset_info
+from digits.extensions.web import ExtensionError, call_extension, current_plugins, render_config_form, render_view
 from digits.forms import Checkbox, Choice, add_error
 from digits.inference import jobs as inference_jobs
-from digits.inference.results import parse_image_list, shape_results
+from digits.inference.results import generic_answer, parse_image_list, shape_results
 from digits.inference.spec import SpecError, model_spec
 from digits.inference.worker import InferenceError
 from digits.jobs import Job
@@ -225,10 +229,140 @@ def show_job(job_id: str):
     data = inference_jobs.describe(job)
     if wants_json():
         return data
-    model = current_services().store.get(job.depends_on_jobs[0]) if job.depends_on_jobs else None
+    model = current_services().store.get(job.form.get("model", ""))
+    if data["mode"].startswith("infer_") and data["status"] == "Done":
+        spec, results = inference_jobs.stored_results(job)
+        return render_outputs(model, spec, results, inference_jobs.TITLES[data["mode"]])
     return render_template("models/inference_job.html", job=job, data=data, model=model)
 
 
 for _name, _view in (("classify_one", classify_one), ("classify_many", classify_many), ("top_n", top_n_route)):
     for _suffix in ("", ".json"):
         blueprint.add_url_rule(f"{BASE}/{_name}{_suffix}", _name, _view, methods=["POST"])
+
+
+# -- generic models (DIGITS' Images > Other): outputs instead of classes, shown by a view extension -----------
+GENERIC_BASE = "/models/images/generic"
+DEFAULT_VIEW = "all-raw-data"
+
+
+def _view_of_request():
+    """The view extension the request picked (``view_extension_id``) and its config form's data."""
+    catalog = current_plugins().view
+    view_id = request.values.get("view_extension_id") or DEFAULT_VIEW
+    extension = catalog.get(view_id)
+    if extension is None:
+        reason = catalog.broken_reason(view_id)
+        abort(400, description=f"View {view_id!r} is broken: {reason}" if reason else f"No view {view_id!r}.")
+    form = call_extension(extension, "get_config_form()", extension.cls.get_config_form)
+    config = {k: v for k, v in (form.data.items() if form is not None else []) if k != "csrf_token"}
+    return extension, config
+
+
+def render_outputs(job: Job, spec, results: list[dict], title: str):
+    """The HTML page of generic outputs: each sample through the chosen view extension."""
+    extension, config = _view_of_request()
+    dataset = current_services().store.get(spec.extra.get("dataset_id", ""))
+    samples = [
+        (r["name"], np.asarray(r.get("input", []), np.float32), {"output": chw(np.asarray(r["outputs"]))}, None)
+        for r in results
+        if "outputs" in r
+    ]
+    try:
+        view = render_view(extension, dataset_info(dataset) if dataset else None, config, samples)
+    except ExtensionError as exc:
+        return render_template(
+            "error.html", code=500, title="View failed", message=str(exc), details=exc.traceback
+        ), 500
+    errors = [{"path": r["name"], "error": r["error"]} for r in results if "error" in r]
+    return render_template(
+        "models/infer_results.html", job=job, spec=spec, title=title, view=view, extension=extension,
+        names=[s[0] for s in samples], errors=errors,
+    )  # fmt: skip
+
+
+def chw(array: np.ndarray) -> np.ndarray:
+    """View extensions get 3-D outputs CHW, as DIGITS gave them; the network's are HWC."""
+    return array.transpose(2, 0, 1) if array.ndim == 3 else array
+
+
+def infer_one():
+    """The network's output for one image (uploaded or on the server): ``{"outputs": {"output": [...]}}``."""
+    form = InferenceForm()
+    job, spec = _model_and_spec(form)
+    upload = request.files.get("image_file")
+    path = (form.image_path.data or "").strip()
+    if spec is not None and not (upload and upload.filename) and not path:
+        add_error(form.image_file, "Upload an image (image_file) or give its path on the server (image_path).")
+    if spec is None or form.errors:
+        return _bad_request(form)
+    options = {"top": TOP, "inputs": not wants_json()}
+    if upload and upload.filename:
+        with _uploaded(upload) as saved:
+            reply = _run(spec, [saved], **options)
+        reply["results"][0]["name"] = upload.filename
+    else:
+        reply = _run(spec, [path], **options)
+    result = reply["results"][0]
+    if "error" in result:
+        add_error(
+            form.image_file if upload and upload.filename else form.image_path, f"{result['name']}: {result['error']}"
+        )
+        return _bad_request(form)
+    if wants_json():
+        return {"outputs": {"output": [result.get("outputs", result.get("predictions"))]}}
+    return render_outputs(job, spec, reply["results"], "Infer One")
+
+
+def infer_many():
+    """The outputs of a list of images: ``{"outputs": {path: {"output": [...]}}, "errors": [...]}``."""
+    form = InferenceForm()
+    job, spec = _model_and_spec(form)
+    if spec is None:
+        return _bad_request(form)
+    if form.db.data:
+        return _start_job(job, spec, form, "infer_db", db=form.db.data)
+    paths, _, problems = _image_list(form, spec)
+    if form.errors:
+        return _bad_request(form)
+    if len(paths) > current_services().config.inference_sync_limit:
+        return _start_job(job, spec, form, "infer_many", paths=paths, labels=[None] * len(paths), problems=problems)
+    reply = _run(spec, paths, top=TOP, inputs=not wants_json())
+    if wants_json():
+        return generic_answer(reply["results"], problems)
+    return render_outputs(job, spec, reply["results"], "Infer Many")
+
+
+def infer_db():
+    """The outputs of the dataset's validation or test database (``db``): a background job."""
+    form = InferenceForm()
+    job, spec = _model_and_spec(form)
+    if spec is None:
+        return _bad_request(form)
+    if not form.db.data:
+        add_error(form.db, "Choose the database to run: val or test.")
+        return _bad_request(form)
+    return _start_job(job, spec, form, "infer_db", db=form.db.data)
+
+
+for _name, _view in (("infer_one", infer_one), ("infer_many", infer_many), ("infer_db", infer_db)):
+    for _suffix in ("", ".json"):
+        blueprint.add_url_rule(f"{GENERIC_BASE}/{_name}{_suffix}", _name, _view, methods=["POST"])
+
+
+@blueprint.app_context_processor
+def _inference_views():
+    """``inference_views()`` for the model page: each usable view extension with its config form's HTML."""
+
+    def inference_views() -> list[dict]:
+        views = []
+        for extension in sorted(current_plugins().view.extensions.values(), key=lambda e: e.id != DEFAULT_VIEW):
+            try:
+                form = extension.cls.get_config_form()
+                html = render_config_form(extension, form) if form is not None else ""
+            except ExtensionError as exc:
+                html = Markup(f'<div class="text-danger small">{escape(str(exc))}</div>')
+            views.append({"id": extension.id, "title": extension.title, "config": html})
+        return views
+
+    return {"inference_views": inference_views}

@@ -8,10 +8,11 @@ from flask import Blueprint, Response, abort, redirect, render_template, request
 
 from digits.app import current_services
 from digits.auth import current_username, login_required, require_owner
-from digits.datasets.image_classification import read_labels
+from digits.datasets.generic import dataset_info
 from digits.forms import add_error, replay, replayable_data
 from digits.hardware import gpu_usage, process_usage
 from digits.jobs import Job, Status, Task, new_job_id
+from digits.models import generic
 from digits.models import image_classification as classification
 from digits.models.lr_policy import LRPolicy
 from digits.scheduler.local import log_tail
@@ -26,15 +27,29 @@ KINDS = {
         "path": "images/classification",
         "title": classification.TITLE,
         "form": classification.ImageClassificationModelForm,
+        "dataset_kinds": ("image-classification",),
+        "standard_networks": classification.STANDARD_NETWORKS,
+        "prepare": lambda directory, dataset: [],
+    },
+    generic.KIND: {
+        "id": generic.KIND,
+        "path": "images/generic",
+        "title": generic.TITLE,
+        "form": generic.GenericModelForm,
+        "dataset_kinds": generic.DATASET_KINDS,
+        "standard_networks": classification.SEGMENTATION_NETWORKS,
+        "prepare": generic.prepare_directory,
     },
 }
 TRAIN_TOOL = "digits.tools.tensorflow.main"
 LOG_TAIL_LINES = 40
 
 
-def _usable_datasets() -> list[Job]:
+def _usable_datasets(kind: dict) -> list[Job]:
     return current_services().store.all(
-        lambda j: j.type == "dataset" and j.status not in (Status.ERROR, Status.ABORTED)
+        lambda j: (
+            j.type == "dataset" and j.kind in kind["dataset_kinds"] and j.status not in (Status.ERROR, Status.ABORTED)
+        )
     )
 
 
@@ -48,7 +63,7 @@ def _pretrained_models() -> list[Job]:
 
 def _form(kind: dict, data: dict | None = None):
     form = replay(kind["form"], data) if data is not None else kind["form"]()
-    form.set_datasets(_usable_datasets())
+    form.set_datasets(_usable_datasets(kind))
     form.previous_networks.choices = [(j.id, j.name) for j in _previous_models()]
     form.pretrained_networks.choices = [(j.id, j.name) for j in _pretrained_models()]
     return form
@@ -57,16 +72,16 @@ def _form(kind: dict, data: dict | None = None):
 def _render_form(kind: dict, form, status: int = 200):
     store = current_services().store
     datasets = []
-    for job in store.all(lambda j: j.type == "dataset" and j.status == Status.DONE):
-        entries = {t.id.removeprefix("create_db_"): t.data.get("entries") for t in job.tasks if "entries" in t.data}
+    for job in store.all(lambda j: j.type == "dataset" and j.kind in kind["dataset_kinds"] and j.status == Status.DONE):
+        info = dataset_info(job)
         datasets.append(
             {
                 "id": job.id,
                 "name": job.name,
                 "status": job.status,
-                "image_dimensions": [int(job.form.get(f"resize_{k}", 0) or 0) for k in ("height", "width", "channels")],
-                "nclasses": len(read_labels(Path(job.directory))),
-                "entries": entries,
+                "image_dimensions": info.feature_dims,
+                "nclasses": len(info.labels),
+                "entries": info.entries,
             }
         )
     context = {
@@ -74,7 +89,7 @@ def _render_form(kind: dict, form, status: int = 200):
         "kind": kind,
         "action": url_for("models.create", kind=kind["id"]),
         "datasets": datasets,
-        "standard_networks": [{"id": n, "title": t, "description": d} for n, t, d in classification.STANDARD_NETWORKS],
+        "standard_networks": [{"id": n, "title": t, "description": d} for n, t, d in kind["standard_networks"]],
         "previous_models": [
             {"id": j.id, "name": j.name, "snapshots": [s["epoch"] for s in classification.snapshots_of(j)]}
             for j in _previous_models()
@@ -114,11 +129,12 @@ def create(kind: str):
             job_id = new_job_id()
             with services.store.staging(job_id) as staging:
                 (staging / "network.py").write_text(source)
+                extra_args = kind["prepare"](staging, dataset)
                 task = Task(
                     id="train",
                     name="Train",
                     tool=TRAIN_TOOL,
-                    args=classification.train_args(data, dataset, learning_rate, batch_size, weights),
+                    args=classification.train_args(data, dataset, learning_rate, batch_size, weights) + extra_args,
                     resources=_resources(form),
                 )
                 job = Job(
@@ -155,7 +171,7 @@ def _check_method(form) -> bool:
             )
             return False
     dataset = current_services().store.get(form.dataset.data)
-    train_entries = next((t.data.get("entries") for t in dataset.tasks if t.id == "create_db_train"), None)
+    train_entries = dataset_info(dataset).entries.get("train")
     too_big = [b for b in form.batch_size.values if train_entries is not None and b > train_entries]
     if too_big:
         add_error(

@@ -53,7 +53,7 @@ def db_items(path: str, limit: int | None) -> tuple[int, Iterator[tuple[Item, in
                 name = f"{os.path.basename(path)}/{key.decode()}"
                 shape = (record.height, record.width, record.channels)
                 if record.format == "raw":
-                    pixels = np.frombuffer(record.encoded, np.uint8).reshape(shape)
+                    pixels = np.frombuffer(record.encoded, record.dtype).reshape(shape)
                 else:
                     pixels = np.asarray(Image.open(io.BytesIO(record.encoded)), np.uint8).reshape(shape)
                 yield Item(name, pixels), record.label
@@ -83,6 +83,7 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--out", required=True)
     parser.add_argument("--top", type=int, default=5)
     parser.add_argument("--limit", type=int, help="classify the first N images only")
+    parser.add_argument("--inputs", action="store_true", help="keep each input array in the results (for views)")
     args = parser.parse_args(argv)
     with open(args.spec) as f:
         spec = ModelSpec.from_dict(json.load(f))
@@ -101,7 +102,9 @@ def main(argv: Sequence[str]) -> int:
     results: list[dict] = []
     for chunk in chunks:
         done = len(results)
-        results += classify(predictor, chunk, top=args.top, progress=lambda n, done=done: progress.update(done + n))
+        results += classify(
+            predictor, chunk, top=args.top, inputs=args.inputs, progress=lambda n, done=done: progress.update(done + n)
+        )
     progress.update(total)
     write_json_atomic(Path(args.out), {"results": results, "labels": truth})
     emit("result", classified=sum("predictions" in r or "outputs" in r for r in results), total=total)

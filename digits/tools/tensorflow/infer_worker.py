@@ -7,7 +7,8 @@ Reads one JSON request per line on stdin and answers one JSON line on stdout, in
 - ``{"id": 1, "spec": {...ModelSpec...}, "paths": ["a.png"], "top": 5, "layers": false, "image": false}``
   -> ``{"id": 1, "results": [{"name", "predictions": [[label, percent], ...]} or {"name", "error"}],
   "parameters": N, "load_seconds": s}``; with ``layers`` the first image's layer visualizations
-  (``"layers": [...]``), with ``image`` each image as the network saw it (``"image"``: base64 PNG).
+  (``"layers": [...]``), with ``image`` each image as the network saw it (``"image"``: base64 PNG), with
+  ``inputs`` the input arrays (``"input"``, for view extensions).
 - a failure of the whole request -> ``{"id": 1, "error": "...", "user_line": N}``.
 
 Models are kept least recently used first; loading one evicts the oldest when more than ``--max-models``
@@ -66,7 +67,7 @@ def answer(cache: ModelCache, request: dict) -> dict:
     spec = ModelSpec.from_dict(request["spec"])
     predictor, load_seconds = cache.get(spec)
     items = load_batch(spec, request.get("paths", []))
-    results = classify(predictor, items, top=int(request.get("top", 5)))
+    results = classify(predictor, items, top=int(request.get("top", 5)), inputs=bool(request.get("inputs")))
     reply = {"results": results, "parameters": predictor.parameter_count(), "load_seconds": round(load_seconds, 3)}
     if request.get("image"):
         for item, result in zip(items, results, strict=True):

@@ -61,7 +61,7 @@ class Predictor:
         self.graph = tf.Graph()
         height, width, channels = spec.image_shape
         with self.graph.as_default():
-            self.input = tf.placeholder(tf.uint8, [None, height, width, channels], name="input")
+            self.input = tf.placeholder(tf.as_dtype(spec.input_dtype), [None, height, width, channels], name="input")
             images = self._preprocess(tf.cast(self.input, tf.float32))
             input_shape = [int(d) for d in images.shape[1:]]
             model_class = load_network(spec.network)
@@ -217,10 +217,14 @@ def png_base64(pixels: np.ndarray) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def classify(predictor: Predictor, items: list[Item], top: int = 5, batch_size: int = 128, progress=None) -> list[dict]:
+def classify(
+    predictor: Predictor, items: list[Item], top: int = 5, batch_size: int = 128, progress=None, inputs: bool = False
+) -> list[dict]:
     """Predict every usable item in batches: ``{"name", "predictions"}`` or ``{"name", "error"}`` per item.
 
-    ``progress(done)`` is called after each batch. Non-classification outputs come back as ``"outputs"``.
+    ``progress(done)`` is called after each batch. Non-classification outputs come back as ``"outputs"``
+    (the network's output for the item, as nested lists); with ``inputs`` each result also carries the
+    network's input (``"input"``, HxWxC nested lists) for views that draw on it.
     """
     results: list[dict] = [{"name": item.name} for item in items]
     usable = [i for i, item in enumerate(items) if item.pixels is not None]
@@ -236,6 +240,9 @@ def classify(predictor: Predictor, items: list[Item], top: int = 5, batch_size: 
         else:
             for i, output in zip(chunk, outputs, strict=True):
                 results[i]["outputs"] = output.tolist()
+        if inputs:
+            for i in chunk:
+                results[i]["input"] = items[i].pixels.tolist()
         if progress:
             progress(start + len(chunk))
     return results

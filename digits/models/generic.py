@@ -1,0 +1,38 @@
+"""Generic image models (DIGITS' New Model > Images > Other): networks trained on a generic dataset.
+
+The dataset's records carry any label a data extension makes (a value vector for regression, a label
+array for segmentation or image-to-image networks), so the network defines what its output means. The
+form is the image classification one; its standard network is the segmentation FCN. When the dataset's
+extension names classes (``class_labels`` in its user data), the model directory gets a ``labels.txt``
+and ``self.nclasses`` is their count.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from digits.datasets import generic as generic_datasets
+from digits.forms import RadioChoice
+from digits.jobs import Job
+from digits.models.image_classification import SEGMENTATION_NETWORKS, ImageClassificationModelForm
+
+KIND = "image-generic"
+TITLE = "Generic Image Model"
+DATASET_KINDS = (generic_datasets.KIND, generic_datasets.PREBUILT_KIND)
+
+
+class GenericModelForm(ImageClassificationModelForm):
+    """The model form for generic datasets (same field names: DIGITS' scripts post the same fields)."""
+
+    standard_networks = RadioChoice(
+        "Standard networks", choices=[(n, t) for n, t, _ in SEGMENTATION_NETWORKS], default="fcn"
+    )
+
+
+def prepare_directory(directory: Path, dataset: Job) -> list[str]:
+    """Write what the model needs from its dataset into its directory; returns extra training arguments."""
+    labels = generic_datasets.dataset_info(dataset).labels
+    if not labels:
+        return []
+    (directory / "labels.txt").write_text("".join(f"{name}\n" for name in labels))
+    return ["--labels", "labels.txt"]
