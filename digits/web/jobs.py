@@ -12,7 +12,12 @@ from digits.jobs import DeleteRefused, Job
 blueprint = Blueprint("jobs", __name__)
 
 EDITABLE_FIELDS = ("name", "notes", "group")
-SHOW_ENDPOINTS = {"dataset": "datasets.show", "model": "models.show", "inference": "inference.show_job"}
+SHOW_ENDPOINTS = {
+    "dataset": "datasets.show",
+    "model": "models.show",
+    "inference": "inference.show_job",
+    "pretrained": "pretrained.show",
+}
 
 
 def kind_or_404(kinds: dict[str, dict], kind: str, job_type: str) -> dict:
@@ -102,6 +107,8 @@ def _refused(job: Job, dependents: list[Job]):
 def clone(job_id: str):
     """The job's creation form again, filled with what was sent the first time."""
     job = get_job(job_id)
+    if job.type not in ("dataset", "model"):
+        abort(400, description=f"A {job.type} job has no creation form to clone.")
     return redirect(url_for(f"{job.type}s.new", kind=job.kind, clone=job.id))
 
 

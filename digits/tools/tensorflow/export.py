@@ -49,9 +49,6 @@ class ExportFailed(Exception):
 
 def build_outputs(predictor: Predictor) -> dict:
     """The signature's outputs, added to the predictor's graph: ``probabilities`` and, for classifiers, ``classes``."""
-    # The predictor finalizes its graph so that serving never grows it; exporting adds its outputs and the
-    # saver once, in a process that does nothing else with it.
-    predictor.graph._unsafe_unfinalize()
     with predictor.graph.as_default():
         outputs = {"probabilities": predictor.probabilities}
         if predictor.classifies:
@@ -140,7 +137,7 @@ def export(spec_path: Path, out: Path, onnx: bool = False) -> dict:
     info = json.loads(spec_path.read_text())
     spec = spec_from_info(info, spec_path.resolve().parent)
     spec.extra = {**spec.extra, **{k: info[k] for k in ("job_name", "job_id", "dataset_name") if k in info}}
-    predictor = Predictor(spec)
+    predictor = Predictor(spec, finalize=False)  # the export adds its outputs and a saver
     outputs = build_outputs(predictor)
     batch = np.random.default_rng(0).integers(0, 256, [4, *spec.image_shape], dtype=np.uint8)
     expected = predictor.predict(batch)

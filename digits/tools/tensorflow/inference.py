@@ -56,7 +56,8 @@ def load_batch(spec: ModelSpec, sources: list) -> list[Item]:
 class Predictor:
     """A model built and restored in a graph and session of its own (a worker keeps several)."""
 
-    def __init__(self, spec: ModelSpec):
+    def __init__(self, spec: ModelSpec, finalize: bool = True):
+        """Build and restore the model; ``finalize`` locks the graph (serving never grows it; export adds to it)."""
         self.spec = spec
         self.graph = tf.Graph()
         height, width, channels = spec.image_shape
@@ -84,7 +85,8 @@ class Predictor:
             config = tf.ConfigProto(gpu_options=tf.GPUOptions(allow_growth=True))
             self.session = tf.Session(graph=self.graph, config=config)
             tf.train.Saver(var_list={v.op.name: v for v in self.variables}).restore(self.session, spec.checkpoint)
-        self.graph.finalize()
+        if finalize:
+            self.graph.finalize()
 
     def _preprocess(self, images):
         spec = self.spec
