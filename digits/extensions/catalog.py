@@ -122,26 +122,37 @@ class Catalog:
         }
 
 
+class NotAnExtension(ValueError):
+    """A class that an entry point names but that cannot be used as an extension; the message says why."""
+
+
 def _one_line(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}".splitlines()[0]
+    text = str(exc) if isinstance(exc, NotAnExtension) else f"{type(exc).__name__}: {exc}"
+    return (text.splitlines() or [type(exc).__name__])[0]
 
 
 def _describe(kind: str, cls: Any, required: Iterable[str], origin: str, entry_point: str | None) -> Extension:
-    """Check ``cls`` is an extension class and read its id, title (and category); raises ValueError why not."""
+    """Check ``cls`` is an extension class and read its id, title (and category); raises NotAnExtension."""
     if not inspect.isclass(cls):
-        raise ValueError(f"the entry point names {type(cls).__name__} {cls!r}, not a class")
+        raise NotAnExtension(f"the entry point names {type(cls).__name__} {cls!r}, not a class")
     missing = [name for name in required if not callable(getattr(cls, name, None))]
     if missing:
-        raise ValueError(f"{cls.__name__} lacks {', '.join(missing)}")
-    extension_id = cls.get_id()
+        raise NotAnExtension(f"{cls.__name__} lacks {', '.join(missing)}")
+
+    def ask(name: str):
+        try:
+            return getattr(cls, name)()
+        except Exception as exc:
+            raise NotAnExtension(f"{cls.__name__}.{name}() raised {type(exc).__name__}: {exc}".rstrip(": ")) from exc
+
+    extension_id = ask("get_id")
     if not isinstance(extension_id, str) or not extension_id.strip() or "/" in extension_id:
-        raise ValueError(
+        raise NotAnExtension(
             f"{cls.__name__}.get_id() returned {extension_id!r}: it must be a non-empty string without '/'"
         )
-    title = cls.get_title()
-    category = cls.get_category() if kind == "data" else None
-    visibility = getattr(cls, "get_default_visibility", None)
-    visible = bool(visibility()) if callable(visibility) else True
+    title = ask("get_title")
+    category = ask("get_category") if kind == "data" else None
+    visible = bool(ask("get_default_visibility")) if callable(getattr(cls, "get_default_visibility", None)) else True
     category = str(category) if category else None
     return Extension(kind, extension_id, str(title), cls, category, origin, entry_point, visible)
 

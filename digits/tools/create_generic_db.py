@@ -42,7 +42,7 @@ from typing import Any
 import lmdb
 import numpy as np
 
-from digits.extensions.data import SkipEntry, discover_data_extensions
+from digits.extensions.data import SkipEntry, create_extension, discover_data_extensions
 from digits.records import (
     ImageRecord,
     LabelArray,
@@ -511,9 +511,8 @@ def create(args: argparse.Namespace) -> dict[str, Any]:
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
         raise ValueError(f"unknown stage(s) {', '.join(unknown)}; stages are {', '.join(STAGES)}")
-    fields.pop("is_inference_db", None)
     cls = _find_extension(args.extension)
-    extension = _call("__init__", lambda: cls(is_inference_db=args.inference, **fields))
+    extension = _call("__init__", lambda: create_extension(cls, fields, args.inference))
     entries = {stage: list(_call(f"itemize_entries({stage!r})", extension.itemize_entries, stage)) for stage in stages}
     total = sum(len(e) for e in entries.values())
     print(f"{args.extension}: " + ", ".join(f"{len(e)} {s} entries" for s, e in entries.items()), file=sys.stderr)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from markupsafe import Markup, escape
 from werkzeug.datastructures import FileStorage
 from wtforms import fields, validators
+from wtforms.fields.choices import SelectChoice
 
 
 class Tooltip:
@@ -69,15 +70,23 @@ class BooleanField(_TooltipMixin, fields.BooleanField):
     false_values = ("false", "False", "0", "no", "off", "")
 
 
-class SelectField(_TooltipMixin, fields.SelectField):
+class _Choices(_TooltipMixin):
+    # DIGITS' plugins give choices as (value, label) pairs, which WTForms 3.3 deprecates.
+    def __init__(self, *args, choices=None, **kwargs):
+        if isinstance(choices, list | tuple):
+            choices = [SelectChoice(*c) if isinstance(c, tuple | list) else c for c in choices]
+        super().__init__(*args, choices=choices, **kwargs)
+
+
+class SelectField(_Choices, fields.SelectField):
     pass
 
 
-class SelectMultipleField(_TooltipMixin, fields.SelectMultipleField):
+class SelectMultipleField(_Choices, fields.SelectMultipleField):
     pass
 
 
-class RadioField(_TooltipMixin, fields.RadioField):
+class RadioField(_Choices, fields.RadioField):
     pass
 
 

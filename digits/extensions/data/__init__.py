@@ -11,7 +11,14 @@ from __future__ import annotations
 from digits.extensions.catalog import Catalog, discover
 from digits.extensions.data.interface import DataIngestionInterface, SkipEntry
 
-__all__ = ["GROUP", "DataIngestionInterface", "SkipEntry", "builtin_extensions", "discover_data_extensions"]
+__all__ = [
+    "GROUP",
+    "DataIngestionInterface",
+    "SkipEntry",
+    "builtin_extensions",
+    "create_extension",
+    "discover_data_extensions",
+]
 
 # Entry point group: the key plugins register under and DIGITS finds them by.
 GROUP = "digits.plugins.data"
@@ -37,6 +44,13 @@ def builtin_extensions() -> list[type]:
 def discover_data_extensions() -> Catalog:
     """Every data extension: the built-in ones and the installed plugins (broken ones set aside)."""
     return discover("data", GROUP, builtin_extensions, REQUIRED)
+
+
+def create_extension(cls: type, fields: dict, is_inference_db: bool = False) -> DataIngestionInterface:
+    """An instance of a data extension class from form fields (or a dataset's user data updated with an
+    inference form's fields); an ``is_inference_db`` in ``fields`` (plugins keep it in their user data)
+    is replaced by the argument."""
+    return cls(**{**fields, "is_inference_db": is_inference_db})
 
 
 def get_extensions() -> list[type]:

@@ -1,4 +1,3 @@
-import wtforms
 from flask_wtf import FlaskForm
 from wtforms import validators
 
@@ -12,7 +11,7 @@ class ConfigForm(FlaskForm):
     A form used to configure gradient visualization
     """
 
-    arrow_color = wtforms.SelectField(
+    arrow_color = utils.forms.SelectField(
         "Arrow color",
         choices=[("red", "Red"), ("green", "Green"), ("blue", "Blue")],
         default="red",
