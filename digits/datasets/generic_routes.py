@@ -96,8 +96,8 @@ def new_page(clone_of: str | None):
     return redirect(url_for("generic_datasets.new", extension_id=extension_id, clone=clone_of))
 
 
-@blueprint.route("/datasets/generic/create/<extension_id>", methods=["POST"])
 @blueprint.route("/datasets/generic/create/<extension_id>.json", methods=["POST"])
+@blueprint.route("/datasets/generic/create/<extension_id>", methods=["POST"])  # registered first: url_for's URL
 @login_required
 def create(extension_id: str):
     """Validate both forms, make the job (its files first, then ``job.json``) and queue it."""
