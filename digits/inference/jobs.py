@@ -11,13 +11,16 @@ import json
 from pathlib import Path
 from typing import Any
 
+from digits.datasets import generic as generic_datasets
 from digits.inference.results import shape_results
 from digits.inference.spec import ModelSpec, SpecError
 from digits.jobs import Job, JobStore, Task, new_job_id
 from digits.jobs.store import write_json_atomic
 
 TOOL = "digits.tools.tensorflow.infer"
-TITLES = {"classify_many": "Classify Many", "top_n": "Top N", "infer_many": "Infer Many", "infer_db": "Infer DB"}
+TITLES = {"classify_many": "Classify Many", "top_n": "Top N", "infer_many": "Infer Many", "infer_db": "Infer DB",
+          "infer_extension": "Infer"}  # fmt: skip
+DB_TOOL = "digits.tools.create_generic_db"
 
 
 def create(
@@ -32,12 +35,24 @@ def create(
     labels: list | None = None,
     problems: list | None = None,
     db: str | None = None,
+    extension: tuple | None = None,
 ) -> Job:
-    """Make (but do not submit) the job classifying ``paths`` or the model dataset's ``db`` stage."""
+    """Make (but do not submit) the job classifying ``paths``, the model dataset's ``db`` stage, or what the
+    data ``extension`` (``(id, its inference form)``) makes: then a first task builds that database."""
     args = ["--spec", "spec.json", "--out", "results.json"]
     if mode.startswith("infer_"):
         args.append("--inputs")  # the page shows outputs through a view extension, which draws on the inputs
-    if db:
+    tasks = []
+    if extension:
+        dataset = store.get(model.form.get("dataset", ""))
+        extension_id, extension_form = extension
+        args += ["--db", "test_db"]
+        source = f"{extension_id} inference data"
+        tasks.append(Task(id="create_db", name="Create inference DB", tool=DB_TOOL, args=[
+            "--extension", extension_id, "--form", generic_datasets.FORM_FILE, "--inference", "--out", ".",
+            "--userdata", str(Path(dataset.directory) / generic_datasets.USERDATA_FILE),
+        ]))  # fmt: skip
+    elif db:
         dataset = store.get(model.form.get("dataset", ""))
         db_dir = Path(dataset.directory) / f"{db}_db" if dataset else None
         if db_dir is None or not db_dir.is_dir():
@@ -50,12 +65,16 @@ def create(
     job_id = new_job_id()
     with store.staging(job_id) as staging:
         write_json_atomic(staging / "spec.json", spec.to_dict())
-        if not db:
+        if extension:
+            fields = generic_datasets.extension_form_data(extension[1], staging)
+            write_json_atomic(staging / generic_datasets.FORM_FILE, fields)
+        elif not db:
             write_json_atomic(staging / "list.json", {"paths": paths, "labels": labels, "problems": problems or []})
         job = Job(
             id=job_id, type="inference", kind=mode, name=f"{TITLES[mode]} with {model.name} ({source})",
             username=username, directory=str(staging),
-            tasks=[Task(id="infer", name=TITLES[mode], tool=TOOL, args=args)],
+            tasks=[*tasks, Task(id="infer", name=TITLES[mode], tool=TOOL, args=args,
+                                depends_on=[t.id for t in tasks])],
             form={"model": model.id, "mode": mode, "top_n": top_n, "db": db or "",
                   "snapshot_epoch": spec.snapshot_epoch},
         )  # fmt: skip
@@ -75,7 +94,7 @@ def stored_results(job: Job) -> tuple[ModelSpec, list[dict]]:
 
 def describe(job: Job) -> dict[str, Any]:
     """The job's status and progress, and once done, the answer the synchronous route would have given."""
-    task = job.tasks[0]
+    task = job.tasks[-1]
     data: dict[str, Any] = {
         "id": job.id,
         "name": job.name,

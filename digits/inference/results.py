@@ -94,7 +94,7 @@ def shape_results(mode: str, results: list[dict], labels: list, classes: list[st
 
     ``problems`` are the list's bad lines; images that could not be classified join them as errors.
     """
-    if mode in ("infer_many", "infer_db"):
+    if mode.startswith("infer_"):
         return generic_answer(results, problems)
     errors = problems + [{"path": r["name"], "error": r["error"]} for r in results if "error" in r]
     if mode == "top_n":

@@ -37,6 +37,9 @@ class ModelSpec:
     snapshot_epoch: float | None = None
     # The dtype of the network's input pixels (generic datasets may hold uint16 or float arrays).
     input_dtype: str = "uint8"
+    # "classification": outputs are class scores, answered as top-5 percents; "generic": the network's own
+    # outputs, answered as they are (regression values, label arrays, images).
+    task: str = "classification"
     # Trained from another model's weights: the network's fineTuneHook shaped its output.
     fine_tune: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
@@ -116,6 +119,7 @@ def model_spec(job: Job, store: JobStore, epoch: str | float | None = None) -> M
         labels=labels,
         image_shape=image_shape,
         input_dtype="uint8" if dataset.kind == "image-classification" else info.feature_dtype,
+        task="classification" if dataset.kind == "image-classification" else "generic",
         extra=extra,
         resize_mode=form.get("resize_mode", "squash"),
         mean=str(mean) if has_mean else None,

@@ -24,7 +24,15 @@ from wtforms.validators import NumberRange, Optional
 from digits.app import current_services
 from digits.auth import current_username
 from digits.datasets.generic import dataset_info
-from digits.extensions.web import ExtensionError, call_extension, current_plugins, render_config_form, render_view
+from digits.extensions.data import create_extension
+from digits.extensions.web import (
+    ExtensionError,
+    call_extension,
+    current_plugins,
+    render_config_form,
+    render_extension_template,
+    render_view,
+)
 from digits.forms import Checkbox, Choice, add_error
 from digits.inference import jobs as inference_jobs
 from digits.inference.results import generic_answer, parse_image_list, shape_results
@@ -366,3 +374,75 @@ def _inference_views():
         return views
 
     return {"inference_views": inference_views}
+
+
+def _inference_extension(job: Job):
+    """The data extension of a generic model's dataset, created for inference as DIGITS did (from the
+    dataset's user data), and its inference form; ``(None, None, reason)`` when it offers none."""
+    dataset = current_services().store.get(job.form.get("dataset", ""))
+    if dataset is None or dataset.kind != "generic":
+        return None, None, "the model's dataset was not made by a data extension"
+    info = dataset_info(dataset)
+    extension = current_plugins().data.get(info.extension_id or "")
+    if extension is None:
+        reason = current_plugins().data.broken_reason(info.extension_id or "")
+        return (
+            None,
+            None,
+            f"the data extension {info.extension_id} is {'broken: ' + reason if reason else 'not installed'}",
+        )
+    userdata = info.extension_userdata
+    instance = call_extension(extension, "__init__", lambda: create_extension(extension.cls, userdata, True))
+    form = call_extension(extension, "get_inference_form()", instance.get_inference_form)
+    if form is None:
+        return extension, None, f"the data extension {extension.title} offers no inference form"
+    return extension, form, None
+
+
+def infer_extension():
+    """Run the model on what its dataset's data extension makes of its inference form (a background job:
+    the extension builds an inference database, then the model runs over it)."""
+    form = InferenceForm()
+    job, spec = _model_and_spec(form)
+    if spec is None:
+        return _bad_request(form)
+    extension, extension_form, reason = _inference_extension(job)
+    if extension_form is None:
+        abort(400, description=f"Inference from a data extension is not available: {reason}.")
+    if not extension_form.validate():
+        if wants_json():
+            return {"errors": extension_form.errors}, 400
+        return render_template("error.html", code=400, title="Bad request", message=str(extension_form.errors),
+                               details=None), 400  # fmt: skip
+    return _start_job(job, spec, form, "infer_extension", extension=(extension.id, extension_form))
+
+
+for _suffix in ("", ".json"):
+    blueprint.add_url_rule(f"{GENERIC_BASE}/infer_extension{_suffix}", "infer_extension", infer_extension,
+                           methods=["POST"])  # fmt: skip
+
+
+@blueprint.app_context_processor
+def _inference_extension_form():
+    """``inference_extension_form(job)`` for the model page: the data extension's inference form as HTML."""
+
+    def inference_extension_form(job_id: str) -> dict | None:
+        job = current_services().store.get(job_id)
+        if job is None or job.kind != "image-generic":
+            return None
+        try:
+            extension, form, _ = _inference_extension(job)
+            if form is None:
+                return None
+            template, context = call_extension(
+                extension, "get_inference_template()", extension.cls.get_inference_template, form
+            )
+            html = render_extension_template(extension, template, context)
+        except ExtensionError as exc:
+            return {
+                "title": "Data extension",
+                "html": Markup(f'<div class="text-danger small">{escape(str(exc))}</div>'),
+            }
+        return {"title": extension.title, "html": html}
+
+    return {"inference_extension_form": inference_extension_form}

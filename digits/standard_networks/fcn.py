@@ -28,5 +28,5 @@ class UserModel(Tower):
         loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(logits=self.inference, labels=labels))
         correct = tf.equal(tf.cast(tf.argmax(self.inference, 3), tf.int32), labels)
         accuracy = tf.reduce_mean(tf.cast(correct, tf.float32), name='accuracy')
-        self.summaries.append(tf.summary.scalar('accuracy', accuracy))
+        self.summaries.append(tf.summary.scalar(accuracy.op.name, accuracy))
         return loss

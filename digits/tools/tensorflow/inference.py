@@ -78,7 +78,9 @@ class Predictor:
                     raise user_error(exc, spec.network) from exc
             self.output = tf.identity(output, name="output")
             # Classification networks give logits [N, classes]; anything else is returned as it is.
-            self.classifies = output.shape.rank == 2 and output.shape[1] == len(spec.labels)
+            self.classifies = (
+                spec.task == "classification" and output.shape.rank == 2 and output.shape[1] == len(spec.labels)
+            )
             self.probabilities = tf.nn.softmax(output, name="probabilities") if self.classifies else self.output
             self.variables = [v for v in tf.global_variables() if v.op.name.startswith(MODEL_SCOPE + "/")]
             # The worker is not scheduled like training: it must not take a GPU's whole memory from it.
