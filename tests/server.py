@@ -41,7 +41,7 @@ class LiveServer:
             try:
                 if requests.get(self.url + "/index.json", timeout=1).ok:
                     break
-            except requests.ConnectionError:
+            except requests.RequestException:  # refused while starting, or slow to answer on a busy machine
                 pass
             if self.process.poll() is not None or time.monotonic() - started > timeout:
                 raise RuntimeError(f"server did not start: see {log.name}")

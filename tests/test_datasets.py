@@ -284,10 +284,15 @@ def test_creation_killed_midway_is_an_error_and_offers_no_database(logged_in, tm
     fields = folder_fields(folder, resize_channels="3", resize_width="224", resize_height="224", folder_pct_val="0")
     created = create(logged_in, **fields)
     deadline = time.monotonic() + 60
+
+    def command(process) -> str:
+        try:
+            return " ".join(process.cmdline())
+        except psutil.Error:  # exited (or a zombie) between listing and reading: not the tool we look for
+            return ""
+
     while True:
-        tools = [
-            p for p in psutil.Process().children(recursive=True) if "digits.tools.create_db" in " ".join(p.cmdline())
-        ]
+        tools = [p for p in psutil.Process().children(recursive=True) if "digits.tools.create_db" in command(p)]
         job = logged_in.get(f"/datasets/{created['id']}.json").get_json()
         if tools and job["tasks"][-1]["progress"] > 0:
             break
