@@ -121,29 +121,41 @@ def _run(spec, paths: list[str], **options) -> dict:
         abort(500 if exc.user_line is None else 400, description=f"Inference failed: {exc}{where}")
 
 
+def _one_image(form: InferenceForm, **options):
+    """Run the model on the request's one image (``image_file`` or ``image_path``).
+
+    Returns ``(job, spec, reply)`` with the result named after the image, or ``(None, None, response)``:
+    the 400 that says what to fix (no image, not an image, a model that cannot be used).
+    """
+    job, spec = _model_and_spec(form)
+    upload = request.files.get("image_file")
+    uploaded = bool(upload and upload.filename)
+    path = (form.image_path.data or "").strip()
+    if spec is not None and not uploaded and not path:
+        add_error(form.image_file, "Upload an image (image_file) or give its path on the server (image_path).")
+    if spec is None or form.errors:
+        return None, None, _bad_request(form)
+    if uploaded:
+        with _uploaded(upload) as saved:
+            reply = _run(spec, [saved], **options)
+    else:
+        reply = _run(spec, [path], **options)
+    result = reply["results"][0]
+    result["name"] = upload.filename if uploaded else path
+    if "error" in result:
+        add_error(form.image_file if uploaded else form.image_path, f"{result['name']}: {result['error']}")
+        return None, None, _bad_request(form)
+    return job, spec, reply
+
+
 def classify_one():
     """Top 5 classes of one image (uploaded or on the server), with layer visualizations when asked."""
     form = InferenceForm()
-    job, spec = _model_and_spec(form)
-    upload = request.files.get("image_file")
-    path = (form.image_path.data or "").strip()
-    if spec is not None and not (upload and upload.filename) and not path:
-        add_error(form.image_file, "Upload an image (image_file) or give its path on the server (image_path).")
-    if spec is None or form.errors:
-        return _bad_request(form)
     visualize = bool(form.show_visualizations.data)
-    options = {"top": TOP, "layers": visualize, "image": True}
-    if upload and upload.filename:
-        with _uploaded(upload) as saved:
-            reply = _run(spec, [saved], **options)
-        name = upload.filename
-    else:
-        reply = _run(spec, [path], **options)
-        name = path
+    job, spec, reply = _one_image(form, top=TOP, layers=visualize, image=True)
+    if job is None:
+        return reply
     result = reply["results"][0]
-    if "error" in result:
-        add_error(form.image_file if upload and upload.filename else form.image_path, f"{name}: {result['error']}")
-        return _bad_request(form)
     answer = {
         "predictions": result.get("predictions"),
         "outputs": result.get("outputs"),
@@ -155,7 +167,7 @@ def classify_one():
         answer["layers"] = reply.get("layers", [])
     if wants_json():
         return {k: v for k, v in answer.items() if v is not None}
-    return render_template("models/classify_one.html", job=job, name=name, **answer)
+    return render_template("models/classify_one.html", job=job, name=result["name"], **answer)
 
 
 def _image_list(form: InferenceForm, spec) -> tuple[list[str], list, list]:
@@ -297,26 +309,10 @@ def chw(array: np.ndarray) -> np.ndarray:
 def infer_one():
     """The network's output for one image (uploaded or on the server): ``{"outputs": {"output": [...]}}``."""
     form = InferenceForm()
-    job, spec = _model_and_spec(form)
-    upload = request.files.get("image_file")
-    path = (form.image_path.data or "").strip()
-    if spec is not None and not (upload and upload.filename) and not path:
-        add_error(form.image_file, "Upload an image (image_file) or give its path on the server (image_path).")
-    if spec is None or form.errors:
-        return _bad_request(form)
-    options = {"top": TOP, "inputs": not wants_json()}
-    if upload and upload.filename:
-        with _uploaded(upload) as saved:
-            reply = _run(spec, [saved], **options)
-        reply["results"][0]["name"] = upload.filename
-    else:
-        reply = _run(spec, [path], **options)
+    job, spec, reply = _one_image(form, top=TOP, inputs=not wants_json())
+    if job is None:
+        return reply
     result = reply["results"][0]
-    if "error" in result:
-        add_error(
-            form.image_file if upload and upload.filename else form.image_path, f"{result['name']}: {result['error']}"
-        )
-        return _bad_request(form)
     if wants_json():
         return {"outputs": {"output": [result.get("outputs", result.get("predictions"))]}}
     return render_outputs(job, spec, reply["results"], "Infer One")
