@@ -17,6 +17,15 @@ def digits_folder(tmp_path_factory) -> Path:
     return write_digits_folder(tmp_path_factory.mktemp("digits"), per_class=30)
 
 
+@pytest.fixture(scope="module")
+def shipped_plugins(tmp_path_factory):
+    """The plugins of plugins/ pip-installed into the test venv for a module (and removed after it)."""
+    from plugin_packages import SHIPPED, installed
+
+    with installed(SHIPPED, tmp_path_factory.mktemp("shipped")):
+        yield
+
+
 @pytest.fixture
 def app(tmp_path):
     app = create_app(Config.from_env(jobs_dir=tmp_path / "jobs", testing=True))

@@ -11,10 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 from plugin_packages import (
-    SHIPPED,
     TUTORIAL_DIST,
     install,
-    installed,
     uninstall,
     write_dicom_study,
     write_gray_images,
@@ -41,12 +39,6 @@ class UserModel(Tower):
 """
 
 
-@pytest.fixture(scope="module")
-def shipped(tmp_path_factory):
-    with installed(SHIPPED, tmp_path_factory.mktemp("shipped")):
-        yield
-
-
 @pytest.fixture
 def client(tmp_path):
     app = create_app(Config.from_env(jobs_dir=tmp_path / "jobs", testing=True))
@@ -56,7 +48,7 @@ def client(tmp_path):
     app.extensions["digits"].shutdown()
 
 
-def test_compat_step_7_regression_with_curl(shipped, tmp_path):
+def test_compat_step_7_regression_with_curl(shipped_plugins, tmp_path):
     jobs = tmp_path / "jobs"
     jobs.mkdir()
     server = LiveServer(jobs).start()
@@ -99,7 +91,7 @@ def test_compat_step_7_regression_with_curl(shipped, tmp_path):
     assert x_slope > 0.1 and abs(y_slope) < x_slope, answer
 
 
-def test_dicom_segmentation_trains_the_fcn_and_shows_overlays(shipped, client, tmp_path):
+def test_dicom_segmentation_trains_the_fcn_and_shows_overlays(shipped_plugins, client, tmp_path):
     study = write_dicom_study(tmp_path / "study", count=24)
     dataset = client.post("/datasets/generic/create/dicom-segmentation.json", data=dict(
         dataset_name="hearts", image_folder=str(study["images"]), contour_folder=str(study["contours"]),

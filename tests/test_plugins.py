@@ -15,7 +15,6 @@ import pytest
 import requests
 from PIL import Image
 from plugin_packages import (
-    SHIPPED,
     TUTORIAL_DIST,
     TUTORIAL_ID,
     install,
@@ -36,13 +35,6 @@ from digits.extensions.view import discover_view_extensions
 from digits.extensions.web import render_view
 from digits.records import decode_record, record_image, record_key, record_label
 from digits.utils.constants import COLOR_PALETTE_ATTRIBUTE
-
-
-@pytest.fixture(scope="module")
-def shipped_plugins(tmp_path_factory):
-    """The plugins of plugins/ installed into the test venv for this module (and removed after)."""
-    with installed(SHIPPED, tmp_path_factory.mktemp("shipped")):
-        yield
 
 
 @pytest.fixture
