@@ -17,6 +17,7 @@ from digits.hardware import discover_gpus
 from digits.inference.worker import InferenceWorker
 from digits.jobs import JobStore
 from digits.scheduler import LocalScheduler, ResourcePools
+from digits.tensorboard import TensorBoardManager
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +41,13 @@ class Services:
     publisher: Publisher
     socketio: SocketIO
     inference: InferenceWorker
+    tensorboard: TensorBoardManager
 
     def shutdown(self) -> None:
         """Stop every child process the server started."""
         self.scheduler.shutdown()
         self.inference.shutdown()
+        self.tensorboard.shutdown()
 
 
 class PrefixMiddleware:
@@ -93,7 +96,9 @@ def create_app(config: Config | None = None) -> Flask:
     app.url_map.redirect_defaults = False
     inference = InferenceWorker(config.jobs_dir / "inference-worker.log", config.inference_models,
                                 config.inference_memory_mb)  # fmt: skip
-    services = Services(config, store, pools, scheduler, publisher, socketio, inference)
+    tensorboard = TensorBoardManager(config.tensorboard_max, config.tensorboard_idle, url_prefix=config.url_prefix,
+                                     log_dir=config.jobs_dir / "tensorboard")  # fmt: skip
+    services = Services(config, store, pools, scheduler, publisher, socketio, inference, tensorboard=tensorboard)
     app.extensions["digits"] = services
 
     from digits import auth
@@ -104,6 +109,7 @@ def create_app(config: Config | None = None) -> Flask:
     from digits.models.routes import blueprint as models_blueprint
     from digits.pretrained.routes import blueprint as pretrained_blueprint
     from digits.web import errors, home, jobs
+    from digits.web import tensorboard as tensorboard_web
 
     auth.init_app(app)
     errors.init_app(app)
@@ -115,6 +121,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(generic_datasets_blueprint)
     app.register_blueprint(models_blueprint)
     app.register_blueprint(inference_blueprint)
+    tensorboard_web.init_app(app)
     app.register_blueprint(pretrained_blueprint)
 
     if config.url_prefix:

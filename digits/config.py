@@ -34,6 +34,9 @@ class Config:
     inference_memory_mb: int = 4096
     # Classify Many lists longer than this run as a background job with progress instead of in the request.
     inference_sync_limit: int = 1000
+    # TensorBoard servers started from the pages: at most this many at once, each stopped after this many idle seconds.
+    tensorboard_max: int = 4
+    tensorboard_idle: int = 600
 
     @classmethod
     def from_env(cls, **overrides) -> Config:
@@ -51,7 +54,8 @@ class Config:
         # NVML ignores CUDA_VISIBLE_DEVICES, so restricting the pool has a variable of its own.
         if env.get("DIGITS_GPUS"):
             values["gpus"] = [int(g) for g in env["DIGITS_GPUS"].split(",") if g.strip()]
-        for name in ("inference_models", "inference_memory_mb", "inference_sync_limit"):
+        for name in ("inference_models", "inference_memory_mb", "inference_sync_limit", "tensorboard_max",
+                     "tensorboard_idle"):  # fmt: skip
             if env.get(f"DIGITS_{name.upper()}"):
                 values[name] = int(env[f"DIGITS_{name.upper()}"])
         values.update({k: v for k, v in overrides.items() if v is not None})

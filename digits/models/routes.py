@@ -16,6 +16,7 @@ from digits.models import generic
 from digits.models import image_classification as classification
 from digits.models.lr_policy import LRPolicy
 from digits.scheduler.local import log_tail
+from digits.tensorboard import NetworkBuildError, parse_shape, visualize_network
 from digits.web.jobs import get_job, kind_or_404
 from digits.web.responses import wants_json
 
@@ -320,3 +321,36 @@ def lr_preview():
     except ValueError as exc:
         return {"errors": str(exc)}, 400
     return policy.curve(epochs)
+
+
+@blueprint.route("/models/visualize-network", methods=["POST"])
+@blueprint.route("/models/visualize-network.json", methods=["POST"])
+def visualize_network_view():
+    """Build ``custom_network`` in a child process for the images of ``dataset`` (or ``input_shape`` H,W,C).
+
+    Other fields: ``nclasses`` (default: the dataset's, else 10), ``crop_size``. Answers the network's layers
+    ``{"layers": [{"name", "type", "output_shape", "params"}], "total_params": N, ...}``, or 400 with
+    ``{"errors": message, "user_line": n, "user_source_line": text}`` when it does not build.
+    """
+    fields = request.form
+    source = fields.get("custom_network") or ""
+    if not source.strip():
+        return {"errors": {"custom_network": ["Write a network first: class UserModel(Tower)."]}}, 400
+    nclasses = None
+    try:
+        if (fields.get("dataset") or "").strip():
+            info = dataset_info(get_job(fields["dataset"].strip(), "dataset"))
+            shape = parse_shape(",".join(map(str, info.feature_dims or [])))
+            nclasses = len(info.labels or []) or None
+        else:
+            shape = parse_shape(fields.get("input_shape") or "")
+        if (fields.get("crop_size") or "").strip():
+            shape[:2] = [int(fields["crop_size"])] * 2
+        if (fields.get("nclasses") or "").strip():
+            nclasses = int(fields["nclasses"])
+    except ValueError as exc:
+        return {"errors": {"input_shape": [str(exc)]}}, 400
+    try:
+        return visualize_network(source, shape, nclasses or 10)
+    except NetworkBuildError as exc:
+        return {"errors": str(exc), **exc.as_dict()}, 400

@@ -336,6 +336,8 @@ def apply_event(task: Task, kind: str, event: dict) -> bool:
         task.data["progress"] = event
         return False
     if kind in LISTED_EVENTS:
+        if kind == "metrics":
+            event.setdefault("time", round(time.time(), 3))  # when it was measured: the Compare page's time axis
         task.data.setdefault(LISTED_EVENTS[kind], []).append(event)
         return kind == "snapshot"
     if kind == "result":

@@ -579,3 +579,95 @@ window.DIGITS = (function () {
 
     return DIGITS;
 })();
+
+/**
+ * The Visualize button of a custom network: builds the network on the server (a child process) and shows
+ * its layers as a chain of boxes (name, type, output shape, parameters) and the total, or the error with
+ * the user's line (a link selects it in the editor).
+ * options: {url, button, editor, result (element), fields() -> FormData of what the network is built for}.
+ */
+DIGITS.visualizeNetwork = function (options) {
+    'use strict';
+    const el = DIGITS.el;
+    const box = options.result;
+
+    function shapeText(shape) {
+        if (!shape) return '?';
+        if (!shape.length) return 'scalar';
+        return shape.map(function (d) { return d == null ? 'N' : String(d); }).join(' \u00d7 ');
+    }
+
+    function selectLine(number) {
+        const editor = options.editor;
+        const lines = editor.value.split('\n');
+        if (number < 1 || number > lines.length) return;
+        const start = lines.slice(0, number - 1).reduce(function (n, line) { return n + line.length + 1; }, 0);
+        editor.focus();
+        editor.setSelectionRange(start, start + lines[number - 1].length);
+        const lineHeight = parseFloat(getComputedStyle(editor).lineHeight) || 18;
+        editor.scrollTop = Math.max(0, (number - 5) * lineHeight);
+    }
+
+    function renderLayers(result) {
+        const layers = result.layers || [];
+        const chain = el('ol', {className: 'network-layers list-unstyled mb-1 d-flex flex-column align-items-center', id: 'network-layers'},
+            layers.map(function (layer, i) {
+                return el('li', {className: 'text-center', dataset: {layer: layer.name}, style: {width: '22rem'}}, [
+                    i ? el('div', {className: 'text-muted small', 'aria-hidden': 'true'}, '\u2193') : null,
+                    el('div', {className: 'border rounded px-2 py-1 small ' + (layer.type === 'Input' || layer.type === 'Loss'
+                        ? 'bg-body-secondary' : 'bg-body-tertiary')}, [
+                        el('div', null, [el('span', {className: 'fw-semibold layer-name'}, layer.name), ' ',
+                                         el('span', {className: 'text-muted layer-type'}, layer.type)]),
+                        el('div', {className: 'd-flex justify-content-between'}, [
+                            el('span', {className: 'layer-shape font-monospace'}, shapeText(layer.output_shape)),
+                            el('span', {className: 'layer-params text-muted'},
+                               layer.params ? DIGITS.formatNumber(layer.params) + ' params' : ''),
+                        ]),
+                    ]),
+                ]);
+            }));
+        const metrics = (result.metrics || []).length ? ' \u00b7 reports ' + result.metrics.join(', ') : '';
+        box.replaceChildren(chain, el('div', {className: 'small text-center', id: 'network-total-params'}, [
+            el('span', {className: 'fw-semibold'}, DIGITS.formatNumber(result.total_params)), ' trainable parameters',
+            ' \u00b7 input ' + shapeText(result.input_shape) + (result.nclasses ? ', ' + result.nclasses + ' classes' : '') + metrics,
+        ]));
+    }
+
+    function renderError(message, data) {
+        data = data || {};
+        const line = data.user_line;
+        const parts = [el('div', {className: 'alert alert-danger py-2 mb-2', id: 'network-error-message'}, message)];
+        if (line != null) {
+            parts.push(el('div', {id: 'network-error-line'}, [
+                el('div', {className: 'small fw-semibold mb-1'}, [
+                    'Your network, ', el('a', {href: '#custom_network', onclick: function (event) {
+                        event.preventDefault();
+                        selectLine(line);
+                    }}, 'line ' + line), ':']),
+                el('div', {className: 'user-source-line'}, [el('span', {className: 'line-number'}, String(line)),
+                                                            data.user_source_line || '']),
+            ]));
+        }
+        if (data.traceback) {
+            parts.push(el('details', {className: 'mt-2'}, [el('summary', {className: 'small'}, 'Traceback'),
+                                                          el('pre', {className: 'traceback mb-0 mt-1'}, data.traceback)]));
+        }
+        box.replaceChildren.apply(box, parts);
+    }
+
+    options.button.addEventListener('click', async function () {
+        const button = options.button;
+        button.disabled = true;
+        const label = button.textContent;
+        button.textContent = 'Building\u2026';
+        box.replaceChildren(el('div', {className: 'small text-muted'}, 'Building the network\u2026'));
+        try {
+            renderLayers(await DIGITS.fetchJSON(options.url, {method: 'POST', body: options.fields()}));
+        } catch (error) {
+            renderError(error.message, error.data);
+        } finally {
+            button.disabled = false;
+            button.textContent = label;
+        }
+    });
+};

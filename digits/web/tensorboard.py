@@ -1,0 +1,188 @@
+"""TensorBoard through the app, and the Compare page: looking at several models' training at once.
+
+``/tensorboard?job_id=a&job_id=b`` starts (or finds) the TensorBoard of those jobs and redirects to
+``/tensorboard/<key>/``, which :class:`TensorBoardProxy` forwards to it. ``/models/compare?job_id=..`` overlays
+their curves without TensorBoard.
+"""
+
+from __future__ import annotations
+
+import http.client
+import re
+from pathlib import Path
+
+from flask import Blueprint, abort, redirect, render_template, request, session, url_for
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response
+
+from digits.app import current_services
+from digits.auth import login_required
+from digits.jobs import Job
+from digits.tensorboard import TensorBoardError, TensorBoardServer, key_of
+from digits.web.jobs import get_job
+from digits.web.responses import wants_json
+
+blueprint = Blueprint("tensorboard", __name__)
+
+NO_SUMMARIES = "no TensorBoard summaries yet: training has not started"
+# Headers that belong to one connection, not to the request or answer passed along (RFC 9110, 7.6.1).
+HOP_BY_HOP = {
+    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "trailers",
+    "transfer-encoding", "upgrade", "host", "cookie",
+}  # fmt: skip
+UPSTREAM_TIMEOUT = 120
+CHUNK = 64 * 1024
+
+
+def init_app(app) -> None:
+    """Register the pages and put the proxy in front of the app."""
+    app.register_blueprint(blueprint)
+    app.wsgi_app = TensorBoardProxy(app.wsgi_app, app)
+
+
+def _models(job_ids: list[str]) -> list[Job]:
+    if not job_ids:
+        abort(400, description="Choose one or more models: add job_id=<id> to the address for each.")
+    return [get_job(job_id, "model") for job_id in dict.fromkeys(job_ids)]
+
+
+def tensorboard_runs(jobs: list[Job]) -> dict[str, str]:
+    """``{run name: summaries folder}``: runs are named after the models (made unique), as TensorBoard lists them.
+
+    Aborts with 400 when a job has no summaries yet.
+    """
+    runs: dict[str, str] = {}
+    missing = []
+    for job in jobs:
+        folder = Path(job.directory) / "tb"
+        if not folder.is_dir():
+            missing.append(job.name)
+            continue
+        # logdir_spec separates runs with "," and a name from its folder with ":".
+        name = re.sub(r"[,:]", " ", job.name).strip() or job.id
+        if name in runs:
+            name = f"{name} ({job.id})"
+        runs[name] = str(folder)
+    if missing:
+        who = f"{missing[0]}: " if len(jobs) == 1 else f"{', '.join(missing)}: "
+        abort(400, description=who + NO_SUMMARIES)
+    return runs
+
+
+# url_for builds the first rule registered: the one nearest the function.
+@blueprint.route("/tensorboard.json")
+@blueprint.route("/tensorboard")
+@login_required
+def open_tensorboard():
+    """Start or find the TensorBoard of the ``job_id`` models; go there (or say where it is, for ``.json``)."""
+    jobs = _models(request.args.getlist("job_id"))
+    runs = tensorboard_runs(jobs)
+    key = key_of(job.id for job in jobs)
+    try:
+        current_services().tensorboard.open(key, runs)
+    except TensorBoardError as exc:
+        abort(503, description=f"TensorBoard: {exc}")
+    url = f"{request.script_root}/tensorboard/{key}/"
+    if wants_json():
+        return {"key": key, "url": url, "runs": sorted(runs)}
+    return redirect(url + "#scalars")
+
+
+def _curves(job: Job) -> dict:
+    """A model's metrics as points: ``epoch``, ``time`` (seconds since training started, when recorded), values."""
+    started = next((at for status, at in job.status_history if status == "Running"), None)
+    points = []
+    for entry in job.tasks[0].data.get("metrics", []) if job.tasks else []:
+        values = {f"{stage}/{name}": value for stage in ("train", "val")
+                  for name, value in (entry.get(stage) or {}).items()}  # fmt: skip
+        if entry.get("lr") is not None:
+            values["lr"] = entry["lr"]
+        stamp = entry.get("time")
+        started = started if started is not None else stamp
+        elapsed = round(stamp - started, 3) if stamp is not None and started is not None else None
+        points.append({"epoch": entry.get("epoch"), "time": elapsed, "values": values})
+    return {
+        "id": job.id,
+        "name": job.name,
+        "status": job.status,
+        "url": url_for("models.show", job_id=job.id),
+        "points": points,
+    }
+
+
+@blueprint.route("/models/compare.json")
+@blueprint.route("/models/compare")
+def compare():
+    """The selected models' curves, one per model, for any metric they report (``train/loss``, ``val/accuracy``)."""
+    jobs = _models(request.args.getlist("job_id"))
+    with current_services().store.lock:
+        models = [_curves(job) for job in jobs]
+    metrics = sorted({name for m in models for p in m["points"] for name in p["values"]})
+    data = {"models": models, "metrics": metrics}
+    if wants_json():
+        return data
+    tensorboard_url = url_for("tensorboard.open_tensorboard", job_id=[job.id for job in jobs])
+    return render_template("models/compare.html", data=data, tensorboard_url=tensorboard_url)
+
+
+class TensorBoardProxy:
+    """WSGI middleware: ``/tensorboard/<key>/...`` goes to that TensorBoard, everything else to the app.
+
+    Not a Flask view: TensorBoard's page POSTs its data queries with its own XSRF header
+    (``X-XSRF-Protected``, which a cross-site form cannot send) and without the app's CSRF token, which the
+    app's CSRF check would refuse. The login is checked here, from the app's session.
+    """
+
+    PATH = re.compile(r"^/tensorboard/([0-9a-f]{12})(/.*)?$")
+
+    def __init__(self, wsgi_app, app):
+        self.wsgi_app = wsgi_app
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        match = self.PATH.match(environ.get("PATH_INFO", ""))
+        if not match:
+            return self.wsgi_app(environ, start_response)
+        with self.app.request_context(environ):
+            try:
+                response = self._forward(match.group(1), match.group(2) or "")
+            except HTTPException as exc:
+                response = self.app.make_response(self.app.handle_http_exception(exc))
+        return response(environ, start_response)
+
+    def _forward(self, key: str, rest: str) -> Response:
+        if not session.get("username"):
+            abort(401, description="Log in to DIGITS to open TensorBoard.")
+        try:
+            server = current_services().tensorboard.find(key)
+        except TensorBoardError as exc:
+            abort(503, description=f"TensorBoard: {exc}")
+        if server is None:
+            abort(404, description="This TensorBoard is not running: open it again from the model's page.")
+        return forward(server, rest)
+
+
+def forward(server: TensorBoardServer, rest: str) -> Response:
+    """Send the current request to ``server`` (its path after the server's prefix is ``rest``); stream the answer."""
+    path = server.path_prefix + rest
+    if request.query_string:
+        path += "?" + request.query_string.decode("latin-1")
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+    body = request.stream if request.content_length else None
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=UPSTREAM_TIMEOUT)
+    try:
+        connection.request(request.method, path, body=body, headers=headers)
+        upstream = connection.getresponse()
+    except OSError as exc:
+        connection.close()
+        abort(502, description=f"TensorBoard did not answer ({exc}): {server.log_tail()}")
+
+    def stream():
+        try:
+            while chunk := upstream.read1(CHUNK):
+                yield chunk
+        finally:
+            connection.close()
+
+    answer = [(k, v) for k, v in upstream.getheaders() if k.lower() not in HOP_BY_HOP]
+    return Response(stream(), status=upstream.status, headers=answer, direct_passthrough=True)
