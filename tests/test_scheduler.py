@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -67,7 +68,9 @@ def test_task_runs_and_its_events_become_state(store, scheduler):
 
 def test_saved_job_matches_memory(store, scheduler):
     job = submit(store, scheduler, fake_task("one"))
-    wait_until(lambda: job.status == Status.DONE)
+    saved = Path(job.directory) / "job.json"
+    # The status changes in memory a moment before the scheduler writes it: wait for the file.
+    wait_until(lambda: json.loads(saved.read_text())["status_history"][-1][0] == Status.DONE)
     reloaded = JobStore(store.jobs_dir)
     reloaded.load_all()
     assert reloaded.get(job.id).to_dict() == job.to_dict()
