@@ -86,10 +86,10 @@ def of_model(store: JobStore, model: Job) -> list[Job]:
     return store.all(lambda j: j.type == "inference" and j.form.get("model") == model.id)
 
 
-def stored_results(job: Job) -> tuple[ModelSpec, list[dict]]:
-    """The spec the job ran and its per-image results (once done)."""
+def stored_results(job: Job) -> tuple[ModelSpec, dict]:
+    """The spec the job ran and what the tool wrote once done: ``{"results": [...], "labels": [...]}``."""
     spec = ModelSpec.from_dict(json.loads((Path(job.directory) / "spec.json").read_text()))
-    return spec, json.loads((Path(job.directory) / "results.json").read_text())["results"]
+    return spec, json.loads((Path(job.directory) / "results.json").read_text())
 
 
 def describe(job: Job) -> dict[str, Any]:
@@ -107,8 +107,7 @@ def describe(job: Job) -> dict[str, Any]:
     }
     directory = Path(job.directory)
     if (directory / "results.json").is_file():
-        spec = ModelSpec.from_dict(json.loads((directory / "spec.json").read_text()))
-        stored = json.loads((directory / "results.json").read_text())
+        spec, stored = stored_results(job)
         listed = directory / "list.json"
         problems = json.loads(listed.read_text()).get("problems", []) if listed.is_file() else []
         labels = stored["labels"] or [None] * len(stored["results"])

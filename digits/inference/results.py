@@ -90,13 +90,14 @@ def top_n(results: list[dict], labels: list[str], count: int) -> dict[str, list[
 
 
 def shape_results(mode: str, results: list[dict], labels: list, classes: list[str], problems: list, count: int) -> dict:
-    """The answer of Classify Many (``classify_many``) or Top N (``top_n``) from per-image results.
+    """The answer of Classify Many (``classify_many``), Top N (``top_n``) or a generic model's Infer Many
+    (``infer_*``: each image's output) from per-image results.
 
     ``problems`` are the list's bad lines; images that could not be classified join them as errors.
     """
-    if mode.startswith("infer_"):
-        return generic_answer(results, problems)
     errors = problems + [{"path": r["name"], "error": r["error"]} for r in results if "error" in r]
+    if mode.startswith("infer_"):
+        return {"outputs": {r["name"]: {"output": r["outputs"]} for r in results if "outputs" in r}, "errors": errors}
     if mode == "top_n":
         return {"top_n": top_n(results, classes, count), "errors": errors}
     return {
@@ -104,12 +105,4 @@ def shape_results(mode: str, results: list[dict], labels: list, classes: list[st
         "labels": {r["name"]: label for r, label in zip(results, labels, strict=True) if label is not None},
         "summary": summarize(results, labels, classes),
         "errors": errors,
-    }
-
-
-def generic_answer(results: list[dict], problems: list) -> dict:
-    """Infer Many's answer for a generic model: each image's output, and what could not be run."""
-    return {
-        "outputs": {r["name"]: {"output": r["outputs"]} for r in results if "outputs" in r},
-        "errors": problems + [{"path": r["name"], "error": r["error"]} for r in results if "error" in r],
     }

@@ -35,10 +35,10 @@ from digits.extensions.web import (
 )
 from digits.forms import Checkbox, Choice, add_error
 from digits.inference import jobs as inference_jobs
-from digits.inference.results import generic_answer, parse_image_list, shape_results
+from digits.inference.results import parse_image_list, shape_results
 from digits.inference.spec import SpecError, model_spec
 from digits.inference.worker import InferenceError
-from digits.jobs import Job
+from digits.jobs import Job, Status
 from digits.web.jobs import get_job
 from digits.web.responses import wants_json
 
@@ -202,18 +202,26 @@ def top_n_route():
 
 
 def _many(mode: str):
+    """Classify Many, Top N or Infer Many: a list in the request, or (``db``) the dataset's own database.
+
+    Lists up to ``inference_sync_limit`` are answered at once; longer ones and databases become a job.
+    """
     form = InferenceForm()
     job, spec = _model_and_spec(form)
     if spec is None:
         return _bad_request(form)
+    generic = mode == "infer_many"
     if form.db.data:
-        return _start_job(job, spec, form, mode, db=form.db.data)
+        return _start_job(job, spec, form, "infer_db" if generic else mode, db=form.db.data)
     paths, labels, problems = _image_list(form, spec)
     if form.errors:
         return _bad_request(form)
     if len(paths) > current_services().config.inference_sync_limit:
         return _start_job(job, spec, form, mode, paths=paths, labels=labels, problems=problems)
-    reply = _run(spec, paths, top=TOP)
+    viewed = generic and not wants_json()  # a view extension draws on each input as well as its output
+    reply = _run(spec, paths, top=TOP, inputs=viewed)
+    if viewed:
+        return render_outputs(job, spec, reply["results"], "Infer Many")
     answer = shape_results(mode, reply["results"], labels, spec.labels, problems, form.top_n.data or 9)
     if wants_json():
         return answer
@@ -246,14 +254,15 @@ def show_job_json(job_id: str):
 @blueprint.route("/inference/<job_id>")
 def show_job(job_id: str):
     job = get_job(job_id, "inference")
-    data = inference_jobs.describe(job)
     if wants_json():
-        return data
+        return inference_jobs.describe(job)
     model = current_services().store.get(job.form.get("model", ""))
-    if data["mode"].startswith("infer_") and data["status"] == "Done":
-        spec, results = inference_jobs.stored_results(job)
-        return render_outputs(model, spec, results, inference_jobs.TITLES[data["mode"]])
-    return render_template("models/inference_job.html", job=job, data=data, model=model)
+    mode = job.form.get("mode", "")
+    if mode.startswith("infer_") and job.status == Status.DONE:
+        # A generic model's outputs are drawn by a view, from the stored results (not their JSON shape).
+        spec, stored = inference_jobs.stored_results(job)
+        return render_outputs(model, spec, stored["results"], inference_jobs.TITLES[mode])
+    return render_template("models/inference_job.html", job=job, data=inference_jobs.describe(job), model=model)
 
 
 for _name, _view in (("classify_one", classify_one), ("classify_many", classify_many), ("top_n", top_n_route)):
@@ -320,21 +329,7 @@ def infer_one():
 
 def infer_many():
     """The outputs of a list of images: ``{"outputs": {path: {"output": [...]}}, "errors": [...]}``."""
-    form = InferenceForm()
-    job, spec = _model_and_spec(form)
-    if spec is None:
-        return _bad_request(form)
-    if form.db.data:
-        return _start_job(job, spec, form, "infer_db", db=form.db.data)
-    paths, _, problems = _image_list(form, spec)
-    if form.errors:
-        return _bad_request(form)
-    if len(paths) > current_services().config.inference_sync_limit:
-        return _start_job(job, spec, form, "infer_many", paths=paths, labels=[None] * len(paths), problems=problems)
-    reply = _run(spec, paths, top=TOP, inputs=not wants_json())
-    if wants_json():
-        return generic_answer(reply["results"], problems)
-    return render_outputs(job, spec, reply["results"], "Infer Many")
+    return _many("infer_many")
 
 
 def infer_db():
