@@ -12,7 +12,6 @@ done, and speaks the JSON-lines protocol meanwhile (``progress`` events, a ``res
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 from collections.abc import Iterator, Sequence
@@ -20,12 +19,10 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
 
 from digits.inference.spec import ModelSpec  # noqa: E402
 from digits.jobs.store import write_json_atomic  # noqa: E402
-from digits.records import decode_record  # noqa: E402
+from digits.records import decode_record, record_image  # noqa: E402
 from digits.tools.protocol import ProgressReporter, emit, run_tool  # noqa: E402
 from digits.tools.tensorflow.data import open_db  # noqa: E402
 from digits.tools.tensorflow.inference import Item, Predictor, classify, load_batch  # noqa: E402
@@ -50,13 +47,7 @@ def db_items(path: str, limit: int | None) -> tuple[int, Iterator[tuple[Item, in
                 if number >= total:
                     break
                 record = decode_record(value)
-                name = f"{os.path.basename(path)}/{key.decode()}"
-                shape = (record.height, record.width, record.channels)
-                if record.format == "raw":
-                    pixels = np.frombuffer(record.encoded, record.dtype).reshape(shape)
-                else:
-                    pixels = np.asarray(Image.open(io.BytesIO(record.encoded)), np.uint8).reshape(shape)
-                yield Item(name, pixels), record.label
+                yield Item(f"{os.path.basename(path)}/{key.decode()}", record_image(record)), record.label
         env.close()
 
     return total, generate()
