@@ -98,30 +98,25 @@ def model_spec(job: Job, store: JobStore, epoch: str | float | None = None) -> M
     dataset = store.get(job.form.get("dataset", ""))
     if dataset is None:
         raise SpecError(f"the dataset of model {job.id} was deleted: its labels and mean are gone")
-    data_dir, form = Path(dataset.directory), dataset.form
-    mean = data_dir / "mean.npy"
-    has_mean = mean.is_file()
-    if dataset.kind == "image-classification":
-        labels = _read_lines(data_dir / "labels.txt")
-        image_shape = [
-            int(form.get(f"resize_{d}", 256 if d != "channels" else 3)) for d in ("height", "width", "channels")
-        ]
-        extra = {}
-    else:  # a generic dataset: the extension's arrays, any dtype, any label
-        from digits.datasets.generic import dataset_info
+    # Imported here: tools load specs without the web forms that module defines.
+    from digits.datasets.generic import dataset_info
 
-        info = dataset_info(dataset)
-        labels, image_shape = info.labels, info.feature_dims
-        extra = {"dataset_id": dataset.id, "extension_id": info.extension_id, "label_kind": info.label_kind}
+    info = dataset_info(dataset)
+    classification = dataset.kind == "image-classification"
+    if classification and not info.labels:
+        raise SpecError(f"{Path(dataset.directory) / 'labels.txt'} is missing: was the dataset deleted?")
+    mean = Path(dataset.directory) / "mean.npy"
+    has_mean = mean.is_file()
     return ModelSpec(
         network=str(directory / "network.py"),
         checkpoint=str(directory / chosen["path"]),
-        labels=labels,
-        image_shape=image_shape,
-        input_dtype="uint8" if dataset.kind == "image-classification" else info.feature_dtype,
-        task="classification" if dataset.kind == "image-classification" else "generic",
-        extra=extra,
-        resize_mode=form.get("resize_mode", "squash"),
+        labels=info.labels,
+        image_shape=info.feature_dims,
+        input_dtype=info.feature_dtype,
+        task="classification" if classification else "generic",
+        # A generic dataset's views need the dataset and its extension.
+        extra={} if classification else {"dataset_id": dataset.id, "extension_id": info.extension_id},
+        resize_mode=dataset.form.get("resize_mode", "squash"),
         mean=str(mean) if has_mean else None,
         subtract_mean=job.form.get("use_mean", "image") if has_mean else "none",
         crop_size=int(job.form["crop_size"]) if job.form.get("crop_size") else None,
@@ -147,10 +142,3 @@ def spec_from_info(info: dict[str, Any], directory: Path) -> ModelSpec:
     if spec.mean:
         spec.mean = str(directory / spec.mean)
     return spec
-
-
-def _read_lines(path: Path) -> list[str]:
-    try:
-        return [line.strip() for line in path.read_text().splitlines() if line.strip()]
-    except FileNotFoundError:
-        raise SpecError(f"{path} is missing: was the dataset deleted?") from None
