@@ -217,6 +217,23 @@ class Augmentation:
         )  # fmt: skip
 
 
+def mean_to_subtract(path: str, mode: str, shape: list[int] | None = None) -> np.ndarray:
+    """The mean image saved at ``path`` (.npy, HxW or HxWxC) as ``mode`` subtracts it: HxWxC for ``image``,
+    one value per channel for ``pixel``. Raises ValueError when it is not of the images' ``shape``."""
+    mean = np.load(path).astype(np.float32)
+    if mean.ndim == 2:
+        mean = mean[:, :, None]
+    if shape is not None and list(mean.shape) != list(shape):
+        raise ValueError(f"the mean image {path} is {list(mean.shape)}, the images are {list(shape)}")
+    return mean if mode == "image" else mean.mean(axis=(0, 1))
+
+
+def center_crop(images, crop_size: int, height: int, width: int):
+    """The ``crop_size`` square at the centre of NHWC ``images`` of ``height`` x ``width`` (as validation crops)."""
+    top, left = (height - crop_size) // 2, (width - crop_size) // 2
+    return images[:, top : top + crop_size, left : left + crop_size, :]
+
+
 def make_dataset(
     info: LmdbInfo,
     batch_size: int,
@@ -265,8 +282,7 @@ def make_dataset(
                 crop = [crop_size, crop_size, channels]
                 images = tf.map_fn(lambda image: tf.image.random_crop(image, crop, seed=seed), images)
             else:
-                top, left = (height - crop_size) // 2, (width - crop_size) // 2
-                images = images[:, top : top + crop_size, left : left + crop_size, :]
+                images = center_crop(images, crop_size, height, width)
         return images, labels_of(features, info)
 
     dataset = dataset.map(prepare, num_parallel_calls=AUTOTUNE, deterministic=True)

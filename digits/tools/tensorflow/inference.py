@@ -20,6 +20,7 @@ from PIL import Image
 
 from digits.images import ImageError, image_to_array, load_image, resize_image
 from digits.inference.spec import ModelSpec
+from digits.tools.tensorflow.data import center_crop, mean_to_subtract
 from digits.tools.tensorflow.model import NetworkError, load_network, user_error
 
 tf = tf_root.compat.v1
@@ -93,13 +94,9 @@ class Predictor:
     def _preprocess(self, images):
         spec = self.spec
         if spec.mean and spec.subtract_mean != "none":
-            mean = np.load(spec.mean).astype(np.float32)
-            mean = mean[:, :, None] if mean.ndim == 2 else mean
-            images = images - (mean if spec.subtract_mean == "image" else mean.mean(axis=(0, 1)))
+            images = images - mean_to_subtract(spec.mean, spec.subtract_mean)
         if spec.crop_size:
-            height, width = spec.image_shape[:2]
-            top, left = (height - spec.crop_size) // 2, (width - spec.crop_size) // 2
-            images = images[:, top : top + spec.crop_size, left : left + spec.crop_size, :]
+            images = center_crop(images, spec.crop_size, *spec.image_shape[:2])
         return images
 
     def predict(self, batch: np.ndarray) -> np.ndarray:

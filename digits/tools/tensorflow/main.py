@@ -46,7 +46,7 @@ import tensorflow as tf_root  # noqa: E402
 
 from digits.models.lr_policy import POLICIES, LRPolicy, parse_percents  # noqa: E402
 from digits.tools.protocol import ProgressReporter, emit, run_tool  # noqa: E402
-from digits.tools.tensorflow.data import Augmentation, LmdbInfo, db_info, make_dataset  # noqa: E402
+from digits.tools.tensorflow.data import Augmentation, LmdbInfo, db_info, make_dataset, mean_to_subtract  # noqa: E402
 from digits.tools.tensorflow.model import NetworkError, Tower, load_network, user_error  # noqa: E402
 
 tf = tf_root.compat.v1
@@ -160,12 +160,10 @@ def load_mean(args: argparse.Namespace, shape: list[int]) -> np.ndarray | None:
     if not args.mean:
         log(f"--subtract-mean {args.subtract_mean} without --mean: no mean is subtracted")
         return None
-    mean = np.load(args.mean).astype(np.float32)
-    if mean.ndim == 2:
-        mean = mean[:, :, None]
-    if list(mean.shape) != shape:
-        raise TrainingError(f"the mean image {args.mean} is {list(mean.shape)}, the images are {shape}")
-    return mean if args.subtract_mean == "image" else mean.mean(axis=(0, 1))
+    try:
+        return mean_to_subtract(args.mean, args.subtract_mean, shape)
+    except ValueError as exc:
+        raise TrainingError(str(exc)) from None
 
 
 def count_classes(args: argparse.Namespace) -> int:
