@@ -21,7 +21,7 @@ from PIL import Image
 from digits.images import ImageError, image_to_array, load_image, resize_image
 from digits.inference.spec import ModelSpec
 from digits.tools.tensorflow.data import center_crop, mean_to_subtract
-from digits.tools.tensorflow.model import NetworkError, load_network, user_error
+from digits.tools.tensorflow.model import building, load_network
 
 tf = tf_root.compat.v1
 MODEL_SCOPE = "model"
@@ -69,14 +69,10 @@ class Predictor:
             model_class = load_network(spec.network)
             with tf.variable_scope(MODEL_SCOPE):
                 tower = model_class(images, None, input_shape, len(spec.labels) or None, False, True)
-                try:
+                with building(spec.network):
                     output = tower.inference
                     if spec.fine_tune:
                         output = tower.fineTuneHook(output)
-                except NetworkError:
-                    raise
-                except Exception as exc:
-                    raise user_error(exc, spec.network) from exc
             self.output = tf.identity(output, name="output")
             # Classification networks give logits [N, classes]; anything else is returned as it is.
             self.classifies = (

@@ -35,7 +35,6 @@ import re
 import signal
 import sys
 import time
-import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -47,7 +46,7 @@ import tensorflow as tf_root  # noqa: E402
 from digits.models.lr_policy import POLICIES, LRPolicy, parse_percents  # noqa: E402
 from digits.tools.protocol import ProgressReporter, emit, run_tool  # noqa: E402
 from digits.tools.tensorflow.data import Augmentation, LmdbInfo, db_info, make_dataset, mean_to_subtract  # noqa: E402
-from digits.tools.tensorflow.model import NetworkError, Tower, load_network, user_error  # noqa: E402
+from digits.tools.tensorflow.model import NetworkError, Tower, building, error_fields, load_network  # noqa: E402
 
 tf = tf_root.compat.v1
 SOLVERS = ("SGD", "MOMENTUM", "NESTEROV", "ADAGRAD", "ADAGRADDA", "ADADELTA", "ADAM", "RMSPROP", "FTRL")
@@ -192,17 +191,11 @@ def tower_outputs(
     inference output and what it returns is ``self.inference`` from then on, for ``loss`` too.
     Errors raised from the user's source become :class:`NetworkError` naming the user's line.
     """
-    try:
+    with building(network_path):
         inference = tower.inference  # building the inference graph first gives errors their proper line
         if fine_tune:
             tower.set_inference(tower.fineTuneHook(inference))
         loss = tower.loss
-    except NetworkError:
-        raise
-    except Exception as exc:
-        if not any(f.filename == network_path for f in traceback.extract_tb(exc.__traceback__)):
-            raise
-        raise user_error(exc, network_path) from exc
     if isinstance(loss, list | tuple):
         losses = []
         for entry in loss:
@@ -665,9 +658,7 @@ def main(argv: Sequence[str]) -> int:
         except tf_root.errors.OpError as exc:
             raise op_error(exc, args.network) from exc
     except (NetworkError, TrainingError, FileNotFoundError) as exc:
-        cause = exc.__cause__ or exc
-        where = {"user_line": exc.line, "user_source_line": exc.source_line} if getattr(exc, "line", None) else {}
-        emit("error", message=str(exc), traceback="".join(traceback.format_exception(cause)), **where)
+        emit("error", **error_fields(exc))
         log(str(exc))
         return 1
 

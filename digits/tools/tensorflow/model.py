@@ -7,6 +7,7 @@ and ``loss``. It is executed in a namespace holding ``tf`` (``tf.compat.v1``, gr
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import linecache
 import os
@@ -202,6 +203,28 @@ def user_error(exc: BaseException, path: str) -> NetworkError:
     text = exc.msg if isinstance(exc, SyntaxError) else str(exc)
     source_line = linecache.getline(path, line).rstrip() if line else None
     return NetworkError(f"{type(exc).__name__}: {text}{where}", line, source_line)
+
+
+@contextlib.contextmanager
+def building(network_path: str):
+    """Around code that builds the user's network: what the user's source raises becomes a
+    :class:`NetworkError` naming their line (errors that never passed through it stay as they are)."""
+    try:
+        yield
+    except NetworkError:
+        raise
+    except Exception as exc:
+        if not any(f.filename == network_path for f in traceback.extract_tb(exc.__traceback__)):
+            raise
+        raise user_error(exc, network_path) from exc
+
+
+def error_fields(exc: Exception) -> dict:
+    """The fields of a protocol ``error`` event for a failure the user can fix: message, the traceback of
+    its cause and, for the network's own errors, the user's line and its source."""
+    cause = exc.__cause__ or exc
+    where = {"user_line": exc.line, "user_source_line": exc.source_line} if getattr(exc, "line", None) else {}
+    return {"message": str(exc), "traceback": "".join(traceback.format_exception(cause)), **where}
 
 
 def load_network(path: str) -> type:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import traceback
 from collections.abc import Sequence
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -25,7 +24,7 @@ import tensorflow as tf_root  # noqa: E402 - after TF_CPP_MIN_LOG_LEVEL, which T
 from digits.tensorboard import parse_shape  # noqa: E402
 from digits.tools.protocol import emit, run_tool  # noqa: E402
 from digits.tools.tensorflow.main import MODEL_SCOPE, tower_outputs  # noqa: E402
-from digits.tools.tensorflow.model import NetworkError, load_network  # noqa: E402
+from digits.tools.tensorflow.model import NetworkError, error_fields, load_network  # noqa: E402
 
 tf = tf_root.compat.v1
 
@@ -169,9 +168,7 @@ def main(argv: Sequence[str]) -> int:
     try:
         emit("result", **describe_network(args.network, shape, args.nclasses, args.tb_dir))
     except NetworkError as exc:
-        cause = exc.__cause__ or exc
-        where = {"user_line": exc.line, "user_source_line": exc.source_line} if exc.line else {}
-        emit("error", message=str(exc), traceback="".join(traceback.format_exception(cause)), **where)
+        emit("error", **error_fields(exc))
         print(str(exc), file=sys.stderr, flush=True)
         return 1
     return 0
