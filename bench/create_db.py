@@ -27,7 +27,7 @@ from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from digits.images import JPEG_QUALITY, PNG_COMPRESS_LEVEL  # noqa: E402 - needs the path above
+from digits.imaging import JPEG_QUALITY, PNG_COMPRESS_LEVEL  # noqa: E402 - needs the path above
 from digits.records import ImageRecord, encode_record, record_key  # noqa: E402
 from digits.tools import create_db  # noqa: E402
 
@@ -37,7 +37,7 @@ def _make_png_class(args: tuple[str, int, int]) -> list[tuple[str, int]]:
 
     folder, label, count = args
     digits = load_digits()
-    sources = digits.images[digits.target == label]
+    sources = digits.imaging[digits.target == label]
     rng = np.random.default_rng(label)
     os.makedirs(folder, exist_ok=True)
     entries = []

@@ -33,7 +33,7 @@ from server import LiveServer  # noqa: E402
 FRESH_PROCESS = """
 import sys, json
 from digits.inference.spec import ModelSpec
-from digits.tools.tensorflow.inference import Predictor, classify, load_batch
+from digits.tools.tensorflow.predictor import Predictor, classify, load_batch
 spec = ModelSpec.from_dict(json.loads(sys.argv[1]))
 print(classify(Predictor(spec), load_batch(spec, [sys.argv[2]]))[0]["predictions"][0])
 """
@@ -139,7 +139,7 @@ def fresh_process_times(jobs_dir: Path, model: str, image: str, runs: int = 5) -
 def direct_rates(jobs_dir: Path, model: str, paths: list[str]) -> tuple[float, float]:
     import numpy as np
 
-    from digits.tools.tensorflow.inference import Predictor, classify, load_batch
+    from digits.tools.tensorflow.predictor import Predictor, classify, load_batch
 
     spec = load_spec(jobs_dir, model)
     predictor = Predictor(spec)

@@ -4,20 +4,28 @@ from __future__ import annotations
 
 import atexit
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
-from flask import Flask, current_app
+from flask import Flask
 from flask_socketio import SocketIO
 
-from digits import __version__
+from digits import __version__, auth
 from digits.config import Config
+from digits.datasets.generic_routes import blueprint as generic_datasets_blueprint
+from digits.datasets.routes import blueprint as datasets_blueprint
 from digits.events import Publisher
+from digits.extensions import web as extensions_web
 from digits.hardware import discover_gpus
+from digits.inference.routes import blueprint as inference_blueprint
 from digits.inference.worker import InferenceWorker
 from digits.jobs import JobStore
+from digits.models.routes import blueprint as models_blueprint
+from digits.pretrained.routes import blueprint as pretrained_blueprint
 from digits.scheduler import LocalScheduler, ResourcePools
 from digits.tensorboard import TensorBoardManager
+from digits.web import compare, errors, home, jobs
+from digits.web import tensorboard as tensorboard_web
+from digits.web.services import EXTENSION_KEY, Services
 
 log = logging.getLogger(__name__)
 
@@ -28,26 +36,6 @@ def _asset_dir(name: str) -> Path:
     # Installed packages carry digits/templates and digits/static; a source checkout has them at the top.
     installed = PACKAGE_DIR / name
     return installed if installed.is_dir() else PACKAGE_DIR.parent / name
-
-
-@dataclass
-class Services:
-    """What the views reach through :func:`current_services`."""
-
-    config: Config
-    store: JobStore
-    pools: ResourcePools
-    scheduler: LocalScheduler
-    publisher: Publisher
-    socketio: SocketIO
-    inference: InferenceWorker
-    tensorboard: TensorBoardManager
-
-    def shutdown(self) -> None:
-        """Stop every child process the server started."""
-        self.scheduler.shutdown()
-        self.inference.shutdown()
-        self.tensorboard.shutdown()
 
 
 class PrefixMiddleware:
@@ -99,17 +87,7 @@ def create_app(config: Config | None = None) -> Flask:
     tensorboard = TensorBoardManager(config.tensorboard_max, config.tensorboard_idle, url_prefix=config.url_prefix,
                                      log_dir=config.jobs_dir / "tensorboard")  # fmt: skip
     services = Services(config, store, pools, scheduler, publisher, socketio, inference, tensorboard=tensorboard)
-    app.extensions["digits"] = services
-
-    from digits import auth
-    from digits.datasets.generic_routes import blueprint as generic_datasets_blueprint
-    from digits.datasets.routes import blueprint as datasets_blueprint
-    from digits.extensions import web as extensions_web
-    from digits.models.inference_routes import blueprint as inference_blueprint
-    from digits.models.routes import blueprint as models_blueprint
-    from digits.pretrained.routes import blueprint as pretrained_blueprint
-    from digits.web import errors, home, jobs
-    from digits.web import tensorboard as tensorboard_web
+    app.extensions[EXTENSION_KEY] = services
 
     auth.init_app(app)
     errors.init_app(app)
@@ -122,6 +100,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(models_blueprint)
     app.register_blueprint(inference_blueprint)
     tensorboard_web.init_app(app)
+    app.register_blueprint(compare.blueprint)
     app.register_blueprint(pretrained_blueprint)
 
     if config.url_prefix:
@@ -134,8 +113,3 @@ def create_app(config: Config | None = None) -> Flask:
 
 def _select_gpus(indices: list[int]):
     return [g for g in discover_gpus() if g.index in indices]
-
-
-def current_services() -> Services:
-    """The running app's services, for views (inside a request)."""
-    return current_app.extensions["digits"]

@@ -1,4 +1,4 @@
-"""digits.images: loading odd files, the DIGITS resize modes, encoding."""
+"""digits.imaging: loading odd files, the DIGITS resize modes, encoding."""
 
 import io
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from digits.images import (
+from digits.imaging import (
     RESIZE_MODES,
     ImageError,
     encode_image,

@@ -20,15 +20,8 @@ from server import wait_for_status
 from digits.app import create_app
 from digits.config import Config
 from digits.models.image_classification import standard_network_source
-from digits.tensorboard import (
-    BUSY_SECONDS,
-    NetworkBuildError,
-    TensorBoardError,
-    TensorBoardManager,
-    free_port,
-    key_of,
-    visualize_network,
-)
+from digits.tensorboard import BUSY_SECONDS, TensorBoardError, TensorBoardManager, free_port, key_of
+from digits.visualize import NetworkBuildError, visualize_network
 
 pytestmark = pytest.mark.slow
 

@@ -32,7 +32,7 @@ from wtforms import IntegerField, StringField
 from wtforms.validators import DataRequired, NumberRange, ValidationError
 
 from digits.extensions.catalog import Extension
-from digits.forms import Choice
+from digits.form_fields import Choice
 from digits.jobs import Job, Task
 from digits.utils.constants import STAGES
 

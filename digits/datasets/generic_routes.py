@@ -12,7 +12,6 @@ from __future__ import annotations
 from flask import Blueprint, abort, redirect, render_template, request, url_for
 from werkzeug.datastructures import MultiDict
 
-from digits.app import current_services
 from digits.auth import current_username, login_required
 from digits.datasets import generic
 from digits.extensions.catalog import Extension
@@ -24,11 +23,12 @@ from digits.extensions.web import (
     render_dataset_form,
     render_view,
 )
-from digits.forms import replayable_data
+from digits.form_fields import replayable_data
 from digits.jobs import Job, new_job_id
 from digits.utils.constants import STAGES
 from digits.web.jobs import get_job
 from digits.web.responses import wants_json
+from digits.web.services import current_services
 
 blueprint = Blueprint("generic_datasets", __name__)
 

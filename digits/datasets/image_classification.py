@@ -17,7 +17,7 @@ from flask_wtf.file import FileField
 from wtforms import IntegerField, StringField
 from wtforms.validators import DataRequired, NumberRange, Optional, ValidationError
 
-from digits.forms import Checkbox, Choice, RadioChoice, add_error
+from digits.form_fields import Checkbox, Choice, RadioChoice, add_error
 from digits.jobs import Job, Task
 from digits.tools.parse_folder import find_classes, find_images
 from digits.utils.constants import STAGES, TEST_DB, TRAIN_DB, VAL_DB

@@ -8,17 +8,17 @@ from pathlib import Path
 
 from flask import Blueprint, abort, current_app, redirect, render_template, request, send_file, url_for
 
-from digits.app import current_services
 from digits.auth import current_username, login_required
 from digits.datasets import generic, generic_routes
 from digits.datasets import image_classification as classification
 from digits.datasets.explore import explore_page
-from digits.forms import add_error, replay, replayable_data
-from digits.images import RESIZE_MODES, load_image, resize_image
+from digits.form_fields import add_error, replay, replayable_data
+from digits.imaging import RESIZE_MODES, load_image, resize_image
 from digits.jobs import Job, new_job_id
 from digits.utils.constants import STAGES
 from digits.web.jobs import get_job, kind_or_404
 from digits.web.responses import wants_json
+from digits.web.services import current_services
 
 blueprint = Blueprint("datasets", __name__)
 

@@ -1,6 +1,6 @@
 """Background inference jobs: Classify Many or Top N over a long list or a dataset's database.
 
-Such a job runs ``digits.tools.tensorflow.infer`` as its one task and keeps ``spec.json``, the list and
+Such a job runs ``digits.tools.tensorflow.batch_inference`` as its one task and keeps ``spec.json``, the list and
 ``results.json`` in its directory, so its results stay readable after the model is gone. It names its model
 in ``form["model"]`` rather than depending on it: deleting the model deletes its inference jobs too.
 """
@@ -17,7 +17,7 @@ from digits.inference.spec import ModelSpec, SpecError
 from digits.jobs import Job, JobStore, Task, new_job_id
 from digits.jobs.store import write_json_atomic
 
-TOOL = "digits.tools.tensorflow.infer"
+TOOL = "digits.tools.tensorflow.batch_inference"
 TITLES = {"classify_many": "Classify Many", "top_n": "Top N", "infer_many": "Infer Many", "infer_db": "Infer DB",
           "infer_extension": "Infer"}  # fmt: skip
 DB_TOOL = "digits.tools.create_generic_db"

@@ -1,4 +1,4 @@
-"""The web process's side of the warm inference worker (``digits.tools.tensorflow.infer_worker``).
+"""The web process's side of the warm inference worker (``digits.tools.tensorflow.inference_worker``).
 
 The worker is started on the first request and kept: a second request to the same model pays neither
 TensorFlow's start-up nor the model's loading. Requests are answered in order; one that takes longer than
@@ -35,7 +35,7 @@ class InferenceWorker:
     def __init__(self, log_path: Path, max_models: int = 4, max_memory_mb: int = 4096, python: str = sys.executable):
         self.log_path = log_path
         self.command = [
-            python, "-m", "digits.tools.tensorflow.infer_worker",
+            python, "-m", "digits.tools.tensorflow.inference_worker",
             "--max-models", str(max_models), "--max-memory-mb", str(max_memory_mb),
         ]  # fmt: skip
         self._lock = threading.Lock()  # one request at a time: the worker answers in order

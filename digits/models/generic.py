@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from digits.datasets import generic as generic_datasets
-from digits.forms import RadioChoice
+from digits.form_fields import RadioChoice
 from digits.jobs import Job
 from digits.models.image_classification import SEGMENTATION_NETWORKS, ImageClassificationModelForm
 

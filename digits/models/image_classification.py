@@ -15,7 +15,7 @@ from flask_wtf import FlaskForm
 from wtforms import FloatField, IntegerField, SelectMultipleField, StringField, TextAreaField
 from wtforms.validators import DataRequired, NumberRange, Optional, ValidationError
 
-from digits.forms import Checkbox, Choice, RadioChoice, checked
+from digits.form_fields import Checkbox, Choice, RadioChoice, checked
 from digits.inference.spec import find_snapshot, pretrained_spec, snapshots_of
 from digits.jobs import Job, JobStore, Status
 from digits.models.lr_policy import POLICIES, LRPolicy, parse_percents

@@ -6,19 +6,19 @@ from pathlib import Path
 
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 
-from digits.app import current_services
 from digits.auth import current_username, login_required, require_owner
 from digits.datasets.generic import dataset_info
-from digits.forms import add_error, replay, replayable_data
+from digits.form_fields import add_error, replay, replayable_data
 from digits.hardware import gpu_usage, process_usage
 from digits.jobs import Job, Status, Task, new_job_id
 from digits.models import generic
 from digits.models import image_classification as classification
 from digits.models.lr_policy import LRPolicy
 from digits.scheduler.local import log_tail
-from digits.tensorboard import NetworkBuildError, parse_shape, visualize_network
+from digits.visualize import NetworkBuildError, parse_shape, visualize_network
 from digits.web.jobs import get_job, kind_or_404
 from digits.web.responses import wants_json
+from digits.web.services import current_services
 
 blueprint = Blueprint("models", __name__)
 

@@ -7,8 +7,8 @@ from flask_wtf.file import FileField, MultipleFileField
 from wtforms import IntegerField, StringField
 from wtforms.validators import NumberRange, Optional
 
-from digits.forms import Choice
-from digits.images import RESIZE_MODES
+from digits.form_fields import Choice
+from digits.imaging import RESIZE_MODES
 
 
 class ArchiveForm(FlaskForm):

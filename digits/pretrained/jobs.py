@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from digits import __version__
-from digits.images import RESIZE_MODES
+from digits.imaging import RESIZE_MODES
 from digits.inference.archive import (
     FRAMEWORK,
     INFO_FILE,

@@ -17,9 +17,8 @@ from pathlib import Path
 
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 
-from digits.app import current_services
 from digits.auth import current_username, login_required
-from digits.forms import add_error
+from digits.form_fields import add_error
 from digits.inference import archive
 from digits.inference.spec import ModelSpec, SpecError, model_spec
 from digits.jobs import Job
@@ -28,6 +27,7 @@ from digits.pretrained.forms import ArchiveForm, FilesForm
 from digits.web import jobs as job_views
 from digits.web.jobs import get_job
 from digits.web.responses import wants_json
+from digits.web.services import current_services
 
 blueprint = Blueprint("pretrained", __name__)
 # Where a view has a page and a .json twin, the page's rule is registered first (the lower decorator):

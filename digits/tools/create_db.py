@@ -36,7 +36,7 @@ import lmdb
 import numpy as np
 from PIL import Image
 
-from digits.images import (
+from digits.imaging import (
     DEFAULT_MAX_PIXELS,
     RESIZE_MODES,
     ImageError,

@@ -9,8 +9,8 @@ import os
 import numpy as np
 from PIL import Image
 
-from digits.images import RESIZE_MODES
-from digits.images import resize_image as _resize
+from digits.imaging import RESIZE_MODES
+from digits.imaging import resize_image as _resize
 
 SUPPORTED_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".gif", ".webp")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, render_template
 
 from digits import __version__
-from digits.app import current_services
 from digits.jobs import JobStore
+from digits.web.services import current_services
 
 blueprint = Blueprint("home", __name__)
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, redirect, request, send_file, url_for
 
-from digits.app import current_services
 from digits.auth import require_owner
 from digits.inference import jobs as inference_jobs
 from digits.jobs import DeleteRefused, Job
+from digits.web.services import current_services
 
 blueprint = Blueprint("jobs", __name__)
 

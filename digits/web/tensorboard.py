@@ -1,8 +1,7 @@
-"""TensorBoard through the app, and the Compare page: looking at several models' training at once.
+"""TensorBoard through the app.
 
 ``/tensorboard?job_id=a&job_id=b`` starts (or finds) the TensorBoard of those jobs and redirects to
-``/tensorboard/<key>/``, which :class:`TensorBoardProxy` forwards to it. ``/models/compare?job_id=..`` overlays
-their curves without TensorBoard.
+``/tensorboard/<key>/``, which :class:`TensorBoardProxy` forwards to it.
 """
 
 from __future__ import annotations
@@ -11,16 +10,16 @@ import http.client
 import re
 from pathlib import Path
 
-from flask import Blueprint, abort, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, redirect, request, session
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from digits.app import current_services
 from digits.auth import login_required
 from digits.jobs import Job
 from digits.tensorboard import TensorBoardError, TensorBoardServer, key_of
 from digits.web.jobs import get_job
 from digits.web.responses import wants_json
+from digits.web.services import current_services
 
 blueprint = Blueprint("tensorboard", __name__)
 
@@ -40,7 +39,7 @@ def init_app(app) -> None:
     app.wsgi_app = TensorBoardProxy(app.wsgi_app, app)
 
 
-def _models(job_ids: list[str]) -> list[Job]:
+def selected_models(job_ids: list[str]) -> list[Job]:
     if not job_ids:
         abort(400, description="Choose one or more models: add job_id=<id> to the address for each.")
     return [get_job(job_id, "model") for job_id in dict.fromkeys(job_ids)]
@@ -75,7 +74,7 @@ def tensorboard_runs(jobs: list[Job]) -> dict[str, str]:
 @login_required
 def open_tensorboard():
     """Start or find the TensorBoard of the ``job_id`` models; go there (or say where it is, for ``.json``)."""
-    jobs = _models(request.args.getlist("job_id"))
+    jobs = selected_models(request.args.getlist("job_id"))
     runs = tensorboard_runs(jobs)
     key = key_of(job.id for job in jobs)
     try:
@@ -86,43 +85,6 @@ def open_tensorboard():
     if wants_json():
         return {"key": key, "url": url, "runs": sorted(runs)}
     return redirect(url + "#scalars")
-
-
-def _curves(job: Job) -> dict:
-    """A model's metrics as points: ``epoch``, ``time`` (seconds since training started, when recorded), values."""
-    started = next((at for status, at in job.status_history if status == "Running"), None)
-    points = []
-    for entry in job.tasks[0].data.get("metrics", []) if job.tasks else []:
-        values = {f"{stage}/{name}": value for stage in ("train", "val")
-                  for name, value in (entry.get(stage) or {}).items()}  # fmt: skip
-        if entry.get("lr") is not None:
-            values["lr"] = entry["lr"]
-        stamp = entry.get("time")
-        started = started if started is not None else stamp
-        elapsed = round(stamp - started, 3) if stamp is not None and started is not None else None
-        points.append({"epoch": entry.get("epoch"), "time": elapsed, "values": values})
-    return {
-        "id": job.id,
-        "name": job.name,
-        "status": job.status,
-        "url": url_for("models.show", job_id=job.id),
-        "points": points,
-    }
-
-
-@blueprint.route("/models/compare.json")
-@blueprint.route("/models/compare")
-def compare():
-    """The selected models' curves, one per model, for any metric they report (``train/loss``, ``val/accuracy``)."""
-    jobs = _models(request.args.getlist("job_id"))
-    with current_services().store.lock:
-        models = [_curves(job) for job in jobs]
-    metrics = sorted({name for m in models for p in m["points"] for name in p["values"]})
-    data = {"models": models, "metrics": metrics}
-    if wants_json():
-        return data
-    tensorboard_url = url_for("tensorboard.open_tensorboard", job_id=[job.id for job in jobs])
-    return render_template("models/compare.html", data=data, tensorboard_url=tensorboard_url)
 
 
 class TensorBoardProxy:

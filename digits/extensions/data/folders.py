@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 from wtforms.validators import ValidationError
 
-from digits.images import ImageError, load_image
+from digits.imaging import ImageError, load_image
 from digits.utils.image import SUPPORTED_EXTENSIONS
 
 

@@ -21,10 +21,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf_root  # noqa: E402 - after TF_CPP_MIN_LOG_LEVEL, which TensorFlow reads on import
 
-from digits.tensorboard import parse_shape  # noqa: E402
 from digits.tools.protocol import emit, run_tool  # noqa: E402
 from digits.tools.tensorflow.main import MODEL_SCOPE, tower_outputs  # noqa: E402
 from digits.tools.tensorflow.model import NetworkError, error_fields, load_network  # noqa: E402
+from digits.visualize import parse_shape  # noqa: E402
 
 tf = tf_root.compat.v1
 

@@ -1,6 +1,6 @@
 """The warm inference worker: a long-lived child of the server that keeps recently used models loaded.
 
-    python -m digits.tools.tensorflow.infer_worker [--max-models 4] [--max-memory-mb 4096]
+    python -m digits.tools.tensorflow.inference_worker [--max-models 4] [--max-memory-mb 4096]
 
 Reads one JSON request per line on stdin and answers one JSON line on stdout, in order:
 
@@ -33,8 +33,8 @@ import psutil  # noqa: E402
 
 from digits.inference.spec import ModelSpec  # noqa: E402
 from digits.tools.protocol import run_tool  # noqa: E402
-from digits.tools.tensorflow.inference import Predictor, classify, load_batch, png_base64  # noqa: E402
 from digits.tools.tensorflow.model import NetworkError  # noqa: E402
+from digits.tools.tensorflow.predictor import Predictor, classify, load_batch, png_base64  # noqa: E402
 
 
 class ModelCache:
@@ -96,7 +96,7 @@ def serve(cache: ModelCache, requests, replies) -> None:
 
 
 def main(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m digits.tools.tensorflow.infer_worker", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m digits.tools.tensorflow.inference_worker", description=__doc__)
     parser.add_argument("--max-models", type=int, default=4)
     parser.add_argument("--max-memory-mb", type=int, default=4096)
     args = parser.parse_args(argv)

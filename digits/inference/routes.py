@@ -21,7 +21,6 @@ from markupsafe import Markup, escape
 from wtforms import IntegerField, StringField
 from wtforms.validators import NumberRange, Optional
 
-from digits.app import current_services
 from digits.auth import current_username
 from digits.datasets.generic import dataset_info
 from digits.extensions.data import create_extension
@@ -33,7 +32,7 @@ from digits.extensions.web import (
     render_extension_template,
     render_view,
 )
-from digits.forms import Checkbox, Choice, add_error
+from digits.form_fields import Checkbox, Choice, add_error
 from digits.inference import jobs as inference_jobs
 from digits.inference.results import parse_image_list, shape_results
 from digits.inference.spec import SpecError, model_spec
@@ -41,6 +40,7 @@ from digits.inference.worker import InferenceError
 from digits.jobs import Job, Status
 from digits.web.jobs import get_job
 from digits.web.responses import wants_json
+from digits.web.services import current_services
 
 blueprint = Blueprint("inference", __name__)
 BASE = "/models/images/classification"

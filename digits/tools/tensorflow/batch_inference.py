@@ -1,6 +1,6 @@
 """Classify a long list of images, or a dataset's database, with a trained model: a background inference job.
 
-    python -m digits.tools.tensorflow.infer --spec spec.json (--list list.json | --db DIR) --out results.json
+    python -m digits.tools.tensorflow.batch_inference --spec spec.json (--list list.json | --db DIR) --out results.json
         [--top 5] [--limit N]
 
 ``spec.json`` is a :class:`~digits.inference.spec.ModelSpec`; ``list.json`` is ``{"paths": [...], "labels":
@@ -25,7 +25,7 @@ from digits.jobs.store import write_json_atomic  # noqa: E402
 from digits.records import decode_record, record_image  # noqa: E402
 from digits.tools.protocol import ProgressReporter, emit, run_tool  # noqa: E402
 from digits.tools.tensorflow.data import open_db  # noqa: E402
-from digits.tools.tensorflow.inference import Item, Predictor, classify, load_batch  # noqa: E402
+from digits.tools.tensorflow.predictor import Item, Predictor, classify, load_batch  # noqa: E402
 
 CHUNK = 512  # images read and classified at a time: bounded memory for any list length
 
@@ -66,7 +66,7 @@ def db_chunks(items: Iterator[tuple[Item, int | None]], labels: list[str], truth
 
 
 def main(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m digits.tools.tensorflow.infer", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m digits.tools.tensorflow.batch_inference", description=__doc__)
     parser.add_argument("--spec", required=True)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--list", help="JSON {paths, labels}")

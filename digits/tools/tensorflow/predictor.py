@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf_root
 from PIL import Image
 
-from digits.images import ImageError, image_to_array, load_image, resize_image
+from digits.imaging import ImageError, image_to_array, load_image, resize_image
 from digits.inference.spec import ModelSpec
 from digits.tools.tensorflow.data import center_crop, mean_to_subtract
 from digits.tools.tensorflow.model import building, load_network

@@ -1,0 +1,107 @@
+"""The Visualize button: a network built in a child process for given input shapes, described layer by layer.
+
+``visualize_network`` runs ``digits.tools.tensorflow.visualize`` and returns its result, or raises
+:class:`NetworkBuildError` with the user's line. Nothing here imports Flask or TensorFlow.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+from digits.tensorboard import _child_env, _signal_group
+
+VISUALIZE_TIMEOUT = 60.0
+MAX_VISUALIZATIONS = 4
+LOG_TAIL_LINES = 15
+
+
+class NetworkBuildError(Exception):
+    """A network that did not build: ``message``, and the user's ``line`` and its source when known."""
+
+    def __init__(self, message: str, line: int | None = None, source_line: str | None = None, traceback: str = ""):
+        super().__init__(message)
+        self.line = line
+        self.source_line = source_line
+        self.traceback = traceback
+
+    def as_dict(self) -> dict:
+        return {"message": str(self), "user_line": self.line, "user_source_line": self.source_line,
+                "traceback": self.traceback}  # fmt: skip
+
+
+_visualizations = threading.BoundedSemaphore(MAX_VISUALIZATIONS)
+
+
+def parse_shape(text: str) -> list[int]:
+    """``"28,28,1"`` (or ``28x28x1``) -> ``[28, 28, 1]``; ValueError for anything but three positive integers."""
+    parts = [p.strip() for p in text.lower().replace("x", ",").split(",") if p.strip()]
+    try:
+        shape = [int(p) for p in parts]
+    except ValueError:
+        shape = []
+    if len(shape) != 3 or min(shape) < 1:
+        raise ValueError(f"the input shape must be three positive integers H,W,C (e.g. 28,28,1), not {text!r}")
+    return shape
+
+
+def visualize_network(
+    source: str,
+    shape: list[int],
+    nclasses: int | None,
+    timeout: float = VISUALIZE_TIMEOUT,
+    python: str = sys.executable,
+) -> dict:
+    """Build the network ``source`` in a child process for ``shape`` [H, W, C] images; returns its description.
+
+    The description is ``digits.tools.tensorflow.visualize``'s result: ``{"layers": [...], "total_params": N,
+    ...}``. Raises :class:`NetworkBuildError` when the network does not build, or not within ``timeout`` seconds
+    (its process group is killed then).
+    """
+    if not _visualizations.acquire(timeout=timeout):
+        raise NetworkBuildError(f"{MAX_VISUALIZATIONS} networks are being built already; try again in a minute")
+    try:
+        with tempfile.TemporaryDirectory(prefix="digits-visualize-") as folder:
+            network = Path(folder) / "network.py"
+            network.write_text(source)
+            command = [python, "-m", "digits.tools.tensorflow.visualize", "--network", str(network),
+                       "--shape", ",".join(map(str, shape))]  # fmt: skip
+            if nclasses is not None:
+                command += ["--nclasses", str(nclasses)]
+            process = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_child_env(),
+                text=True, cwd=folder, start_new_session=True,
+            )  # fmt: skip
+            try:
+                stdout, stderr = process.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                _signal_group(process, signal.SIGKILL)
+                process.communicate()
+                raise NetworkBuildError(f"building the network did not finish in {timeout:g} s") from None
+            finally:
+                _signal_group(process, signal.SIGKILL)  # whatever it started goes with it
+    finally:
+        _visualizations.release()
+    for line in stdout.splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(event, dict):
+            continue
+        if event.get("event") == "result":
+            return {k: v for k, v in event.items() if k != "event"}
+        if event.get("event") == "error":
+            raise NetworkBuildError(
+                event.get("message") or "the network did not build",
+                event.get("user_line"),
+                event.get("user_source_line"),
+                event.get("traceback") or "",
+            )
+    tail = "\n".join(stderr.strip().splitlines()[-LOG_TAIL_LINES:])
+    raise NetworkBuildError(f"building the network failed (exit status {process.returncode})", traceback=tail)
