@@ -159,6 +159,13 @@ class JobStore:
             self._last_saved[job.id] = now
             self._write(job)
 
+    def update(self, job: Job, **values: str) -> None:
+        """Change a job's own fields (``name``, ``notes``, ``group``) and save it."""
+        with self.lock:
+            for name, value in values.items():
+                setattr(job, name, value)
+            self.save(job)
+
     def _write(self, job: Job) -> None:
         write_json_atomic(Path(job.directory) / JOB_FILE, job.to_dict())
 

@@ -287,17 +287,9 @@ def resume(job_id: str):
     """Continue an aborted or interrupted job from its last snapshot, optimizer state included."""
     job = get_job(job_id, "model")
     require_owner(job)
-    services = current_services()
-    with services.store.lock:
-        task = job.tasks[0]
-        if job.status not in (Status.ABORTED, Status.ERROR) or not task.data.get("snapshots"):
-            abort(400, description="Only an aborted or failed model with a snapshot can be resumed.")
-        if "--resume" not in task.args:
-            task.args.append("--resume")
-        task.status = Status.INITIALIZED
-        task.error = None
-        job.interrupted = False
-    services.scheduler.submit(job)
+    if job.status not in (Status.ABORTED, Status.ERROR) or not job.tasks[0].data.get("snapshots"):
+        abort(400, description="Only an aborted or failed model with a snapshot can be resumed.")
+    current_services().scheduler.resume(job, ["--resume"])
     return {"id": job.id, "status": job.status}
 
 

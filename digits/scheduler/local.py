@@ -66,6 +66,17 @@ class LocalScheduler:
             self._changed(job, None, significant=True)
             self._wake.notify()
 
+    def resume(self, job: Job, extra_args: list[str]) -> None:
+        """Run a finished job's unfinished tasks again, each with ``extra_args`` added once (e.g. ``--resume``)."""
+        with self._wake:
+            for task in job.tasks:
+                if task.status in (Status.ABORTED, Status.ERROR):
+                    task.args.extend(arg for arg in extra_args if arg not in task.args)
+                    task.status = Status.INITIALIZED
+                    task.error = None
+            job.interrupted = False
+        self.submit(job)
+
     def abort(self, job: Job, wait: bool = False) -> None:
         """Abort waiting tasks at once and running ones with SIGTERM (SIGKILL if they linger).
 

@@ -56,10 +56,7 @@ def edit(job_id: str):
     if not values:
         return {"errors": f"Send one of: {', '.join(EDITABLE_FIELDS)}."}, 400
     services = current_services()
-    with services.store.lock:
-        for field, value in values.items():
-            setattr(job, field, value)
-        services.store.save(job)
+    services.store.update(job, **values)
     services.publisher.job_changed(job, None)
     return job.summary()
 
