@@ -46,10 +46,10 @@ def make_images(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
     digits = load_digits()
     rng = np.random.default_rng(seed)
-    picks = rng.integers(0, len(digits.imaging), count)
+    picks = rng.integers(0, len(digits.images), count)
     images = np.zeros((count, 28, 28, 1), np.uint8)
     for i, pick in enumerate(picks):
-        small = Image.fromarray((digits.imaging[pick] * 16).clip(0, 255).astype(np.uint8))
+        small = Image.fromarray((digits.images[pick] * 16).clip(0, 255).astype(np.uint8))
         big = np.asarray(small.resize((24, 24), Image.Resampling.BILINEAR), dtype=np.float64)
         canvas = np.zeros((28, 28))
         dy, dx = rng.integers(0, 5, 2)

@@ -18,7 +18,7 @@ def write_digits_folder(root: Path, per_class: int | None = None, size: int = 28
     digits = load_digits()
     counts: dict[int, int] = {}
     seen: dict[int, int] = {}
-    for pixels, label in zip(digits.imaging, digits.target, strict=True):
+    for pixels, label in zip(digits.images, digits.target, strict=True):
         label = int(label)
         seen[label] = seen.get(label, 0) + 1
         if seen[label] <= skip or (per_class is not None and counts.get(label, 0) >= per_class):
