@@ -1,4 +1,8 @@
-import os
+"""Synthetic regression data: every sample is a grayscale linear gradient, labelled with its two slopes."""
+
+from __future__ import annotations
+
+import random
 
 import numpy as np
 
@@ -7,32 +11,50 @@ from digits.utils import constants, override, subclass
 
 from .forms import DatasetForm, InferenceForm
 
-TEMPLATE = "templates/template.html"
+DATASET_TEMPLATE = "templates/dataset_template.html"
 INFERENCE_TEMPLATE = "templates/inference_template.html"
+# Slopes are drawn from [-MAX_SLOPE, MAX_SLOPE): at 0.5 the brightest corner of the steepest image is 255.
+MAX_SLOPE = 0.5
+STAGE_STREAMS = {constants.TRAIN_DB: 0, constants.VAL_DB: 1, constants.TEST_DB: 2}
+
+
+def gradient_image(slope_x: float, slope_y: float, width: int, height: int) -> np.ndarray:
+    """A ``height`` x ``width`` uint8 image, mid-gray (127.5) at its centre, whose brightness grows by
+    ``255 * slope_x`` from its left edge to its right edge and by ``255 * slope_y`` from top to bottom."""
+    # pixel centres as fractions of the image, from -0.5 (left, top) to 0.5 (right, bottom)
+    across = (np.arange(width) + 0.5) / width - 0.5
+    down = (np.arange(height) + 0.5) / height - 0.5
+    pixels = 127.5 + 255.0 * (slope_x * across[np.newaxis, :] + slope_y * down[:, np.newaxis])
+    return np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
+
+
+def random_slopes(count: int, rng: np.random.Generator) -> list[tuple[float, float]]:
+    """``count`` (x slope, y slope) pairs, uniform in [-MAX_SLOPE, MAX_SLOPE)."""
+    return [(float(x), float(y)) for x, y in rng.uniform(-MAX_SLOPE, MAX_SLOPE, size=(count, 2))]
 
 
 @subclass
 class DataIngestion(DataIngestionInterface):
-    """
-    A data ingestion extension for an image gradient dataset
+    """Gradient images made on the fly: an entry is a pair of slopes, the image is drawn from it.
+
+    The label is the vector [x slope, y slope], so a network trained on the dataset learns to read a
+    gradient's direction and steepness off an image (two regression outputs).
     """
 
-    def __init__(self, is_inference_db=False, **kwargs):
-        super().__init__(**kwargs)
-        self.userdata["is_inference_db"] = is_inference_db
-        # used to compute the gradients
-        self.yy, self.xx = np.mgrid[: self.image_height, : self.image_width].astype("float")
+    def __init__(self, is_inference_db: bool = False, **kwargs):
+        super().__init__(is_inference_db, **kwargs)
+        # Kept with the dataset: rebuilding it draws the same slopes.
+        self.userdata.setdefault("seed", random.randint(0, 1 << 30))
+
+    def rng(self, stage: str) -> np.random.Generator:
+        """The random generator of one stage: train, val and test (and inference) draw different slopes."""
+        return np.random.default_rng([self.userdata["seed"], STAGE_STREAMS[stage], int(self.is_inference_db)])
 
     @override
     def encode_entry(self, entry):
-        xslope, yslope = entry
-        label = np.array([xslope, yslope])
-        a = xslope * 255 / self.image_width
-        b = yslope * 255 / self.image_height
-        image = a * (self.xx - self.image_width / 2) + b * (self.yy - self.image_height / 2) + 127.5
-        image = image.astype("uint8")
-        # 3-D arrays: 1 x height x width for the image, 1 x 1 x 2 for the label
-        return image[np.newaxis, ...], label[np.newaxis, np.newaxis, ...]
+        slope_x, slope_y = entry
+        image = gradient_image(slope_x, slope_y, int(self.image_width), int(self.image_height))
+        return image[np.newaxis, ...], np.array([slope_x, slope_y], dtype=np.float32)
 
     @staticmethod
     @override
@@ -52,10 +74,7 @@ class DataIngestion(DataIngestionInterface):
     @staticmethod
     @override
     def get_dataset_template(form):
-        extension_dir = os.path.dirname(os.path.abspath(__file__))
-        with open(os.path.join(extension_dir, TEMPLATE)) as f:
-            template = f.read()
-        return template, {"form": form}
+        return DATASET_TEMPLATE, {"form": form}
 
     @override
     def get_inference_form(self):
@@ -64,10 +83,7 @@ class DataIngestion(DataIngestionInterface):
     @staticmethod
     @override
     def get_inference_template(form):
-        extension_dir = os.path.dirname(os.path.abspath(__file__))
-        with open(os.path.join(extension_dir, INFERENCE_TEMPLATE)) as f:
-            template = f.read()
-        return template, {"form": form}
+        return INFERENCE_TEMPLATE, {"form": form}
 
     @staticmethod
     @override
@@ -76,17 +92,15 @@ class DataIngestion(DataIngestionInterface):
 
     @override
     def itemize_entries(self, stage):
-        count = 0
-        if self.userdata["is_inference_db"]:
-            if stage == constants.TEST_DB:
-                if self.userdata.get("test_image_count"):
-                    count = self.test_image_count
-                else:
-                    return [(self.gradient_x, self.gradient_y)]
-        elif stage == constants.TRAIN_DB:
-            count = self.train_image_count
-        elif stage == constants.VAL_DB:
-            count = self.val_image_count or 0
-        elif stage == constants.TEST_DB:
-            count = self.test_image_count or 0
-        return [np.random.random_sample(2) - 0.5 for _ in range(count)] if count > 0 else []
+        if self.is_inference_db:
+            if stage != constants.TEST_DB:
+                return []
+            if self.userdata.get("test_image_count"):
+                return random_slopes(int(self.test_image_count), self.rng(stage))
+            return [(float(self.gradient_x), float(self.gradient_y))]
+        counts = {
+            constants.TRAIN_DB: self.userdata.get("train_image_count"),
+            constants.VAL_DB: self.userdata.get("val_image_count"),
+            constants.TEST_DB: self.userdata.get("test_image_count"),
+        }
+        return random_slopes(int(counts.get(stage) or 0), self.rng(stage))
