@@ -1,24 +1,27 @@
+"""The options of the gradients view: the arrow's colour and length."""
+
+from __future__ import annotations
+
 from flask_wtf import FlaskForm
 from wtforms import validators
 
-from digits import utils
-from digits.utils import subclass
+from digits.utils import forms, subclass
+
+COLORS = {"red": (230, 25, 75), "green": (60, 180, 75), "blue": (0, 130, 200)}
 
 
 @subclass
 class ConfigForm(FlaskForm):
-    """
-    A form used to configure gradient visualization
-    """
+    """How the predicted gradient is drawn."""
 
-    arrow_color = utils.forms.SelectField(
+    arrow_color = forms.SelectField(
         "Arrow color",
-        choices=[("red", "Red"), ("green", "Green"), ("blue", "Blue")],
+        choices=[(name, name.capitalize()) for name in COLORS],
         default="red",
     )
-    arrow_size = utils.forms.IntegerField(
+    arrow_size = forms.IntegerField(
         "Arrow size (%)",
-        validators=[validators.DataRequired(), validators.NumberRange(min=1)],
         default=80,
-        tooltip="Expressed as percentage of input image",
+        validators=[validators.DataRequired("Enter the arrow's length in percent."), validators.NumberRange(min=1)],
+        tooltip="At 100 the arrow is as long as the gradient: half the image across at the steepest slope (0.5).",
     )
