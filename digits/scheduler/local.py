@@ -1,28 +1,26 @@
 """The local scheduler: runs each task as a child process on this machine when its resources are free.
 
-A thread places waiting tasks; one reader thread per running task turns the child's JSON lines into
-task state. ``on_change(job, task)`` is called after every change so the app can save and publish it.
+A thread places waiting tasks; each running task's tool (started by :func:`digits.processes.start_tool`)
+hands its JSON lines to the task's :class:`TaskRun`, which turns them into task state.
+``on_change(job, task)`` is called after every change so the app can save and publish it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import shlex
 import signal
-import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
 
 from digits.jobs import Job, JobStore, Status, Task
 from digits.jobs.model import INTERRUPTED_MESSAGE
+from digits.processes import RunningTool, start_tool
 from digits.scheduler.resources import ResourcePools
-from digits.tools.protocol import PARENT_PID_ENV
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +95,7 @@ class LocalScheduler:
         """The process id of a running task, for its hardware panel."""
         with self._wake:
             run = self._runs.get((job.id, task.id))
-            return run.process.pid if run and run.process else None
+            return run.tool.pid if run and run.tool else None
 
     def shutdown(self) -> None:
         """Stop every child; their tasks are marked interrupted, as after a crash."""
@@ -233,7 +231,7 @@ def exit_message(returncode: int) -> str:
 
 
 class TaskRun:
-    """One running child process and the thread that reads its events."""
+    """One task's tool while it runs: its events become the task's state, its end the task's status."""
 
     def __init__(self, scheduler: LocalScheduler, job: Job, task: Task):
         self.scheduler = scheduler
@@ -242,76 +240,46 @@ class TaskRun:
         self.log_path = Path(job.directory) / task.log_name
         self.aborted = False
         self.interrupted = False
-        self.process: subprocess.Popen | None = None
-        self._reader: threading.Thread | None = None
+        self.tool: RunningTool | None = None
 
     def start(self) -> None:
+        """Start the task's tool; OSError when it cannot be started."""
         command = self.task.command(self.scheduler.python)
-        env = dict(os.environ)
-        env[PARENT_PID_ENV] = str(os.getpid())
-        env["PYTHONUNBUFFERED"] = "1"
-        env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, self.task.assigned.get("gpus", [])))
         with open(self.log_path, "a") as log_file:
             log_file.write(f"$ cd {shlex.quote(self.job.directory)} && {shlex.join(command)}\n")
-            log_file.flush()
-            # A session of its own, so abort reaches the tool's worker processes too.
-            self.process = subprocess.Popen(
-                command,
-                cwd=self.job.directory,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=log_file,
-                env=env,
-                start_new_session=True,
-                text=True,
-                bufsize=1,
-            )
-        self._reader = threading.Thread(target=self._read, name=f"task-{self.job.id}-{self.task.id}", daemon=True)
-        self._reader.start()
+        gpus = ",".join(map(str, self.task.assigned.get("gpus", [])))
+        self.tool = start_tool(
+            command,
+            log=self.log_path,
+            cwd=self.job.directory,
+            env={"PYTHONUNBUFFERED": "1", "CUDA_VISIBLE_DEVICES": gpus},
+            on_event=self._on_event,
+            on_line=self._on_line,
+            on_exit=lambda returncode: self.scheduler._task_ended(self, returncode),
+        )
 
-    def _read(self) -> None:
-        assert self.process and self.process.stdout
-        threading.Thread(target=self._reap, name=f"reap-{self.task.id}", daemon=True).start()
-        with open(self.log_path, "a") as log_file:
-            for line in self.process.stdout:
-                self._handle_line(line, log_file)
-        self.scheduler._task_ended(self, self.process.wait())
-
-    def _reap(self) -> None:
-        # When the tool itself ends, whatever it started must end too: leftover workers would keep
-        # its stdout open (the task would never finish) and hold memory nobody accounts for.
-        self.process.wait()
-        _signal_group(self.process.pid, signal.SIGKILL)
-
-    def _handle_line(self, line: str, log_file: IO[str]) -> None:
-        try:
-            event = json.loads(line)
-            kind = event.pop("event")
-        except (ValueError, KeyError, AttributeError):
-            # Not protocol: a library printed to stdout. Keep it for humans, read nothing into it.
-            log_file.write(line)
-            log_file.flush()
+    def _on_event(self, event: dict) -> None:
+        kind = event.pop("event", None)
+        if kind is None:
+            self._on_line(json.dumps(event) + "\n")
             return
         with self.scheduler._wake:
             significant = apply_event(self.task, kind, event)
             self.scheduler._changed(self.job, self.task, significant)
 
+    def _on_line(self, line: str) -> None:
+        # Not protocol: a library printed to stdout. Keep it for humans, read nothing into it.
+        with open(self.log_path, "a") as log_file:
+            log_file.write(line)
+
     def terminate(self, grace: float) -> None:
         self.aborted = True
-        if self.process is None or self.process.poll() is not None:
-            return
-        _signal_group(self.process.pid, signal.SIGTERM)
-        timer = threading.Timer(grace, self._kill)
-        timer.daemon = True
-        timer.start()
-
-    def _kill(self) -> None:
-        if self.process and self.process.poll() is None:
-            _signal_group(self.process.pid, signal.SIGKILL)
+        if self.tool is not None:
+            self.tool.terminate(grace)
 
     def join(self) -> None:
-        if self._reader:
-            self._reader.join(timeout=self.scheduler.kill_grace + 5)
+        if self.tool is not None:
+            self.tool.wait(timeout=self.scheduler.kill_grace + 5)
 
     def log_tail(self, lines: int = 20) -> str:
         return log_tail(self.log_path, lines)
@@ -323,13 +291,6 @@ def log_tail(path: Path, lines: int = 20) -> str:
         return "".join(path.read_text(errors="replace").splitlines(keepends=True)[-lines:])
     except OSError:
         return ""
-
-
-def _signal_group(pid: int, sig: signal.Signals) -> None:
-    try:
-        os.killpg(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 # Events kept as lists in the task's data, under these names.

@@ -59,12 +59,21 @@ class ProgressReporter:
             emit("progress", done=done, total=self.total, **fields)
 
 
-def _exit_when_orphaned(parent_pid: int) -> None:
-    # If the server dies (even by SIGKILL) its tasks must not run on unattended.
-    while True:
-        if os.getppid() != parent_pid:
-            os._exit(3)
+def exit_when_orphaned() -> None:
+    """Exit (status 3) as soon as the process named by ``DIGITS_PARENT_PID`` is no longer our parent.
+
+    A thread checks every second. Does nothing when the variable is not set (a tool run by hand).
+    """
+    parent = os.environ.get(PARENT_PID_ENV)
+    if parent and parent.isdigit():
+        threading.Thread(target=_watch_parent, args=(int(parent),), name="orphan-watch", daemon=True).start()
+
+
+def _watch_parent(parent_pid: int) -> None:
+    # If the server dies (even by SIGKILL) its children must not run on unattended.
+    while os.getppid() == parent_pid:
         time.sleep(1.0)
+    os._exit(3)
 
 
 def die_with_parent() -> None:
@@ -82,9 +91,7 @@ def die_with_parent() -> None:
 
 def run_tool(main: Callable[[Sequence[str]], int | None], argv: Sequence[str] | None = None) -> None:
     """Run a tool's ``main(argv)``, turning any exception into an ``error`` event and exit status 1."""
-    parent = os.environ.get(PARENT_PID_ENV)
-    if parent and parent.isdigit():
-        threading.Thread(target=_exit_when_orphaned, args=(int(parent),), daemon=True).start()
+    exit_when_orphaned()
     try:
         status = main(sys.argv[1:] if argv is None else argv)
     except KeyboardInterrupt:
