@@ -12,12 +12,9 @@ ends; the manager starts TensorBoard that way.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import shlex
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -27,13 +24,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from digits.tools.protocol import PARENT_PID_ENV
+from digits.processes import ToolProcess, start_tool
+from digits.tools.protocol import die_with_parent, exit_when_orphaned
 
 START_TIMEOUT = 60.0
 # A server that answered a request this recently is in use (an open TensorBoard tab reloads every 30 s):
 # it is never stopped to make room for another.
 BUSY_SECONDS = 60.0
 LOG_TAIL_LINES = 15
+# TensorBoard needs no GPU (it must not take memory from training); TensorFlow's C++ notices would bury errors.
+CHILD_ENV = {"CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "3"}
 # Lines TensorFlow's C++ side logs on import whatever TF_CPP_MIN_LOG_LEVEL says: noise in an error message.
 NOTICE = re.compile(r"^(?:[IW]\d{4} |WARNING: All log messages before absl::InitializeLog)")
 
@@ -56,7 +56,7 @@ class TensorBoardServer:
     runs: dict[str, str]
     port: int
     path_prefix: str
-    process: subprocess.Popen
+    process: ToolProcess
     log_path: Path
     last_used: float = field(default_factory=time.monotonic)
     ready: bool = False
@@ -67,7 +67,7 @@ class TensorBoardServer:
         return f"http://127.0.0.1:{self.port}{self.path_prefix}/"
 
     def alive(self) -> bool:
-        return self.process.poll() is None
+        return self.process.returncode is None
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
         """The last lines TensorBoard wrote, without TensorFlow's informational notices."""
@@ -208,17 +208,14 @@ class TensorBoardManager:
         command = [self.python, "-m", "digits.tensorboard", *args]
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{key}.log"
-        with open(log_path, "w") as log_file:
-            # By hand, the same server is: tensorboard ARGS.
-            log_file.write(f"$ {shlex.join(['tensorboard', *args])}\n")
-            log_file.flush()
-            try:
-                process = self._spawner.submit(
-                    subprocess.Popen, command, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
-                    env=_child_env(), start_new_session=True,
-                ).result()  # fmt: skip
-            except (OSError, RuntimeError) as exc:
-                raise TensorBoardError(f"could not start TensorBoard: {exc}") from exc
+        # By hand, the same server is: tensorboard ARGS.
+        log_path.write_text(f"$ {shlex.join(['tensorboard', *args])}\n")
+        try:
+            process = self._spawner.submit(
+                start_tool, command, log=log_path, env=CHILD_ENV, stdout_to_log=True
+            ).result()
+        except (OSError, RuntimeError) as exc:
+            raise TensorBoardError(f"could not start TensorBoard: {exc}") from exc
         return TensorBoardServer(key, dict(runs), port, path_prefix, process, log_path)
 
     def _wait_until_ready(self, server: TensorBoardServer) -> None:
@@ -251,11 +248,6 @@ class TensorBoardManager:
             _stop_processes([s.process for s in done])
 
 
-def _child_env() -> dict[str, str]:
-    # Neither TensorBoard nor a network's description needs a GPU; TensorFlow's C++ notices would bury errors.
-    return {**os.environ, PARENT_PID_ENV: str(os.getpid()), "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "3"}
-
-
 def free_port(avoid: Iterable[int] = ()) -> int:
     """A TCP port of 127.0.0.1 that nothing listens on now (and not in ``avoid``)."""
     avoid = set(avoid)
@@ -267,27 +259,13 @@ def free_port(avoid: Iterable[int] = ()) -> int:
             return port
 
 
-def _stop_processes(processes: list[subprocess.Popen], grace: float = 5.0, wait: bool = True) -> None:
-    """SIGTERM each process group, then SIGKILL what is left after ``grace`` seconds."""
+def _stop_processes(processes: list[ToolProcess], grace: float = 5.0, wait: bool = True) -> None:
+    """SIGTERM each process group, then SIGKILL what is left after ``grace`` seconds; with ``wait``, until gone."""
     for process in processes:
-        _signal_group(process, signal.SIGTERM)
-    if not wait:
-        threading.Thread(target=_stop_processes, args=(processes, grace), daemon=True).start()
-        return
-    deadline = time.monotonic() + grace
-    for process in processes:
-        try:
-            process.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            _signal_group(process, signal.SIGKILL)
+        process.terminate(grace)
+    if wait:
+        for process in processes:
             process.wait()
-
-
-def _signal_group(process: subprocess.Popen, sig: signal.Signals) -> None:
-    try:
-        os.killpg(process.pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 # -- python -m digits.tensorboard ----------------------------------------------------------------------
@@ -295,21 +273,11 @@ def serve(argv: list[str]) -> None:
     """Run TensorBoard with ``argv`` in this process, ending it when the process that started it ends."""
     import runpy
 
-    from digits.tools.protocol import die_with_parent
-
     die_with_parent()
-    parent = int(os.environ.get(PARENT_PID_ENV) or 0)
-    if parent:
-        # Also for where PR_SET_PDEATHSIG does not exist, and for a parent that died before it was set.
-        threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True).start()
+    # Also for where PR_SET_PDEATHSIG does not exist, and for a parent that died before it was set.
+    exit_when_orphaned()
     sys.argv = ["tensorboard", *argv]
     runpy.run_module("tensorboard.main", run_name="__main__", alter_sys=True)
-
-
-def _exit_when_orphaned(parent: int) -> None:
-    while os.getppid() == parent:
-        time.sleep(1.0)
-    os._exit(3)
 
 
 if __name__ == "__main__":

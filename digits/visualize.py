@@ -6,19 +6,19 @@
 
 from __future__ import annotations
 
-import json
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
 from pathlib import Path
 
-from digits.tensorboard import _child_env, _signal_group
+from digits.processes import run_to_end
 
 VISUALIZE_TIMEOUT = 60.0
 MAX_VISUALIZATIONS = 4
 LOG_TAIL_LINES = 15
+# A network's description needs no GPU (it must not take memory from training); TensorFlow's C++ notices
+# would bury the user's error.
+CHILD_ENV = {"CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
 class NetworkBuildError(Exception):
@@ -73,27 +73,14 @@ def visualize_network(
                        "--shape", ",".join(map(str, shape))]  # fmt: skip
             if nclasses is not None:
                 command += ["--nclasses", str(nclasses)]
-            process = subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_child_env(),
-                text=True, cwd=folder, start_new_session=True,
-            )  # fmt: skip
-            try:
-                stdout, stderr = process.communicate(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                _signal_group(process, signal.SIGKILL)
-                process.communicate()
-                raise NetworkBuildError(f"building the network did not finish in {timeout:g} s") from None
-            finally:
-                _signal_group(process, signal.SIGKILL)  # whatever it started goes with it
+            log = Path(folder) / "visualize.log"
+            returncode, events = run_to_end(command, log=log, timeout=timeout, cwd=folder, env=CHILD_ENV)
+            if returncode is None:
+                raise NetworkBuildError(f"building the network did not finish in {timeout:g} s")
+            stderr = log.read_text(errors="replace")
     finally:
         _visualizations.release()
-    for line in stdout.splitlines():
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue
-        if not isinstance(event, dict):
-            continue
+    for event in events:
         if event.get("event") == "result":
             return {k: v for k, v in event.items() if k != "event"}
         if event.get("event") == "error":
@@ -104,4 +91,4 @@ def visualize_network(
                 event.get("traceback") or "",
             )
     tail = "\n".join(stderr.strip().splitlines()[-LOG_TAIL_LINES:])
-    raise NetworkBuildError(f"building the network failed (exit status {process.returncode})", traceback=tail)
+    raise NetworkBuildError(f"building the network failed (exit status {returncode})", traceback=tail)
