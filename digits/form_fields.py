@@ -1,12 +1,11 @@
-"""Form pieces shared by every kind of job."""
+"""Form fields and form-data helpers of our own forms (plugins import theirs from ``digits.utils.forms``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask_wtf import FlaskForm
-from werkzeug.datastructures import MultiDict
-from wtforms import BooleanField, RadioField, SelectField
+from werkzeug.datastructures import FileStorage, MultiDict
+from wtforms import BooleanField, FileField, RadioField, SelectField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import ValidationError
 
@@ -34,17 +33,16 @@ NOT_REPLAYED = ("csrf_token", "username", "create")
 
 
 def replayable_data(formdata: MultiDict) -> dict[str, Any]:
-    """The fields a form was sent with, kept in ``job.json`` so Clone can show the form filled again."""
-    return {k: v if len(v) > 1 else v[0] for k, v in formdata.to_dict(flat=False).items() if k not in NOT_REPLAYED}
+    """The fields a form was sent with, kept in ``job.json`` so Clone can show the form filled again.
 
-
-def replay(form_class: type[FlaskForm], data: dict[str, Any]) -> FlaskForm:
-    """A form filled with data from :func:`replayable_data`."""
-    formdata = MultiDict()
-    for key, value in data.items():
-        for item in value if isinstance(value, list) else [value]:
-            formdata.add(key, item)
-    return form_class(formdata=formdata)
+    Uploaded files are not kept: a job keeps its own copy of what it needs from them.
+    """
+    fields: dict[str, Any] = {}
+    for key, values in formdata.to_dict(flat=False).items():
+        values = [v for v in values if not isinstance(v, FileStorage)]
+        if key not in NOT_REPLAYED and values:
+            fields[key] = values if len(values) > 1 else values[0]
+    return fields
 
 
 class _NamesValidChoices:
@@ -67,3 +65,10 @@ class Choice(_NamesValidChoices, SelectField):
 
 class RadioChoice(_NamesValidChoices, RadioField):
     pass
+
+
+class Upload(FileField):
+    """A file field whose data is the uploaded file, or None: text sent under its name is not a file."""
+
+    def process_formdata(self, valuelist) -> None:
+        self.data = next((v for v in valuelist if isinstance(v, FileStorage) and v.filename), None)

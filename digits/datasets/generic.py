@@ -25,12 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flask_wtf import FlaskForm
-from werkzeug.datastructures import FileStorage
+from werkzeug.datastructures import FileStorage, MultiDict
 from werkzeug.utils import secure_filename
-from wtforms import IntegerField, StringField
+from wtforms import Form, IntegerField, StringField
 from wtforms.validators import DataRequired, NumberRange, ValidationError
 
+from digits.datasets.kinds import DatasetKind
 from digits.extensions.catalog import Extension
 from digits.form_fields import Choice
 from digits.jobs import Job, Task
@@ -46,7 +46,7 @@ USERDATA_FILE = "extension_userdata.json"
 UPLOADS = "uploads"
 
 
-class GenericDatasetForm(FlaskForm):
+class GenericDatasetForm(Form):
     """DIGITS' own fields of a generic dataset (its name, how records are stored); the rest is the extension's."""
 
     dataset_name = StringField("Dataset Name", validators=[DataRequired("Name the dataset.")])
@@ -96,7 +96,7 @@ def _check_db(form, field) -> None:
             raise ValidationError(str(exc)) from None
 
 
-class PrebuiltDatasetForm(FlaskForm):
+class PrebuiltDatasetForm(Form):
     """A dataset from LMDBs built elsewhere (DIGITS' "Other" image dataset; its field names)."""
 
     dataset_name = StringField("Dataset Name", validators=[DataRequired("Name the dataset.")])
@@ -136,7 +136,7 @@ class PrebuiltDatasetForm(FlaskForm):
         return ok
 
 
-def build_prebuilt_tasks(form: PrebuiltDatasetForm, staging: Path, workers: int) -> list[Task]:
+def build_prebuilt_tasks(form: PrebuiltDatasetForm) -> list[Task]:
     """The task of a dataset from prebuilt databases: copy them into the job, compute the mean."""
     args = ["--out", "."]
     for stage in ("train", "val"):
@@ -169,7 +169,7 @@ def _json_value(value: Any, name: str, staging: Path) -> Any:
     return value
 
 
-def extension_form_data(form: FlaskForm, staging: Path) -> dict[str, Any]:
+def extension_form_data(form: Form, staging: Path) -> dict[str, Any]:
     """The extension form's ``data`` as JSON: uploaded files are saved in the job and passed as paths."""
     return {
         name: _json_value(value, name, staging)
@@ -279,32 +279,21 @@ class DatasetInfo:
 
 def dataset_info(job: Job) -> DatasetInfo:
     """What a dataset job holds, whatever its kind (image classification datasets included)."""
-    directory = Path(job.directory)
-    if job.kind == KIND:
-        details = describe(job)
-        return DatasetInfo(
-            id=job.id, name=job.name, kind=job.kind, directory=directory,
-            feature_dims=details["feature_dims"], feature_dtype=details["feature_dtype"] or "uint8",
-            label_kind=details["label_kind"] or "none", label_dims=details["label_dims"] or [],
-            label_dtype=details["label_dtype"], labels=details["labels"], extension_id=details["extension_id"],
-            extension_userdata=details["extension_userdata"], entries=details["entries"],
-        )  # fmt: skip
-    from digits.datasets import image_classification
+    from digits.datasets import kind_of
 
-    details = image_classification.describe(job)
+    return kind_of(job).info(job)
+
+
+def generic_info(job: Job) -> DatasetInfo:
+    """A generic dataset's :class:`DatasetInfo`, from its task's results and user data."""
+    details = describe(job)
     return DatasetInfo(
-        id=job.id, name=job.name, kind=job.kind, directory=directory, feature_dims=details["image_dimensions"],
-        labels=details["labels"], entries=details["entries"],
+        id=job.id, name=job.name, kind=job.kind, directory=Path(job.directory),
+        feature_dims=details["feature_dims"], feature_dtype=details["feature_dtype"] or "uint8",
+        label_kind=details["label_kind"] or "none", label_dims=details["label_dims"] or [],
+        label_dtype=details["label_dtype"], labels=details["labels"], extension_id=details["extension_id"],
+        extension_userdata=details["extension_userdata"], entries=details["entries"],
     )  # fmt: skip
-
-
-def clone_fields(job: Job) -> dict[str, Any]:
-    """The fields a generic dataset was created with, for Clone (both forms read what they know)."""
-    return {k: v for k, v in job.form.items() if k != "extension_id"}
-
-
-def worker_count() -> int:
-    return os.cpu_count() or 1
 
 
 def default_view(info: DatasetInfo) -> str:
@@ -343,3 +332,70 @@ def read_records(db_path: Path, page: int, size: int) -> tuple[list[tuple], int]
     finally:
         env.close()
     return samples, total
+
+
+class PrebuiltDataset(DatasetKind):
+    """DIGITS' "Other" image datasets: LMDBs of our records built elsewhere, copied into the job."""
+
+    id = PREBUILT_KIND
+    path = "images/generic"
+    title = PREBUILT_TITLE
+    form = PrebuiltDatasetForm
+    template = "datasets/generic/prebuilt.html"
+
+    def build_tasks(self, forms: list[Form], staging: Path) -> list[Task]:
+        return build_prebuilt_tasks(forms[0])
+
+    def describe(self, job: Job) -> dict[str, Any]:
+        return describe(job)
+
+    def info(self, job: Job) -> DatasetInfo:
+        return generic_info(job)
+
+
+def _plain_call(doing: str, function, *args, **kwargs):
+    return function(*args, **kwargs)
+
+
+class ExtensionDataset(DatasetKind):
+    """A dataset a data extension makes from its own form (DIGITS' generic datasets).
+
+    ``extension`` is the data extension whose form and ``DataIngestion`` make the dataset (None for a kind
+    that only describes existing datasets). Every call into the extension goes through ``guard(doing,
+    function, *args)``, so the web layer can turn a plugin's exception into a page that names the plugin.
+    """
+
+    id = KIND
+    path = "generic"
+    title = TITLE
+    form = GenericDatasetForm
+    template = "datasets/generic/new.html"
+
+    def __init__(self, extension: Extension | None = None, guard=_plain_call):
+        self.extension = extension
+        self.guard = guard
+
+    def forms(self, data: MultiDict | None = None, **context: Any) -> list[Form]:
+        """DIGITS' generic dataset form and the extension's own, both filled with ``data``."""
+        extension_form = self.guard("get_dataset_form()", self.extension.cls.get_dataset_form)
+        if data is not None:
+            self.guard("filling its form", extension_form.process, data)
+        return [GenericDatasetForm(formdata=data), extension_form]
+
+    def validate(self, form: Form) -> bool:
+        if isinstance(form, GenericDatasetForm):
+            return form.validate()
+        return self.guard("validating its form", form.validate)
+
+    def build_tasks(self, forms: list[Form], staging: Path) -> list[Task]:
+        form, extension_form = forms
+        return build_tasks(self.extension, form, extension_form_data(extension_form, staging), staging, self.workers())
+
+    def form_record(self, data: MultiDict) -> dict[str, Any]:
+        return {**super().form_record(data), "extension_id": self.extension.id}
+
+    def describe(self, job: Job) -> dict[str, Any]:
+        return describe(job)
+
+    def info(self, job: Job) -> DatasetInfo:
+        return generic_info(job)

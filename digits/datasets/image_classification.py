@@ -12,13 +12,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from flask_wtf import FlaskForm
-from flask_wtf.file import FileField
-from wtforms import IntegerField, StringField
+from wtforms import Form, IntegerField, StringField
 from wtforms.validators import DataRequired, NumberRange, Optional, ValidationError
 
-from digits.form_fields import Checkbox, Choice, RadioChoice, add_error
+from digits.datasets.kinds import DatasetKind
+from digits.form_fields import Checkbox, Choice, RadioChoice, Upload, add_error
 from digits.jobs import Job, Task
+from digits.jobs.creation import FormProblem
 from digits.tools.parse_folder import find_classes, find_images
 from digits.utils.constants import STAGES, TEST_DB, TRAIN_DB, VAL_DB
 
@@ -71,7 +71,7 @@ def _local_file(path: str) -> str | None:
     return None
 
 
-class ImageClassificationDatasetForm(FlaskForm):
+class ImageClassificationDatasetForm(Form):
     """DIGITS' image classification dataset form; field names are DIGITS' so scripts keep working."""
 
     dataset_name = StringField("Dataset Name", validators=[DataRequired("Name the dataset.")])
@@ -119,19 +119,19 @@ class ImageClassificationDatasetForm(FlaskForm):
     folder_test_max_per_class = IntegerField("Maximum samples per class", validators=[Optional(), NumberRange(1)])
 
     textfile_use_local_files = Checkbox("Use local files on server")
-    textfile_train_images = FileField("Training images", description="Lines of '<path> <label index>'.")
+    textfile_train_images = Upload("Training images", description="Lines of '<path> <label index>'.")
     textfile_local_train_images = StringField("Training images")
     textfile_train_folder = StringField("Image folder (optional)", description="Prefix for relative paths.")
     textfile_use_val = Checkbox("Use validation set")
-    textfile_val_images = FileField("Validation images")
+    textfile_val_images = Upload("Validation images")
     textfile_local_val_images = StringField("Validation images")
     textfile_val_folder = StringField("Image folder (optional)")
     textfile_use_test = Checkbox("Use test set")
-    textfile_test_images = FileField("Test images")
+    textfile_test_images = Upload("Test images")
     textfile_local_test_images = StringField("Test images")
     textfile_test_folder = StringField("Image folder (optional)")
     textfile_shuffle = Checkbox("Shuffle lines", default=True)
-    textfile_labels_file = FileField("Labels", description="One class name per line; line N names label N.")
+    textfile_labels_file = Upload("Labels", description="One class name per line; line N names label N.")
     textfile_local_labels_file = StringField("Labels")
 
     def validate(self, extra_validators=None) -> bool:
@@ -301,15 +301,6 @@ def build_tasks(form: ImageClassificationDatasetForm, staging: Path, workers: in
     return tasks
 
 
-class FormProblem(Exception):
-    """A problem found only once the form's files were read: reported on the field, like a form error."""
-
-    def __init__(self, field, message: str):
-        super().__init__(message)
-        self.field = field
-        self.message = message
-
-
 # -- describing the dataset ------------------------------------------------------------------------------
 def read_labels(directory: Path) -> list[str]:
     try:
@@ -351,3 +342,27 @@ def describe(job: Job) -> dict[str, Any]:
         "has_mean": (directory / "mean.png").is_file(),
         "stages": [stage for stage in STAGES if (directory / f"{stage}_db").is_dir()],
     }
+
+
+class ImageClassificationDataset(DatasetKind):
+    """Images in class folders or listed with their labels, resized into LMDB databases per stage."""
+
+    id = KIND
+    path = "images/classification"
+    title = TITLE
+    form = ImageClassificationDatasetForm
+
+    def build_tasks(self, forms: list[Form], staging: Path) -> list[Task]:
+        return build_tasks(forms[0], staging, self.workers())
+
+    def describe(self, job: Job) -> dict[str, Any]:
+        return describe(job)
+
+    def info(self, job: Job):
+        from digits.datasets.generic import DatasetInfo
+
+        details = describe(job)
+        return DatasetInfo(
+            id=job.id, name=job.name, kind=job.kind, directory=Path(job.directory),
+            feature_dims=details["image_dimensions"], labels=details["labels"], entries=details["entries"],
+        )  # fmt: skip

@@ -4,112 +4,59 @@ from __future__ import annotations
 
 import io
 import os
+from functools import partial
 from pathlib import Path
 
-from flask import Blueprint, abort, current_app, redirect, render_template, request, send_file, url_for
+from flask import Blueprint, abort, current_app, render_template, request, send_file, url_for
 
+from digits import datasets
 from digits.auth import current_username, login_required
-from digits.datasets import generic, generic_routes
+from digits.datasets import generic_routes
 from digits.datasets import image_classification as classification
 from digits.datasets.explore import explore_page
-from digits.form_fields import add_error, replay, replayable_data
 from digits.imaging import RESIZE_MODES, load_image, resize_image
-from digits.jobs import Job, new_job_id
+from digits.jobs import Job
+from digits.jobs.creation import as_multidict
 from digits.utils.constants import STAGES
-from digits.web.jobs import get_job, kind_or_404
+from digits.web.jobs import create_and_submit, form_data, get_job, kind_or_404
 from digits.web.responses import wants_json
 from digits.web.services import current_services
 
 blueprint = Blueprint("datasets", __name__)
 
-# The dataset kinds this server makes: URL path under /datasets/, title, form.
-KINDS = {
-    classification.KIND: {
-        "id": classification.KIND,
-        "path": "images/classification",
-        "title": classification.TITLE,
-        "form": classification.ImageClassificationDatasetForm,
-        "describe": classification.describe,
-        "build_tasks": classification.build_tasks,
-    },
-    # DIGITS' "Other" image datasets: LMDBs built elsewhere, copied in.
-    generic.PREBUILT_KIND: {
-        "id": generic.PREBUILT_KIND,
-        "path": "images/generic",
-        "title": generic.PREBUILT_TITLE,
-        "form": generic.PrebuiltDatasetForm,
-        "template": "datasets/generic/prebuilt.html",
-        "describe": generic.describe,
-        "build_tasks": generic.build_prebuilt_tasks,
-    },
-    # Datasets made by data extensions: each extension has its own page (generic_routes).
-    generic.KIND: {
-        "id": generic.KIND,
-        "path": "generic",
-        "title": generic.TITLE,
-        "new_page": generic_routes.new_page,
-        "describe": generic.describe,
-    },
-}
-
 EXAMPLE_IMAGE = "images/resize-example.jpg"
 
 
-def _render_form(kind: dict, form, status: int = 200):
-    action = url_for("datasets.create", kind=kind["id"])
-    return render_template(kind.get("template", "datasets/new.html"), form=form, kind=kind, action=action), status
+def _render_form(kind: datasets.DatasetKind, forms: list, status: int = 200):
+    action = url_for("datasets.create", kind=kind.id)
+    return render_template(kind.template, form=forms[0], kind=kind, action=action), status
 
 
 def new(kind: str):
     """The empty creation form, or (``?clone=<id>``) the form another job was made with."""
-    kind = kind_or_404(KINDS, kind, "dataset")
+    kind = kind_or_404(datasets.KINDS, kind, "dataset")
     clone_of = request.args.get("clone")
-    if "new_page" in kind:
-        return kind["new_page"](clone_of)
-    form = replay(kind["form"], get_job(clone_of, "dataset").form) if clone_of else kind["form"]()
-    return _render_form(kind, form)
+    return _render_form(kind, kind.forms(as_multidict(get_job(clone_of, "dataset").form) if clone_of else None))
 
 
 @login_required
 def create(kind: str):
     """Validate the form, make the job (its files first, then ``job.json``) and queue it."""
-    kind = kind_or_404(KINDS, kind, "dataset")
-    form = kind["form"]()
-    if form.validate_on_submit():
-        services = current_services()
-        job_id = new_job_id()
-        try:
-            with services.store.staging(job_id) as staging:
-                job = Job(
-                    id=job_id,
-                    type="dataset",
-                    kind=kind["id"],
-                    name=form.dataset_name.data.strip(),
-                    group=(form.group_name.data or "").strip(),
-                    username=current_username(),
-                    directory=str(staging),
-                    form=replayable_data(request.form),
-                    tasks=kind["build_tasks"](form, staging, workers=os.cpu_count() or 1),
-                )
-                services.store.add(job, staging)
-        except classification.FormProblem as problem:
-            add_error(problem.field, problem.message)
-        else:
-            services.scheduler.submit(job)
-            if wants_json():
-                return {"id": job.id, "name": job.name, "status": job.status}
-            return redirect(url_for("datasets.show", job_id=job.id))
-    if wants_json():
-        return {"errors": form.errors}, 400
-    return _render_form(kind, form, 400)
+    kind = kind_or_404(datasets.KINDS, kind, "dataset")
+    store, data, owner = current_services().store, form_data(), current_username()
+    return create_and_submit(
+        lambda: datasets.create(store, kind, data, owner), partial(_render_form, kind), "datasets.show"
+    )
 
 
-for _kind in KINDS.values():
-    blueprint.add_url_rule(f"/datasets/{_kind['path']}/new", "new", new, defaults={"kind": _kind["id"]})
-    for _suffix in ("", ".json") if "form" in _kind else ():
+for _kind in datasets.KINDS.values():
+    blueprint.add_url_rule(f"/datasets/{_kind.path}/new", "new", new, defaults={"kind": _kind.id})
+    for _suffix in ("", ".json"):
         blueprint.add_url_rule(
-            f"/datasets/{_kind['path']}{_suffix}", "create", create, methods=["POST"], defaults={"kind": _kind["id"]}
+            f"/datasets/{_kind.path}{_suffix}", "create", create, methods=["POST"], defaults={"kind": _kind.id}
         )
+# Where Clone leads for datasets made by data extensions: the extension's own form.
+blueprint.add_url_rule("/datasets/generic/new", "new_generic", generic_routes.new_page)
 
 
 def dataset_json(job: Job) -> dict:
@@ -117,7 +64,7 @@ def dataset_json(job: Job) -> dict:
     services = current_services()
     with services.store.lock:
         data = services.store.snapshot(job)
-        details = KINDS.get(job.kind, KINDS[classification.KIND])["describe"](job)
+        details = datasets.kind_of(job).describe(job)
         dependents = [{"id": d.id, "name": d.name, "type": d.type} for d in services.store.dependents(job)]
     data.pop("form", None)
     data.update(details)

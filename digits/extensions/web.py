@@ -122,6 +122,23 @@ def call_extension(extension: Extension, doing: str, function, *args, mark_broke
         raise error from exc
 
 
+def chosen_view(view_id: str, values, missing_status: int = 404) -> tuple[Extension, Any, dict[str, Any]]:
+    """The view extension ``view_id``, its config form (filled from ``values`` when they name its fields)
+    and the config that form gives; a ``missing_status`` error when no such view is usable."""
+    catalog = current_plugins().view
+    extension = catalog.get(view_id)
+    if extension is None:
+        reason = catalog.broken_reason(view_id)
+        installed = ", ".join(catalog.extensions)
+        abort(missing_status, description=f"View {view_id!r} is broken: {reason}" if reason
+              else f"No view extension {view_id!r}; there are {installed}.")  # fmt: skip
+    form = call_extension(extension, "get_config_form()", extension.cls.get_config_form)
+    if form is not None and any(name in values for name in form._fields):
+        call_extension(extension, "filling its form", form.process, values)
+    config = {k: v for k, v in (form.data.items() if form is not None else []) if k != "csrf_token"}
+    return extension, form, config
+
+
 def render_dataset_form(extension: Extension, form) -> Markup:
     """A data extension's dataset form as HTML (``get_dataset_template``)."""
     template, context = call_extension(extension, "get_dataset_template()", extension.cls.get_dataset_template, form)

@@ -27,6 +27,7 @@ from digits.extensions.data import create_extension
 from digits.extensions.web import (
     ExtensionError,
     call_extension,
+    chosen_view,
     current_plugins,
     render_config_form,
     render_extension_template,
@@ -275,22 +276,10 @@ GENERIC_BASE = "/models/images/generic"
 DEFAULT_VIEW = "all-raw-data"
 
 
-def _view_of_request():
-    """The view extension the request picked (``view_extension_id``) and its config form's data."""
-    catalog = current_plugins().view
-    view_id = request.values.get("view_extension_id") or DEFAULT_VIEW
-    extension = catalog.get(view_id)
-    if extension is None:
-        reason = catalog.broken_reason(view_id)
-        abort(400, description=f"View {view_id!r} is broken: {reason}" if reason else f"No view {view_id!r}.")
-    form = call_extension(extension, "get_config_form()", extension.cls.get_config_form)
-    config = {k: v for k, v in (form.data.items() if form is not None else []) if k != "csrf_token"}
-    return extension, config
-
-
 def render_outputs(job: Job, spec, results: list[dict], title: str):
     """The HTML page of generic outputs: each sample through the chosen view extension."""
-    extension, config = _view_of_request()
+    view_id = request.values.get("view_extension_id") or DEFAULT_VIEW
+    extension, _, config = chosen_view(view_id, request.form, missing_status=400)
     dataset = current_services().store.get(spec.extra.get("dataset_id", ""))
     samples = [
         (r["name"], np.asarray(r.get("input", []), np.float32), {"output": chw(np.asarray(r["outputs"]))}, None)

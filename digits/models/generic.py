@@ -15,6 +15,7 @@ from digits.datasets import generic as generic_datasets
 from digits.form_fields import RadioChoice
 from digits.jobs import Job
 from digits.models.image_classification import SEGMENTATION_NETWORKS, ImageClassificationModelForm
+from digits.models.kinds import ModelKind
 
 KIND = "image-generic"
 TITLE = "Generic Image Model"
@@ -29,10 +30,20 @@ class GenericModelForm(ImageClassificationModelForm):
     )
 
 
-def prepare_directory(directory: Path, dataset: Job) -> list[str]:
-    """Write what the model needs from its dataset into its directory; returns extra training arguments."""
-    labels = generic_datasets.dataset_info(dataset).labels
-    if not labels:
-        return []
-    (directory / "labels.txt").write_text("".join(f"{name}\n" for name in labels))
-    return ["--labels", "labels.txt"]
+class GenericImageModel(ModelKind):
+    """A network whose output the network defines (regression, segmentation, ...), on a generic dataset."""
+
+    id = KIND
+    path = "images/generic"
+    title = TITLE
+    form = GenericModelForm
+    dataset_kinds = DATASET_KINDS
+    standard_networks = SEGMENTATION_NETWORKS
+
+    def prepare(self, directory: Path, dataset: Job) -> list[str]:
+        """The dataset's class names, when its extension names them, as the model's ``labels.txt``."""
+        labels = generic_datasets.dataset_info(dataset).labels
+        if not labels:
+            return []
+        (directory / "labels.txt").write_text("".join(f"{name}\n" for name in labels))
+        return ["--labels", "labels.txt"]

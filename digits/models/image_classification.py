@@ -11,13 +11,13 @@ import itertools
 from pathlib import Path
 from typing import Any
 
-from flask_wtf import FlaskForm
-from wtforms import FloatField, IntegerField, SelectMultipleField, StringField, TextAreaField
+from wtforms import FloatField, Form, IntegerField, SelectMultipleField, StringField, TextAreaField
 from wtforms.validators import DataRequired, NumberRange, Optional, ValidationError
 
 from digits.form_fields import Checkbox, Choice, RadioChoice, checked
 from digits.inference.spec import find_snapshot, pretrained_spec, snapshots_of
 from digits.jobs import Job, JobStore, Status
+from digits.models.kinds import ModelKind
 from digits.models.lr_policy import POLICIES, LRPolicy, parse_percents
 
 KIND = "image-classification"
@@ -77,7 +77,7 @@ def comma_list(kind: type, minimum: float):
     return check
 
 
-class ImageClassificationModelForm(FlaskForm):
+class ImageClassificationModelForm(Form):
     """DIGITS' model form; field names are DIGITS' so scripts keep working."""
 
     dataset = Choice("Dataset", choices=[])
@@ -342,3 +342,14 @@ def augmentation_args(form_data: dict[str, Any]) -> list[str]:
     if checked(form_data.get("aug_hsv_use")):
         args += ["--aug-hsv", *(str(form_data.get(f"aug_hsv_{c}") or 0) for c in "hsv")]
     return args
+
+
+class ImageClassificationModel(ModelKind):
+    """A network trained to name the class of an image, on an image classification dataset."""
+
+    id = KIND
+    path = "images/classification"
+    title = TITLE
+    form = ImageClassificationModelForm
+    dataset_kinds = ("image-classification",)
+    standard_networks = STANDARD_NETWORKS

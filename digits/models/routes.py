@@ -2,78 +2,34 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
-from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, render_template, request, url_for
 
+from digits import models
 from digits.auth import current_username, login_required, require_owner
 from digits.datasets.generic import dataset_info
-from digits.form_fields import add_error, replay, replayable_data
 from digits.hardware import gpu_usage, process_usage
-from digits.jobs import Job, Status, Task, new_job_id
-from digits.models import generic
+from digits.jobs import Job, Status
+from digits.jobs.creation import as_multidict
 from digits.models import image_classification as classification
 from digits.models.lr_policy import LRPolicy
 from digits.scheduler.local import log_tail
 from digits.visualize import NetworkBuildError, parse_shape, visualize_network
-from digits.web.jobs import get_job, kind_or_404
+from digits.web.jobs import create_and_submit, form_data, get_job, kind_or_404
 from digits.web.responses import wants_json
 from digits.web.services import current_services
 
 blueprint = Blueprint("models", __name__)
 
-KINDS = {
-    classification.KIND: {
-        "id": classification.KIND,
-        "path": "images/classification",
-        "title": classification.TITLE,
-        "form": classification.ImageClassificationModelForm,
-        "dataset_kinds": ("image-classification",),
-        "standard_networks": classification.STANDARD_NETWORKS,
-        "prepare": lambda directory, dataset: [],
-    },
-    generic.KIND: {
-        "id": generic.KIND,
-        "path": "images/generic",
-        "title": generic.TITLE,
-        "form": generic.GenericModelForm,
-        "dataset_kinds": generic.DATASET_KINDS,
-        "standard_networks": classification.SEGMENTATION_NETWORKS,
-        "prepare": generic.prepare_directory,
-    },
-}
-TRAIN_TOOL = "digits.tools.tensorflow.main"
 LOG_TAIL_LINES = 40
 
 
-def _usable_datasets(kind: dict) -> list[Job]:
-    return current_services().store.all(
-        lambda j: (
-            j.type == "dataset" and j.kind in kind["dataset_kinds"] and j.status not in (Status.ERROR, Status.ABORTED)
-        )
-    )
-
-
-def _previous_models() -> list[Job]:
-    return current_services().store.all(lambda j: j.type == "model" and bool(classification.snapshots_of(j)))
-
-
-def _pretrained_models() -> list[Job]:
-    return current_services().store.all(lambda j: j.type == "pretrained")
-
-
-def _form(kind: dict, data: dict | None = None):
-    form = replay(kind["form"], data) if data is not None else kind["form"]()
-    form.set_datasets(_usable_datasets(kind))
-    form.previous_networks.choices = [(j.id, j.name) for j in _previous_models()]
-    form.pretrained_networks.choices = [(j.id, j.name) for j in _pretrained_models()]
-    return form
-
-
-def _render_form(kind: dict, form, status: int = 200):
+def _render_form(kind: models.ModelKind, forms: list, status: int = 200):
     store = current_services().store
     datasets = []
-    for job in store.all(lambda j: j.type == "dataset" and j.kind in kind["dataset_kinds"] and j.status == Status.DONE):
+    for job in store.all(lambda j: j.type == "dataset" and j.kind in kind.dataset_kinds and j.status == Status.DONE):
         info = dataset_info(job)
         datasets.append(
             {
@@ -86,126 +42,47 @@ def _render_form(kind: dict, form, status: int = 200):
             }
         )
     context = {
-        "form": form,
+        "form": forms[0],
         "kind": kind,
-        "action": url_for("models.create", kind=kind["id"]),
+        "action": url_for("models.create", kind=kind.id),
         "datasets": datasets,
-        "standard_networks": [{"id": n, "title": t, "description": d} for n, t, d in kind["standard_networks"]],
+        "standard_networks": [{"id": n, "title": t, "description": d} for n, t, d in kind.standard_networks],
         "previous_models": [
             {"id": j.id, "name": j.name, "snapshots": [s["epoch"] for s in classification.snapshots_of(j)]}
-            for j in _previous_models()
+            for j in models.previous_models(store)
         ],
-        "pretrained_models": [classification.pretrained_summary(j) for j in _pretrained_models()],
+        "pretrained_models": [classification.pretrained_summary(j) for j in models.pretrained_models(store)],
         "gpus": [{"index": g.index, "name": g.name} for g in current_services().pools.gpus],
         "lr_preview_url": url_for("models.lr_preview"),
         "network_source_url": url_for("models.network_source", name="__NAME__"),
     }
-    return render_template("models/new.html", **context), status
+    return render_template(kind.template, **context), status
 
 
 def new(kind: str):
-    kind = kind_or_404(KINDS, kind, "model")
+    kind = kind_or_404(models.KINDS, kind, "model")
     clone_of = request.args.get("clone")
-    return _render_form(kind, _form(kind, get_job(clone_of, "model").form if clone_of else None))
+    data = as_multidict(get_job(clone_of, "model").form) if clone_of else None
+    return _render_form(kind, kind.forms(data, store=current_services().store))
 
 
 @login_required
 def create(kind: str):
     """Validate the form and make one job per (learning rate, batch size) of the sweep."""
-    kind = kind_or_404(KINDS, kind, "model")
-    form = _form(kind)
-    if form.validate_on_submit() and _check_method(form):
-        services = current_services()
-        dataset = services.store.get(form.dataset.data)
-        source = classification.network_source(form, services.store)
-        weights = classification.starting_weights(form, services.store)
-        points = classification.sweep(form)
-        jobs = []
-        for learning_rate, batch_size in points:
-            data = replayable_data(request.form)
-            data.update(learning_rate=str(learning_rate), batch_size=str(batch_size))
-            name = form.model_name.data.strip()
-            if len(points) > 1:
-                name += f" (lr={learning_rate:g}, batch={batch_size})"
-            job_id = new_job_id()
-            with services.store.staging(job_id) as staging:
-                (staging / "network.py").write_text(source)
-                extra_args = kind["prepare"](staging, dataset)
-                task = Task(
-                    id="train",
-                    name="Train",
-                    tool=TRAIN_TOOL,
-                    args=classification.train_args(data, dataset, learning_rate, batch_size, weights) + extra_args,
-                    resources=_resources(form),
-                )
-                job = Job(
-                    id=job_id, type="model", kind=kind["id"], name=name, username=current_username(),
-                    group=(form.group_name.data or "").strip(), directory=str(staging), form=data,
-                    tasks=[task], depends_on_jobs=[dataset.id],
-                )  # fmt: skip
-                services.store.add(job, staging)
-            services.scheduler.submit(job)
-            jobs.append(job)
-        if wants_json():
-            answers = [{"id": j.id, "name": j.name, "status": j.status} for j in jobs]
-            return answers[0] if len(answers) == 1 else {"jobs": answers}
-        return redirect(url_for("models.show", job_id=jobs[0].id) if len(jobs) == 1 else url_for("home.index"))
-    if wants_json():
-        return {"errors": form.errors}, 400
-    return _render_form(kind, form, 400)
+    kind = kind_or_404(models.KINDS, kind, "model")
+    services, data, owner = current_services(), form_data(), current_username()
+    return create_and_submit(
+        lambda: models.create(services.store, kind, data, owner, services.pools),
+        partial(_render_form, kind),
+        "models.show",
+    )
 
 
-def _check_method(form) -> bool:
-    if form.method.data == "pretrained" and form.pretrained_networks.data not in {j.id for j in _pretrained_models()}:
-        add_error(form.pretrained_networks, "Pick a pretrained model (pretrained_networks: its id).")
-        return False
-    if form.method.data == "previous" and form.previous_networks.data not in {j.id for j in _previous_models()}:
-        add_error(form.previous_networks, "Pick a previous model that has a snapshot.")
-        return False
-    if form.method.data == "previous" and (form.previous_network_snapshot.data or "").strip():
-        previous = current_services().store.get(form.previous_networks.data)
-        if classification.find_snapshot(previous, form.previous_network_snapshot.data) is None:
-            epochs = ", ".join(f"{s['epoch']:g}" for s in classification.snapshots_of(previous))
-            wanted = form.previous_network_snapshot.data
-            add_error(
-                form.previous_network_snapshot, f"{previous.name} has no snapshot at epoch {wanted}; it has {epochs}."
-            )
-            return False
-    dataset = current_services().store.get(form.dataset.data)
-    train_entries = dataset_info(dataset).entries.get("train")
-    too_big = [b for b in form.batch_size.values if train_entries is not None and b > train_entries]
-    if too_big:
-        add_error(
-            form.batch_size,
-            f"Batch size {too_big[0]} is larger than the {train_entries} training images of {dataset.name}.",
-        )
-        return False
-    missing = current_services().pools.missing({"gpus": form.select_gpus.data}) if form.select_gpus.data else None
-    if missing:
-        add_error(form.select_gpus, missing + ".")
-        return False
-    count = form.select_gpu_count.data or 0
-    available = len(current_services().pools.gpus)
-    if count > available:
-        add_error(form.select_gpu_count, f"{count} GPUs asked for; this machine has {available}.")
-        return False
-    return True
-
-
-def _resources(form) -> dict:
-    if form.select_gpus.data:
-        return {"gpus": sorted(form.select_gpus.data)}
-    count = form.select_gpu_count.data
-    if count is None:
-        count = 1 if current_services().pools.gpus else 0
-    return {"gpus": count} if count else {"cpu": 1}
-
-
-for _kind in KINDS.values():
-    blueprint.add_url_rule(f"/models/{_kind['path']}/new", "new", new, defaults={"kind": _kind["id"]})
+for _kind in models.KINDS.values():
+    blueprint.add_url_rule(f"/models/{_kind.path}/new", "new", new, defaults={"kind": _kind.id})
     for _suffix in ("", ".json"):
         blueprint.add_url_rule(
-            f"/models/{_kind['path']}{_suffix}", "create", create, methods=["POST"], defaults={"kind": _kind["id"]}
+            f"/models/{_kind.path}{_suffix}", "create", create, methods=["POST"], defaults={"kind": _kind.id}
         )
 
 

@@ -167,6 +167,26 @@ def upload_archive():
     return _created(job)
 
 
+def _uploads(form: FilesForm) -> dict:
+    """The form's files: ``weights_file`` a list (possibly empty), the others an Upload or None."""
+    uploads = {"weights_file": [pretrained.Upload(f.filename, f.stream)
+                                for f in request.files.getlist("weights_file") if f and f.filename]}  # fmt: skip
+    for field in (form.model_def_file, form.labels_file, form.mean_file):
+        upload = request.files.get(field.name)
+        uploads[field.name] = pretrained.Upload(upload.filename, upload.stream) if upload and upload.filename else None
+    return uploads
+
+
+def _missing_upload(form: FilesForm, uploads: dict) -> tuple | None:
+    """``(field, message)`` for the first file the form needs and did not get, or None."""
+    if not uploads["weights_file"]:
+        return form.weights_file, "Choose the checkpoint's .index and .data-* files."
+    for field in (form.model_def_file, form.labels_file):
+        if uploads[field.name] is None:
+            return field, f"Choose the {field.label.text.lower()} file."
+    return None
+
+
 @blueprint.route("/pretrained_models/upload.json", methods=["POST"])
 @blueprint.route("/pretrained_models/upload", methods=["POST"])
 @login_required
@@ -176,23 +196,17 @@ def upload_files():
     other = ArchiveForm(formdata=None)
     if not form.validate():
         return ({"errors": form.errors}, 400) if wants_json() else _render_new(other, form, 400)
-    weights = [f for f in request.files.getlist("weights_file") if f and f.filename]
-    if not weights:
-        return _refused(form, other, form.weights_file, "Choose the checkpoint's .index and .data-* files.")
-    sent = {}
-    for field in (form.model_def_file, form.labels_file, form.mean_file):
-        upload = request.files.get(field.name)
-        sent[field.name] = pretrained.Upload(upload.filename, upload.stream) if upload and upload.filename else None
-    for field in (form.model_def_file, form.labels_file):
-        if sent[field.name] is None:
-            return _refused(form, other, field, f"Choose the {field.label.text.lower()} file.")
+    uploads = _uploads(form)
+    missing = _missing_upload(form, uploads)
+    if missing:
+        return _refused(form, other, *missing)
     try:
         job = pretrained.from_files(
             current_services().store,
-            weights=[pretrained.Upload(f.filename, f.stream) for f in weights],
-            network=sent["model_def_file"],
-            labels=sent["labels_file"],
-            mean=sent["mean_file"],
+            weights=uploads["weights_file"],
+            network=uploads["model_def_file"],
+            labels=uploads["labels_file"],
+            mean=uploads["mean_file"],
             image_shape=[form.height.data, form.width.data, int(form.image_type.data)],
             resize_mode=form.resize_mode.data,
             subtract_mean=form.subtract_mean.data or None,

@@ -1,4 +1,4 @@
-"""One error handler: JSON ``{"errors": ...}`` for scripts, an error page for browsers."""
+"""The app's error handlers, all here: JSON ``{"errors": ...}`` for scripts, an error page for browsers."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from flask import render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from digits.extensions.web import ExtensionError
 from digits.web.responses import wants_json
 
 log = logging.getLogger(__name__)
@@ -15,6 +16,7 @@ log = logging.getLogger(__name__)
 
 def init_app(app) -> None:
     app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(ExtensionError, _extension_failed)
     app.register_error_handler(Exception, _unexpected_error)
 
 
@@ -31,3 +33,10 @@ def _http_error(exc: HTTPException):
 def _unexpected_error(exc: Exception):
     log.exception("unexpected error")
     return _http_error(InternalServerError(f"{type(exc).__name__}: {exc}"))
+
+
+def _extension_failed(error: ExtensionError):
+    """An extension raised in the web process: say which and show its traceback; the server goes on."""
+    if wants_json():
+        return {"errors": str(error), "error": str(error), "traceback": error.traceback}, 500
+    return render_template("extensions/error.html", error=error), 500

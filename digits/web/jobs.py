@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, redirect, request, send_file, url_for
+from collections.abc import Callable
 
+from flask import Blueprint, abort, redirect, request, send_file, url_for
+from werkzeug.datastructures import CombinedMultiDict
+
+from digits import datasets
 from digits.auth import require_owner
 from digits.inference import jobs as inference_jobs
 from digits.jobs import DeleteRefused, Job
+from digits.jobs.creation import FormInvalid, JobKind
+from digits.web.responses import wants_json
 from digits.web.services import current_services
 
 blueprint = Blueprint("jobs", __name__)
@@ -20,11 +26,33 @@ SHOW_ENDPOINTS = {
 }
 
 
-def kind_or_404(kinds: dict[str, dict], kind: str, job_type: str) -> dict:
+def kind_or_404(kinds: dict[str, JobKind], kind: str, job_type: str) -> JobKind:
     """The kind of dataset or model a URL names, or a 404 listing the kinds this server has."""
     if kind not in kinds:
         abort(404, description=f"No {job_type} kind {kind!r}; this server has {', '.join(kinds)}.")
     return kinds[kind]
+
+
+def form_data() -> CombinedMultiDict:
+    """The request's form fields and uploaded files, as a kind's forms read them."""
+    return CombinedMultiDict([request.files, request.form])
+
+
+def create_and_submit(create: Callable[[], list[Job]], render_invalid: Callable, show_endpoint: str):
+    """Run a creation path, queue what it made and answer: the job (a sweep's jobs) as JSON, or its page.
+
+    ``render_invalid(forms, status)`` renders the creation page again when the data did not validate.
+    """
+    try:
+        jobs = create()
+    except FormInvalid as invalid:
+        return ({"errors": invalid.errors}, 400) if wants_json() else render_invalid(invalid.forms, 400)
+    for job in jobs:
+        current_services().scheduler.submit(job)
+    if wants_json():
+        answers = [{"id": j.id, "name": j.name, "status": j.status} for j in jobs]
+        return answers[0] if len(answers) == 1 else {"jobs": answers}
+    return redirect(url_for(show_endpoint, job_id=jobs[0].id) if len(jobs) == 1 else url_for("home.index"))
 
 
 def get_job(job_id: str, job_type: str | None = None) -> Job:
@@ -106,6 +134,8 @@ def clone(job_id: str):
     job = get_job(job_id)
     if job.type not in ("dataset", "model"):
         abort(400, description=f"A {job.type} job has no creation form to clone.")
+    if job.type == "dataset" and job.kind not in datasets.KINDS:
+        return redirect(url_for("datasets.new_generic", clone=job.id))  # a data extension's form
     return redirect(url_for(f"{job.type}s.new", kind=job.kind, clone=job.id))
 
 

@@ -1,0 +1,73 @@
+"""The dataset kind type and the one path that creates a dataset job from form data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from werkzeug.datastructures import MultiDict
+from wtforms import Form
+
+from digits.form_fields import replayable_data
+from digits.jobs import Job, JobStore, Task, new_job_id
+from digits.jobs.creation import FormProblem, JobKind, as_multidict, report_problem
+
+
+class DatasetKind(JobKind):
+    """A kind of dataset: its forms, the tasks that build it, and how its page describes it."""
+
+    template = "datasets/new.html"
+
+    def build_tasks(self, forms: list[Form], staging: Path) -> list[Task]:
+        """The tasks of a new dataset; files they need (uploads, lists) are written into ``staging``.
+
+        May raise :class:`FormProblem` for what only reading the files shows.
+        """
+        raise NotImplementedError
+
+    def describe(self, job: Job) -> dict[str, Any]:
+        """What the dataset's page and ``/datasets/<id>.json`` show, from its tasks' results and files."""
+        raise NotImplementedError
+
+    def info(self, job: Job):
+        """The dataset as models and view extensions see it: a ``digits.datasets.generic.DatasetInfo``."""
+        raise NotImplementedError
+
+    def form_record(self, data: MultiDict) -> dict[str, Any]:
+        """What ``job.form`` keeps of the data, so Clone can fill the forms again."""
+        return replayable_data(data)
+
+    @staticmethod
+    def workers() -> int:
+        """Worker processes a database tool may start."""
+        return os.cpu_count() or 1
+
+
+def create(store: JobStore, kind: DatasetKind, data: MultiDict | dict, owner: str) -> list[Job]:
+    """Validate ``data`` (form fields and uploaded files) for ``kind`` and add the dataset job to ``store``.
+
+    The job's files are written in a staging directory that becomes the job only once complete. Returns
+    the new job in a list (as ``digits.models.create`` does); it is not yet submitted to a scheduler.
+    Raises :class:`~digits.jobs.creation.FormInvalid` with the forms' errors; then nothing is created.
+    """
+    data = as_multidict(data)
+    forms = kind.validated(kind.forms(data))
+    job_id = new_job_id()
+    try:
+        with store.staging(job_id) as staging:
+            job = Job(
+                id=job_id,
+                type="dataset",
+                kind=kind.id,
+                name=forms[0].dataset_name.data.strip(),
+                group=(forms[0].group_name.data or "").strip(),
+                username=owner,
+                directory=str(staging),
+                form=kind.form_record(data),
+                tasks=kind.build_tasks(forms, staging),
+            )
+            store.add(job, staging)
+    except FormProblem as problem:
+        raise report_problem(forms, problem) from None
+    return [job]

@@ -1,0 +1,146 @@
+"""The model kind type and the one path that creates model jobs (one per point of a sweep) from form data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from werkzeug.datastructures import MultiDict
+from wtforms import Form
+
+from digits.datasets.generic import dataset_info
+from digits.form_fields import add_error, replayable_data
+from digits.inference.spec import find_snapshot, snapshots_of
+from digits.jobs import Job, JobStore, Status, Task, new_job_id
+from digits.jobs.creation import FormInvalid, JobKind, as_multidict
+from digits.scheduler import ResourcePools
+
+TRAIN_TOOL = "digits.tools.tensorflow.main"
+
+
+class ModelKind(JobKind):
+    """A kind of model: its form, the datasets it trains on, its standard networks, its training task.
+
+    ``dataset_kinds`` are the dataset kinds it trains on; ``standard_networks`` are ``(id, title,
+    description)`` of the networks its form offers.
+    """
+
+    template = "models/new.html"
+    dataset_kinds: tuple[str, ...]
+    standard_networks: list[tuple[str, str, str]]
+
+    def forms(self, data: MultiDict | None = None, *, store: JobStore, **context: Any) -> list[Form]:
+        """The model form filled with ``data``; its choices (datasets, models to start from) come from ``store``."""
+        form = self.form(formdata=data)
+        form.set_datasets(self.usable_datasets(store))
+        form.previous_networks.choices = [(j.id, j.name) for j in previous_models(store)]
+        form.pretrained_networks.choices = [(j.id, j.name) for j in pretrained_models(store)]
+        return [form]
+
+    def usable_datasets(self, store: JobStore) -> list[Job]:
+        """The datasets a model of this kind may train on (not failed or aborted ones)."""
+        return store.all(
+            lambda j: (
+                j.type == "dataset" and j.kind in self.dataset_kinds and j.status not in (Status.ERROR, Status.ABORTED)
+            )
+        )
+
+    def prepare(self, directory: Path, dataset: Job) -> list[str]:
+        """Write what a new model needs from its dataset into ``directory``; returns extra training arguments."""
+        return []
+
+
+def previous_models(store: JobStore) -> list[Job]:
+    """Models with a snapshot to start from."""
+    return store.all(lambda j: j.type == "model" and bool(snapshots_of(j)))
+
+
+def pretrained_models(store: JobStore) -> list[Job]:
+    return store.all(lambda j: j.type == "pretrained")
+
+
+def create(store: JobStore, kind: ModelKind, data: MultiDict | dict, owner: str, pools: ResourcePools) -> list[Job]:
+    """Validate ``data`` for ``kind`` and add one model job per (learning rate, batch size) of the sweep.
+
+    ``pools`` are the scheduler's resources: GPUs asked for must exist. Returns the jobs, not yet
+    submitted to a scheduler. Raises :class:`~digits.jobs.creation.FormInvalid`; then nothing is created.
+    """
+    from digits.models import image_classification as classification
+
+    data = as_multidict(data)
+    forms = kind.validated(kind.forms(data, store=store))
+    form = forms[0]
+    if not _check_choices(form, store, pools):
+        raise FormInvalid(form)
+    dataset = store.get(form.dataset.data)
+    source = classification.network_source(form, store)
+    weights = classification.starting_weights(form, store)
+    points = classification.sweep(form)
+    jobs = []
+    for learning_rate, batch_size in points:
+        record = replayable_data(data)
+        record.update(learning_rate=str(learning_rate), batch_size=str(batch_size))
+        name = form.model_name.data.strip()
+        if len(points) > 1:
+            name += f" (lr={learning_rate:g}, batch={batch_size})"
+        job_id = new_job_id()
+        with store.staging(job_id) as staging:
+            (staging / "network.py").write_text(source)
+            args = classification.train_args(record, dataset, learning_rate, batch_size, weights)
+            args += kind.prepare(staging, dataset)
+            task = Task(id="train", name="Train", tool=TRAIN_TOOL, args=args, resources=resources_of(form, pools))
+            job = Job(
+                id=job_id, type="model", kind=kind.id, name=name, username=owner,
+                group=(form.group_name.data or "").strip(), directory=str(staging), form=record,
+                tasks=[task], depends_on_jobs=[dataset.id],
+            )  # fmt: skip
+            jobs.append(store.add(job, staging))
+    return jobs
+
+
+def _check_choices(form, store: JobStore, pools: ResourcePools) -> bool:
+    """Checks that need the store or the machine: the models to start from, the batch size, the GPUs."""
+    method = form.method.data
+    if method == "pretrained" and form.pretrained_networks.data not in {j.id for j in pretrained_models(store)}:
+        add_error(form.pretrained_networks, "Pick a pretrained model (pretrained_networks: its id).")
+        return False
+    if method == "previous" and form.previous_networks.data not in {j.id for j in previous_models(store)}:
+        add_error(form.previous_networks, "Pick a previous model that has a snapshot.")
+        return False
+    if method == "previous" and (form.previous_network_snapshot.data or "").strip():
+        previous = store.get(form.previous_networks.data)
+        if find_snapshot(previous, form.previous_network_snapshot.data) is None:
+            epochs = ", ".join(f"{s['epoch']:g}" for s in snapshots_of(previous))
+            wanted = form.previous_network_snapshot.data
+            add_error(
+                form.previous_network_snapshot, f"{previous.name} has no snapshot at epoch {wanted}; it has {epochs}."
+            )
+            return False
+    dataset = store.get(form.dataset.data)
+    train_entries = dataset_info(dataset).entries.get("train")
+    too_big = [b for b in form.batch_size.values if train_entries is not None and b > train_entries]
+    if too_big:
+        add_error(
+            form.batch_size,
+            f"Batch size {too_big[0]} is larger than the {train_entries} training images of {dataset.name}.",
+        )
+        return False
+    missing = pools.missing({"gpus": form.select_gpus.data}) if form.select_gpus.data else None
+    if missing:
+        add_error(form.select_gpus, missing + ".")
+        return False
+    count = form.select_gpu_count.data or 0
+    if count > len(pools.gpus):
+        add_error(form.select_gpu_count, f"{count} GPUs asked for; this machine has {len(pools.gpus)}.")
+        return False
+    return True
+
+
+def resources_of(form, pools: ResourcePools) -> dict:
+    """What a training task asks the scheduler for: the GPUs picked, a count of GPUs, or a CPU slot."""
+    if form.select_gpus.data:
+        return {"gpus": sorted(form.select_gpus.data)}
+    count = form.select_gpu_count.data
+    if count is None:
+        count = 1 if pools.gpus else 0
+    return {"gpus": count} if count else {"cpu": 1}
