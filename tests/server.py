@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import requests
+from helpers import wait_for_status as wait_for_status  # tests/browser import it from here
 
 
 def free_port() -> int:
@@ -65,13 +66,3 @@ class LiveServer:
         session = requests.Session()
         assert session.post(self.url + "/login", data={"username": username}).ok
         return session
-
-
-def wait_for_status(client, job_id: str, statuses=("Done", "Error", "Aborted"), timeout: float = 60.0) -> dict:
-    """Poll ``/datasets/<id>/status`` (the way DIGITS' scripts do) until the job finishes."""
-    deadline = time.monotonic() + timeout
-    while True:
-        status = client.get(f"/jobs/{job_id}/status").get_json()
-        if status["status"] in statuses or time.monotonic() > deadline:
-            return status
-        time.sleep(0.2)
