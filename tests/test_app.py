@@ -5,8 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from digits.app import create_app
 from digits.config import Config
+from digits.web.services import services_of
 
 
 def test_config_from_environment(monkeypatch, tmp_path):
@@ -27,18 +27,17 @@ def test_secret_key_is_made_once_and_kept(tmp_path):
     assert (tmp_path / ".secret_key").stat().st_mode & 0o777 == 0o600
 
 
-def test_login_keeps_the_user_across_apps(tmp_path):
-    app = create_app(Config.from_env(jobs_dir=tmp_path, testing=True))
+def test_login_keeps_the_user_across_apps(make_app, tmp_path):
+    app = make_app(tmp_path)
     client = app.test_client()
     client.post("/login", data={"username": "fred"})
     assert b"fred" in client.get("/").data
-    app.extensions["digits"].scheduler.shutdown()
+    services_of(app).scheduler.shutdown()
     # a restarted server still knows the cookie: the key is kept in the jobs directory
-    again = create_app(Config.from_env(jobs_dir=tmp_path, testing=True))
+    again = make_app(tmp_path)
     other = again.test_client()
     other.set_cookie("session", client.get_cookie("session").value)
     assert b"fred" in other.get("/").data
-    again.extensions["digits"].scheduler.shutdown()
 
 
 def test_login_rejects_bad_names(client):
@@ -46,8 +45,8 @@ def test_login_rejects_bad_names(client):
     assert answer.status_code == 400 and b"Use letters, digits" in answer.data
 
 
-def test_url_prefix(tmp_path):
-    app = create_app(Config.from_env(jobs_dir=tmp_path, url_prefix="/digits", testing=True))
+def test_url_prefix(make_app, tmp_path):
+    app = make_app(tmp_path, url_prefix="/digits")
     client = app.test_client()
     assert client.get("/digits/index.json").status_code == 200
     page = client.get("/digits/").get_data(as_text=True)
@@ -55,7 +54,6 @@ def test_url_prefix(tmp_path):
     assert '"/digits"' in page  # DIGITS.root, which the Socket.IO client's path is built from
     outside = client.get("/index.json")
     assert outside.status_code == 404 and b"under /digits/" in outside.data
-    app.extensions["digits"].scheduler.shutdown()
 
 
 def test_csrf_browsers_need_the_token_scripts_do_not(logged_in):
@@ -82,10 +80,12 @@ def test_errors_are_json_for_scripts_and_pages_for_browsers(client):
 
 def test_web_process_never_imports_tensorflow(tmp_path):
     code = (
-        "import sys; from digits.app import create_app; from digits.config import Config;"
-        f"app = create_app(Config.from_env(jobs_dir={str(tmp_path)!r}));"
+        # the app as the server process builds it (digits.cli), without the test helpers
+        "import sys; from digits.cli import DigitsServer; from digits.config import Config;"
+        "from digits.web.services import services_of;"
+        f"app = DigitsServer(Config.from_env(jobs_dir={str(tmp_path)!r})).load();"
         "c = app.test_client(); c.get('/'); c.get('/datasets/images/classification/new');"
-        "app.extensions['digits'].scheduler.shutdown();"
+        "services_of(app).scheduler.shutdown();"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'tf_slim')))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

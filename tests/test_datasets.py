@@ -8,35 +8,19 @@ from pathlib import Path
 
 import lmdb
 import numpy as np
+from helpers import CREATE_DATASET, create_dataset, dataset_fields, post_form, wait_done, wait_for_status
 from PIL import Image
 from sample_images import write_digits_folder
-from server import wait_for_status
 
 from digits.records import decode_record, record_key
-
-CREATE = "/datasets/images/classification.json"
-
-
-def folder_fields(folder: Path, **extra) -> dict:
-    fields = dict(
-        method="folder", folder_train=str(folder), encoding="png", resize_channels="1",
-        resize_width="28", resize_height="28", dataset_name="digits",
-    )  # fmt: skip
-    fields.update(extra)
-    return fields
-
-
-def create(client, **fields) -> dict:
-    answer = client.post(CREATE, data=fields)
-    assert answer.status_code == 200, answer.get_json()
-    return answer.get_json()
+from digits.web.services import services_of
 
 
 def test_digits_rest_session(client, digits_folder):
     # 1. log in, the cookie kept by the client
     assert client.post("/login", data={"username": "fred"}).status_code == 302
     # 2. create from a folder
-    created = create(client, **folder_fields(digits_folder, folder_pct_val="25"))
+    created = create_dataset(client, digits_folder, folder_pct_val="25")
     assert set(created) == {"id", "name", "status"} and created["name"] == "digits"
     # 3. poll status, read the dataset, list jobs
     status = wait_for_status(client, created["id"])
@@ -57,8 +41,8 @@ def test_digits_rest_session(client, digits_folder):
 
 
 def test_database_records_and_mean(logged_in, digits_folder):
-    created = create(logged_in, **folder_fields(digits_folder, folder_pct_val="0", encoding="none"))
-    assert wait_for_status(logged_in, created["id"])["status"] == "Done"
+    created = create_dataset(logged_in, digits_folder, folder_pct_val="0", encoding="none")
+    wait_done(logged_in, created["id"])
     directory = Path(logged_in.get(f"/datasets/{created['id']}.json").get_json()["directory"])
     env = lmdb.open(str(directory / "train_db"), readonly=True, lock=False)
     with env.begin() as txn:
@@ -91,18 +75,18 @@ def test_form_errors_say_what_to_fix(logged_in, tmp_path, digits_folder):
         str(one_class): "needs at least 2 classes",
     }
     for folder, message in cases.items():
-        answer = logged_in.post(CREATE, data=folder_fields(Path(folder)))
+        answer = logged_in.post(CREATE_DATASET, data=dataset_fields(Path(folder)))
         assert answer.status_code == 400
         assert message in answer.get_json()["errors"]["folder_train"][0]
-    answer = logged_in.post(CREATE, data=folder_fields(digits_folder, folder_train_min_per_class="31"))
+    answer = logged_in.post(CREATE_DATASET, data=dataset_fields(digits_folder, folder_train_min_per_class="31"))
     assert "too few images in 0 (30)" in answer.get_json()["errors"]["folder_train"][0]
     assert logged_in.get("/index.json").get_json()["datasets"] == []
 
 
 def test_unknown_choices_are_400_with_field_errors(logged_in, digits_folder):
     answer = logged_in.post(
-        CREATE,
-        data=folder_fields(
+        CREATE_DATASET,
+        data=dataset_fields(
             digits_folder, encoding="webp", resize_mode="stretch", resize_channels="4", backend="hdf5", method="s3"
         ),  # fmt: skip
     )
@@ -113,10 +97,10 @@ def test_unknown_choices_are_400_with_field_errors(logged_in, digits_folder):
 
 
 def test_not_logged_in_is_told_how(client, digits_folder):
-    answer = client.post(CREATE, data=folder_fields(digits_folder))
+    answer = client.post(CREATE_DATASET, data=dataset_fields(digits_folder))
     assert answer.status_code == 401 and "POST /login" in answer.get_json()["errors"]
     # ... or names itself in the request, as DIGITS' scripts may
-    assert client.post(CREATE, data=folder_fields(digits_folder, username="script")).status_code == 200
+    assert client.post(CREATE_DATASET, data=dataset_fields(digits_folder, username="script")).status_code == 200
 
 
 def write_bad_images(folder: Path) -> dict[str, str]:
@@ -142,8 +126,8 @@ def write_bad_images(folder: Path) -> dict[str, str]:
 def test_bad_images_are_skipped_with_reasons(logged_in, tmp_path):
     folder = write_digits_folder(tmp_path / "mixed", per_class=5)
     fates = write_bad_images(folder)
-    created = create(logged_in, **folder_fields(folder, folder_pct_val="0", resize_channels="3"))
-    assert wait_for_status(logged_in, created["id"])["status"] == "Done"
+    created = create_dataset(logged_in, folder, folder_pct_val="0", resize_channels="3")
+    wait_done(logged_in, created["id"])
     dataset = logged_in.get(f"/datasets/{created['id']}.json").get_json()
     skipped = {Path(s["path"]).name: s for s in dataset["skipped"]}
     assert set(skipped) == {name for name, fate in fates.items() if fate == "skipped"}
@@ -155,7 +139,7 @@ def test_bad_images_are_skipped_with_reasons(logged_in, tmp_path):
 
 
 def test_explore_pages_and_label_filter(logged_in, digits_folder):
-    created = create(logged_in, **folder_fields(digits_folder, folder_pct_val="0"))
+    created = create_dataset(logged_in, digits_folder, folder_pct_val="0")
     wait_for_status(logged_in, created["id"])
     page = logged_in.get(f"/datasets/{created['id']}/explore.json?db=train&label=3&size=7&page=1").get_json()
     assert page["total"] == 30 and page["pages"] == 5 and len(page["items"]) == 7
@@ -181,8 +165,8 @@ def test_textfile_lists_uploaded_and_local(logged_in, digits_folder, tmp_path):
         textfile_val_images=(io.BytesIO("\n".join(lines[1::2] + ["missing.png 3"]).encode()), "val.txt"),
         textfile_labels_file=(io.BytesIO(labels.encode()), "labels.txt"),
     )
-    created = logged_in.post(CREATE, data=uploaded, content_type="multipart/form-data").get_json()
-    assert wait_for_status(logged_in, created["id"])["status"] == "Done"
+    created = logged_in.post(CREATE_DATASET, data=uploaded, content_type="multipart/form-data").get_json()
+    wait_done(logged_in, created["id"])
     dataset = logged_in.get(f"/datasets/{created['id']}.json").get_json()
     assert dataset["entries"] == {"train": 150, "val": 150}
     assert [Path(s["path"]).name for s in dataset["skipped"]] == ["missing.png"]
@@ -193,18 +177,18 @@ def test_textfile_lists_uploaded_and_local(logged_in, digits_folder, tmp_path):
     local = dict(fields, textfile_use_local_files="1", textfile_use_val="0",
                  textfile_local_train_images=str(tmp_path / "train.txt"),
                  textfile_local_labels_file=str(tmp_path / "labels.txt"))  # fmt: skip
-    created = create(logged_in, **local)
-    assert wait_for_status(logged_in, created["id"])["status"] == "Done"
+    created = post_form(logged_in, CREATE_DATASET, local)
+    wait_done(logged_in, created["id"])
     assert logged_in.get(f"/datasets/{created['id']}.json").get_json()["entries"] == {"train": 300}
 
     missing = dict(local, textfile_local_labels_file=str(tmp_path / "nope.txt"))
-    answer = logged_in.post(CREATE, data=missing)
+    answer = logged_in.post(CREATE_DATASET, data=missing)
     assert answer.status_code == 400 and "is not a file" in answer.get_json()["errors"]["textfile_local_labels_file"][0]
 
 
 def test_only_the_owner_changes_a_job(client, digits_folder):
     client.post("/login", data={"username": "fred"})
-    created = create(client, **folder_fields(digits_folder))
+    created = create_dataset(client, digits_folder)
     wait_for_status(client, created["id"])
     answer = client.put(f"/jobs/{created['id']}", json={"name": "renamed", "notes": "first try", "group": "mnist"})
     assert answer.status_code == 200
@@ -220,9 +204,9 @@ def test_only_the_owner_changes_a_job(client, digits_folder):
 def test_delete_refused_while_a_model_uses_the_dataset(app, logged_in, digits_folder):
     from digits.jobs import Job, new_job_id
 
-    created = create(logged_in, **folder_fields(digits_folder))
+    created = create_dataset(logged_in, digits_folder)
     wait_for_status(logged_in, created["id"])
-    store = app.extensions["digits"].store
+    store = services_of(app).store
     model = Job(id=new_job_id(), type="model", kind="image-classification", name="lenet", username="fred",
                 directory="", depends_on_jobs=[created["id"]])  # fmt: skip
     store.add(model)
@@ -233,9 +217,7 @@ def test_delete_refused_while_a_model_uses_the_dataset(app, logged_in, digits_fo
 
 
 def test_clone_fills_the_form_again(logged_in, digits_folder):
-    created = create(
-        logged_in, **folder_fields(digits_folder, resize_mode="crop", folder_pct_test="10", group_name="g1")
-    )
+    created = create_dataset(logged_in, digits_folder, resize_mode="crop", folder_pct_test="10", group_name="g1")
     answer = logged_in.get(f"/clone/{created['id']}")
     assert answer.status_code == 302
     page = logged_in.get(answer.headers["Location"]).get_data(as_text=True)
@@ -253,7 +235,7 @@ def test_resize_preview(client):
 
 
 def test_pages_render(logged_in, digits_folder):
-    created = create(logged_in, **folder_fields(digits_folder))
+    created = create_dataset(logged_in, digits_folder)
     wait_for_status(logged_in, created["id"])
     for url in ("/", "/datasets/images/classification/new", f"/datasets/{created['id']}", "/login"):
         answer = logged_in.get(url)
@@ -264,7 +246,7 @@ def test_pages_render(logged_in, digits_folder):
 
 
 def test_job_json_keeps_the_form_and_history(logged_in, digits_folder):
-    created = create(logged_in, **folder_fields(digits_folder))
+    created = create_dataset(logged_in, digits_folder)
     wait_for_status(logged_in, created["id"])
     directory = Path(logged_in.get(f"/datasets/{created['id']}.json").get_json()["directory"])
     saved = json.loads((directory / "job.json").read_text())
@@ -281,8 +263,8 @@ def test_creation_killed_midway_is_an_error_and_offers_no_database(logged_in, tm
     from sample_images import write_color_folder
 
     folder = write_color_folder(tmp_path / "color", classes=2, per_class=400)
-    fields = folder_fields(folder, resize_channels="3", resize_width="224", resize_height="224", folder_pct_val="0")
-    created = create(logged_in, **fields)
+    fields = dataset_fields(folder, resize_channels="3", resize_width="224", resize_height="224", folder_pct_val="0")
+    created = post_form(logged_in, CREATE_DATASET, fields)
     deadline = time.monotonic() + 60
 
     def command(process) -> str:
@@ -312,10 +294,10 @@ def test_creation_killed_midway_is_an_error_and_offers_no_database(logged_in, tm
 
 def test_separate_validation_folder(logged_in, digits_folder, tmp_path):
     val = write_digits_folder(tmp_path / "val", per_class=4)
-    fields = folder_fields(digits_folder, has_val_folder="1", folder_val=str(val), folder_pct_val="25")
-    created = create(logged_in, **fields)
-    assert wait_for_status(logged_in, created["id"])["status"] == "Done"
+    fields = dataset_fields(digits_folder, has_val_folder="1", folder_val=str(val), folder_pct_val="25")
+    created = post_form(logged_in, CREATE_DATASET, fields)
+    wait_done(logged_in, created["id"])
     dataset = logged_in.get(f"/datasets/{created['id']}.json").get_json()
     assert dataset["entries"] == {"train": 300, "val": 40}
-    bad = logged_in.post(CREATE, data=dict(fields, folder_val=str(tmp_path / "nope")))
+    bad = logged_in.post(CREATE_DATASET, data=dict(fields, folder_val=str(tmp_path / "nope")))
     assert bad.status_code == 400 and "does not exist" in bad.get_json()["errors"]["folder_val"][0]

@@ -3,25 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from server import wait_for_status
+from helpers import CREATE_MODEL, lenet_fields, make_dataset
 
-CREATE_MODEL = "/models/images/classification.json"
+from digits.web.services import services_of
 
 
 @pytest.fixture
 def dataset_id(logged_in, digits_folder):
-    fields = dict(method="folder", folder_train=str(digits_folder), resize_channels="1", resize_width="28",
-                  resize_height="28", dataset_name="digits", folder_pct_val="25")  # fmt: skip
-    created = logged_in.post("/datasets/images/classification.json", data=fields).get_json()
-    assert wait_for_status(logged_in, created["id"])["status"] == "Done"
-    return created["id"]
-
-
-def model_fields(dataset_id: str, **extra) -> dict:
-    fields = dict(method="standard", standard_networks="lenet", train_epochs="1", framework="tensorflow",
-                  model_name="lenet", dataset=dataset_id)  # fmt: skip
-    fields.update(extra)
-    return fields
+    return make_dataset(logged_in, digits_folder, folder_pct_val="25")
 
 
 def test_form_errors_say_what_to_fix(logged_in, dataset_id):
@@ -38,28 +27,28 @@ def test_form_errors_say_what_to_fix(logged_in, dataset_id):
         "select_gpu_count": (dict(select_gpu_count="2"), "2 GPUs asked for; this machine has 0."),
     }
     for field, (extra, message) in cases.items():
-        answer = logged_in.post(CREATE_MODEL, data=model_fields(dataset_id, **extra))
+        answer = logged_in.post(CREATE_MODEL, data=lenet_fields(dataset_id, **extra))
         assert answer.status_code == 400, field
         assert any(message in error for error in answer.get_json()["errors"][field]), answer.get_json()
-    missing_class = logged_in.post(CREATE_MODEL, data=model_fields(dataset_id, method="custom", custom_network="x = 1"))
+    missing_class = logged_in.post(CREATE_MODEL, data=lenet_fields(dataset_id, method="custom", custom_network="x = 1"))
     assert missing_class.get_json()["errors"]["custom_network"] == ["The network must define class UserModel(Tower)."]
     assert logged_in.get("/index.json").get_json()["models"] == []
 
 
 def test_sweep_makes_one_job_per_combination(app, logged_in, dataset_id):
-    answer = logged_in.post(CREATE_MODEL, data=model_fields(dataset_id, learning_rate="0.1,0.01", batch_size="8,16"))
+    answer = logged_in.post(CREATE_MODEL, data=lenet_fields(dataset_id, learning_rate="0.1,0.01", batch_size="8,16"))
     jobs = answer.get_json()["jobs"]
     assert sorted(j["name"] for j in jobs) == [
         "lenet (lr=0.01, batch=16)", "lenet (lr=0.01, batch=8)", "lenet (lr=0.1, batch=16)", "lenet (lr=0.1, batch=8)",
     ]  # fmt: skip
-    store = app.extensions["digits"].store
+    services = services_of(app)
     for answer_job in jobs:
-        job = store.get(answer_job["id"])
+        job = services.store.get(answer_job["id"])
         args = job.tasks[0].args
         assert args[args.index("--learning-rate") + 1] == job.form["learning_rate"]
         assert args[args.index("--batch-size") + 1] == job.form["batch_size"]
         assert job.depends_on_jobs == [dataset_id]
-        app.extensions["digits"].scheduler.abort(job, wait=True)
+        services.scheduler.abort(job, wait=True)
     # the dataset cannot go while models use it
     refused = logged_in.delete(f"/datasets/{dataset_id}")
     assert refused.status_code == 409 and len(refused.get_json()["dependents"]) == 4

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import wait_until
 
 from digits.hardware import Gpu
 from digits.jobs import Job, JobStore, Status, Task, new_job_id
@@ -45,13 +46,6 @@ def submit(store, scheduler, *tasks: Task, depends_on_jobs=()) -> Job:
     store.add(job)
     scheduler.submit(job)
     return job
-
-
-def wait_until(predicate, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 def test_task_runs_and_its_events_become_state(store, scheduler):
