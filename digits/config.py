@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +38,15 @@ class Config:
     # TensorBoard servers started from the pages: at most this many at once, each stopped after this many idle seconds.
     tensorboard_max: int = 4
     tensorboard_idle: int = 600
+    # "password": accounts with passwords (the default); "none": DIGITS' single-user mode, loopback only.
+    auth: str = "password"
+    # Server paths that forms may name (folders, list files, databases): these directories and below.
+    data_roots: list[Path] = field(default_factory=list)
+    # Host names the server answers (DNS rebinding); empty: localhost, loopback, the bound address, the host name.
+    allowed_hosts: list[str] = field(default_factory=list)
+    # Proxies in front of the server (counted hops) whose X-Forwarded-* headers are trusted; 0: none.
+    trusted_proxies: int = 0
+    session_hours: int = 24 * 7
 
     @classmethod
     def from_env(cls, **overrides) -> Config:
@@ -58,11 +68,32 @@ class Config:
                      "tensorboard_idle"):  # fmt: skip
             if env.get(f"DIGITS_{name.upper()}"):
                 values[name] = int(env[f"DIGITS_{name.upper()}"])
+        if env.get("DIGITS_AUTH"):
+            values["auth"] = env["DIGITS_AUTH"]
+        if env.get("DIGITS_DATA_ROOTS"):
+            values["data_roots"] = [Path(p) for p in env["DIGITS_DATA_ROOTS"].split(os.pathsep) if p.strip()]
+        if env.get("DIGITS_ALLOWED_HOSTS"):
+            values["allowed_hosts"] = [h.strip() for h in env["DIGITS_ALLOWED_HOSTS"].split(",") if h.strip()]
+        if env.get("DIGITS_TRUSTED_PROXIES"):
+            values["trusted_proxies"] = int(env["DIGITS_TRUSTED_PROXIES"])
+        if env.get("DIGITS_SESSION_HOURS"):
+            values["session_hours"] = int(env["DIGITS_SESSION_HOURS"])
         values.update({k: v for k, v in overrides.items() if v is not None})
         config = cls(**values)
         config.jobs_dir = Path(config.jobs_dir).resolve()
+        # Default roots: the jobs directory and the directory the server started in.
+        config.data_roots = [Path(r).resolve() for r in config.data_roots or [config.jobs_dir, Path.cwd()]]
+        if config.auth not in ("password", "none"):
+            raise ValueError(f"DIGITS_AUTH must be 'password' or 'none', not {config.auth!r}")
         config.url_prefix = normalize_prefix(config.url_prefix)
         return config
+
+    def host_allowlist(self) -> set[str]:
+        """The host names (without port) requests may name in ``Host``: the configured ones, or the defaults."""
+        if self.allowed_hosts:
+            return {h.lower() for h in self.allowed_hosts}
+        return {"localhost", "127.0.0.1", "::1", self.host.lower(), socket.gethostname().lower(),
+                socket.getfqdn().lower()} - {"0.0.0.0", "::"}  # fmt: skip
 
     @property
     def log_level_number(self) -> int:
