@@ -20,7 +20,6 @@ import os
 import re
 import shutil
 import stat
-import subprocess
 import sys
 import tarfile
 import tempfile
@@ -34,7 +33,7 @@ from typing import Any
 
 from digits import __version__
 from digits.inference.spec import ModelSpec, SpecError
-from digits.tools.protocol import PARENT_PID_ENV
+from digits.processes import run_to_end
 
 INFO_FILE = "info.json"
 NETWORK_FILE = "network.py"
@@ -419,16 +418,12 @@ def export_model(spec: ModelSpec, cache: Path, fmt: str, timeout: float = 600.0)
         if fmt == "onnx":
             command.append("--onnx")
         # Exporting needs no GPU; it must not take memory from the training that the scheduler placed there.
-        env = {**os.environ, PARENT_PID_ENV: str(os.getpid()), "CUDA_VISIBLE_DEVICES": "", "PYTHONUNBUFFERED": "1"}
-        with open(work / "export.log", "w") as log:
-            try:
-                finished = subprocess.run(command, cwd=work, env=env, stdout=subprocess.PIPE, stderr=log,
-                                          stdin=subprocess.DEVNULL, text=True, timeout=timeout)  # fmt: skip
-            except subprocess.TimeoutExpired:
-                raise ExportError(f"the export took more than {timeout:g} s") from None
-        events = [json.loads(line) for line in finished.stdout.splitlines() if line.startswith("{")]
+        env = {"CUDA_VISIBLE_DEVICES": "", "PYTHONUNBUFFERED": "1"}
+        returncode, events = run_to_end(command, log=work / "export.log", timeout=timeout, cwd=work, env=env)
+        if returncode is None:
+            raise ExportError(f"the export took more than {timeout:g} s")
         error = next((e for e in events if e.get("event") == "error"), None)
-        if finished.returncode != 0 or error:
+        if returncode != 0 or error:
             message = error["message"] if error else _log_end(work / "export.log")
             raise ExportError(message, error.get("user_line") if error else None)
         try:

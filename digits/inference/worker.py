@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import queue
-import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import IO
 
 from digits.inference.spec import ModelSpec
-from digits.tools.protocol import PARENT_PID_ENV
+from digits.processes import RunningTool, start_tool
 
 
 class InferenceError(RuntimeError):
@@ -39,7 +36,7 @@ class InferenceWorker:
             "--max-models", str(max_models), "--max-memory-mb", str(max_memory_mb),
         ]  # fmt: skip
         self._lock = threading.Lock()  # one request at a time: the worker answers in order
-        self._process: subprocess.Popen | None = None
+        self._process: RunningTool | None = None
         self._replies: queue.Queue = queue.Queue()
         self._ids = itertools.count(1)
 
@@ -52,8 +49,7 @@ class InferenceWorker:
             process = self._ensure_started()
             payload["id"] = request_id = next(self._ids)
             try:
-                process.stdin.write(json.dumps(payload) + "\n")
-                process.stdin.flush()
+                process.write(json.dumps(payload))
             except (BrokenPipeError, OSError):
                 self._stop()
                 raise InferenceError("the inference worker stopped; try again") from None
@@ -70,26 +66,21 @@ class InferenceWorker:
             raise InferenceError(reply["error"], reply.get("user_line"))
         return reply
 
-    def _ensure_started(self) -> subprocess.Popen:
-        if self._process is not None and self._process.poll() is None:
+    def _ensure_started(self) -> RunningTool:
+        if self._process is not None and self._process.returncode is None:
             return self._process
-        self._replies = queue.Queue()
-        log = open(self.log_path, "a")  # noqa: SIM115 - kept open by the child
-        try:
-            self._process = subprocess.Popen(
-                self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
-                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", PARENT_PID_ENV: str(os.getpid())},
-                start_new_session=True,
-            )  # fmt: skip
-        finally:
-            log.close()
-        threading.Thread(target=_read_replies, args=(self._process.stdout, self._replies), daemon=True).start()
+        # A queue per worker: a dead worker's last word (None) must not answer its successor's request.
+        replies = self._replies = queue.Queue()
+        self._process = start_tool(
+            self.command, log=self.log_path, env={"TF_CPP_MIN_LOG_LEVEL": "2"}, stdin=True,
+            on_event=replies.put, on_exit=lambda returncode: replies.put(None),  # None: the worker is gone
+        )  # fmt: skip
         return self._process
 
     def _stop(self) -> None:
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.kill()
+        if process is not None and process.returncode is None:
+            process.terminate(grace=0)
             process.wait()
 
     def shutdown(self) -> None:
@@ -98,13 +89,4 @@ class InferenceWorker:
 
     @property
     def pid(self) -> int | None:
-        return self._process.pid if self._process is not None and self._process.poll() is None else None
-
-
-def _read_replies(stream: IO[str], replies: queue.Queue) -> None:
-    for line in stream:
-        try:
-            replies.put(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    replies.put(None)  # the worker is gone
+        return self._process.pid if self._process is not None and self._process.returncode is None else None
