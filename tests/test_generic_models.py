@@ -7,10 +7,10 @@ import io
 
 import numpy as np
 import pytest
+from helpers import wait_done
 from PIL import Image
 from sample_images import write_digits_folder
 from seed_networks import AUTOENCODER
-from server import wait_for_status
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +30,7 @@ def processing_dataset(logged_in, tmp_path):
     answer = logged_in.post("/datasets/generic/create/image-processing.json", data=fields)
     assert answer.status_code == 200, answer.get_json()
     dataset = answer.get_json()["id"]
-    assert wait_for_status(logged_in, dataset)["status"] == "Done"
+    wait_done(logged_in, dataset)
     return dataset, flat
 
 
@@ -42,8 +42,7 @@ def test_autoencoder_on_an_image_processing_dataset(logged_in, processing_datase
     created = logged_in.post("/models/images/generic.json", data=fields)
     assert created.status_code == 200, created.get_json()
     model = created.get_json()["id"]
-    status = wait_for_status(logged_in, model, timeout=180)
-    assert status["status"] == "Done", status["error"]
+    wait_done(logged_in, model, timeout=180)
     losses = [m["train"]["loss"] for m in logged_in.get(f"/models/{model}.json").get_json()["metrics"] if "train" in m]
     assert losses[-1] < losses[0]
 

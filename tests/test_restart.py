@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import psutil
 import pytest
+from helpers import CREATE_DATASET, dataset_fields, poll
 from sample_images import write_color_folder
 from server import LiveServer
 
@@ -15,13 +15,8 @@ pytestmark = pytest.mark.slow
 
 
 def wait_json(session, url, predicate, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        data = session.get(url).json()
-        if predicate(data):
-            return data
-        assert time.monotonic() < deadline, f"timed out waiting on {url}: {data}"
-        time.sleep(0.1)
+    """GET ``url`` from the live server until ``predicate`` holds for its JSON; returns that JSON."""
+    return poll(lambda: session.get(url).json(), predicate, timeout=timeout, interval=0.1, what=url)
 
 
 def test_sigkill_during_creation_then_restart(tmp_path, digits_folder):
@@ -33,14 +28,13 @@ def test_sigkill_during_creation_then_restart(tmp_path, digits_folder):
         maps = Path(f"/proc/{pid}/maps").read_text()
         assert "tensorflow" not in maps, "the web process must not load TensorFlow"
         session = server.session()
-        small = dict(method="folder", folder_train=str(digits_folder), resize_channels="1", resize_width="28",
-                     resize_height="28", dataset_name="finished before the crash")  # fmt: skip
-        done_id = session.post(server.url + "/datasets/images/classification.json", data=small).json()["id"]
+        small = dataset_fields(digits_folder, dataset_name="finished before the crash")
+        done_id = session.post(server.url + CREATE_DATASET, data=small).json()["id"]
         wait_json(session, f"{server.url}/datasets/{done_id}/status", lambda d: d["status"] == "Done")
 
-        big = dict(method="folder", folder_train=str(write_color_folder(tmp_path / "color")), resize_channels="3",
-                   resize_width="224", resize_height="224", encoding="png", dataset_name="killed midway")  # fmt: skip
-        killed_id = session.post(server.url + "/datasets/images/classification.json", data=big).json()["id"]
+        big = dataset_fields(write_color_folder(tmp_path / "color"), resize_channels="3", resize_width="224",
+                             resize_height="224", dataset_name="killed midway")  # fmt: skip
+        killed_id = session.post(server.url + CREATE_DATASET, data=big).json()["id"]
         wait_json(
             session,
             f"{server.url}/datasets/{killed_id}.json",
@@ -74,7 +68,7 @@ def test_sigkill_during_creation_then_restart(tmp_path, digits_folder):
         # Clone gives the same form back; sent again, it runs to the end
         form_page = session.get(f"{server.url}/clone/{killed_id}").text
         assert 'value="killed midway"' in form_page
-        again = session.post(server.url + "/datasets/images/classification.json", data=big).json()
+        again = session.post(server.url + CREATE_DATASET, data=big).json()
         final = wait_json(session, f"{server.url}/datasets/{again['id']}/status",
                           lambda d: d["status"] in ("Done", "Error"), timeout=240)  # fmt: skip
         assert final["status"] == "Done", final
