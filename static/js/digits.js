@@ -10,9 +10,14 @@ window.DIGITS = (function () {
     'use strict';
 
     const DIGITS = {
-        /* request.script_root; base.html sets it right after loading this file. */
-        root: '',
+        /* request.script_root, from <meta name="script-root">: base.html puts its meta tags before this file. */
+        root: meta('script-root'),
     };
+
+    function meta(name) {
+        const node = document.querySelector('meta[name="' + name + '"]');
+        return node ? node.getAttribute('content') : '';
+    }
 
     /** Absolute URL of an app path ('/jobs/x'), honouring a URL prefix. */
     DIGITS.url = function (path) {
@@ -22,8 +27,16 @@ window.DIGITS = (function () {
     };
 
     DIGITS.csrfToken = function () {
-        const meta = document.querySelector('meta[name="csrf-token"]');
-        return meta ? meta.getAttribute('content') : '';
+        return meta('csrf-token');
+    };
+
+    /**
+     * What the server gave the page to draw: the JSON in <script type="application/json" id="page-data">
+     * (templates/macros/page.html: page_data). Returns {} when the page has none.
+     */
+    DIGITS.pageData = function (id) {
+        const node = document.getElementById(id || 'page-data');
+        return node ? JSON.parse(node.textContent) : {};
     };
 
     /* Turn the body of an error answer into one readable line. */
@@ -391,7 +404,8 @@ window.DIGITS = (function () {
      * of name, group and notes, and the Abort, Resume and Delete buttons.
      * options: {jobId, jsonUrl, resumeUrl, kind ("dataset", "model"), canEdit, homeUrl,
      *           getJob() -> the job as last rendered, render(job)}.
-     * Returns {refresh(), editing() -> the id of the field being edited or null, renderCommon(job)}.
+     * Returns {refresh(), editing() -> the id of the field being edited or null, renderCommon(job) -> draws the
+     * header and the Job card of templates/macros/job.html}.
      */
     DIGITS.jobPage = function (options) {
         const JOB_ID = options.jobId;
@@ -567,11 +581,40 @@ window.DIGITS = (function () {
                 status.appendChild(el('span', {className: 'ms-2 small text-muted'}, Math.round(job.progress * 100) + '%'));
             }
             byId('job-kind').textContent = kindTitle(job.kind);
+            renderJobCard(job);
             byId('interrupted-notice').classList.toggle('d-none', !job.interrupted);
             const abort = byId('abort-button');
             if (abort) abort.classList.toggle('d-none', ACTIVE.indexOf(job.status) < 0);
             const resume = byId('resume-button');
             if (resume) resume.classList.toggle('d-none', !job.can_resume);
+        }
+
+        /* The rows of the Job card (templates/macros/job.html) every job page has; a page without one skips it. */
+        function renderJobCard(job) {
+            const set = function (id, text) { const node = byId(id); if (node) node.textContent = text; };
+            set('job-owner', job.username || '');
+            set('job-created', DIGITS.formatTime(job.created));
+            set('job-directory', job.directory || '');
+
+            const historyBox = byId('job-history');
+            const history = job.status_history || [];
+            if (historyBox) historyBox.replaceChildren.apply(historyBox, history.map(function (entry, i) {
+                const next = history[i + 1];
+                return el('div', null, [
+                    el('span', {className: 'badge ' + DIGITS.statusClass(entry[0]) + ' me-1'}, entry[0]),
+                    DIGITS.formatTime(entry[1]),
+                    next ? el('span', {className: 'text-muted'}, ' (' + DIGITS.formatDuration(next[1] - entry[1]) + ')') : null,
+                ]);
+            }));
+
+            const dependentsBox = byId('job-dependents');
+            const dependents = job.dependents || [];
+            if (dependentsBox) dependentsBox.replaceChildren.apply(dependentsBox, dependents.length
+                ? dependents.map(function (d, i) {
+                    const href = DIGITS.url('/' + (d.type === 'dataset' ? 'datasets' : 'models') + '/' + encodeURIComponent(d.id));
+                    return el('span', null, [i ? ', ' : null, el('a', {href: href}, d.name)]);
+                })
+                : ['\u2014']);
         }
 
         return {refresh: refresh, editing: function () { return editing; }, renderCommon: renderCommon};
