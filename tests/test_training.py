@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
+from helpers import (
+    CREATE_MODEL,
+    lenet_fields,
+    logged_in_client,
+    make_dataset,
+    poll,
+    post_form,
+    wait_done,
+    wait_for_status,
+)
 from sample_images import write_digits_folder
 from seed_networks import AUTOENCODER
-from server import wait_for_status
 
 pytestmark = pytest.mark.slow
 
@@ -18,12 +25,16 @@ def full_digits(tmp_path_factory):
     return write_digits_folder(tmp_path_factory.mktemp("all-digits"))
 
 
-def make_dataset(client, folder) -> str:
-    fields = dict(method="folder", folder_train=str(folder), resize_channels="1", resize_width="28",
-                  resize_height="28", folder_pct_val="25", dataset_name="digits")  # fmt: skip
-    created = client.post("/datasets/images/classification.json", data=fields).get_json()
-    assert wait_for_status(client, created["id"])["status"] == "Done"
-    return created["id"]
+@pytest.fixture(scope="module")
+def logged_in(make_module_app):
+    """One app for the module's trainings, so that they share the digits dataset."""
+    return logged_in_client(make_module_app())
+
+
+@pytest.fixture(scope="module")
+def dataset(logged_in, digits_folder) -> str:
+    """The 30 digits per class, 25% for validation."""
+    return make_dataset(logged_in, digits_folder, folder_pct_val="25")
 
 
 def val_accuracy(metrics: list[dict]) -> list[float]:
@@ -31,16 +42,13 @@ def val_accuracy(metrics: list[dict]) -> list[float]:
 
 
 def test_rest_step_4_and_accuracy(logged_in, full_digits):
-    dataset = make_dataset(logged_in, full_digits)
-    fields = dict(method="standard", standard_networks="lenet", train_epochs="30", framework="tensorflow",
-                  model_name="lenet", dataset=dataset, solver_type="SGD", learning_rate="0.01",
-                  lr_policy="step", batch_size="16", random_seed="1")  # fmt: skip
-    created = logged_in.post("/models/images/classification.json", data=fields).get_json()
+    dataset = make_dataset(logged_in, full_digits, folder_pct_val="25")
+    fields = lenet_fields(dataset, train_epochs="30", solver_type="SGD", learning_rate="0.01", lr_policy="step",
+                          batch_size="16", random_seed="1")  # fmt: skip
+    created = logged_in.post(CREATE_MODEL, data=fields).get_json()
     assert set(created) == {"id", "name", "status"}
-    deadline = time.monotonic() + 30
-    while not logged_in.get(f"/models/{created['id']}.json").get_json()["snapshots"]:
-        assert time.monotonic() < deadline, "no snapshot while training"
-        time.sleep(0.5)
+    poll(lambda: logged_in.get(f"/models/{created['id']}.json").get_json()["snapshots"], bool, timeout=30,
+         interval=0.5, what="a snapshot while training")  # fmt: skip
     status = wait_for_status(logged_in, created["id"], timeout=600)
     model = logged_in.get(f"/models/{created['id']}.json").get_json()
     assert status["status"] == "Done", model["error"]
@@ -51,16 +59,12 @@ def test_rest_step_4_and_accuracy(logged_in, full_digits):
     print(f"validation accuracy after 30 epochs: {accuracy[-1]:.4f}")
 
 
-def test_abort_then_resume_continues_the_curve(logged_in, digits_folder):
-    dataset = make_dataset(logged_in, digits_folder)
-    fields = dict(method="standard", standard_networks="lenet", train_epochs="40", framework="tensorflow",
-                  model_name="long", dataset=dataset, batch_size="8", snapshot_interval="1")  # fmt: skip
-    created = logged_in.post("/models/images/classification.json", data=fields).get_json()
+def test_abort_then_resume_continues_the_curve(logged_in, dataset):
+    fields = lenet_fields(dataset, train_epochs="40", model_name="long", batch_size="8", snapshot_interval="1")
+    created = post_form(logged_in, CREATE_MODEL, fields)
     url = f"/models/{created['id']}.json"
-    deadline = time.monotonic() + 120
-    while len(logged_in.get(url).get_json()["snapshots"]) < 2:
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    poll(lambda: logged_in.get(url).get_json()["snapshots"], lambda snapshots: len(snapshots) >= 2, timeout=120,
+         interval=0.2, what="two snapshots")  # fmt: skip
     logged_in.post(f"/models/{created['id']}/abort")
     aborted = wait_for_status(logged_in, created["id"])
     assert aborted["status"] == "Aborted"
@@ -68,13 +72,12 @@ def test_abort_then_resume_continues_the_curve(logged_in, digits_folder):
     assert before["can_resume"] and before["snapshots"]
     last_epoch = max(m["epoch"] for m in before["metrics"])
     assert logged_in.post(f"/models/{created['id']}/resume").status_code == 200
-    deadline = time.monotonic() + 120
-    while True:
-        after = logged_in.get(url).get_json()
-        if max(m["epoch"] for m in after["metrics"]) > last_epoch + 1:
-            break
-        assert time.monotonic() < deadline and after["status"] != "Error", after["error"]
-        time.sleep(0.2)
+    after = poll(
+        lambda: logged_in.get(url).get_json(),
+        lambda model: max(m["epoch"] for m in model["metrics"]) > last_epoch + 1 or model["status"] == "Error",
+        timeout=120, interval=0.2, what=f"epochs after {last_epoch + 1}",
+    )  # fmt: skip
+    assert max(m["epoch"] for m in after["metrics"]) > last_epoch + 1, after["error"]
     resumed_from = before["snapshots"][-1]
     new_points = after["metrics"][len(before["metrics"]) :]
     assert new_points and min(m["epoch"] for m in new_points) > resumed_from  # it carried on, not restarted
@@ -82,11 +85,10 @@ def test_abort_then_resume_continues_the_curve(logged_in, digits_folder):
     wait_for_status(logged_in, created["id"])
 
 
-def test_network_error_names_the_users_line(logged_in, digits_folder):
-    dataset = make_dataset(logged_in, digits_folder)
+def test_network_error_names_the_users_line(logged_in, dataset):
     fields = dict(method="custom", custom_network=AUTOENCODER, train_epochs="1", framework="tensorflow",
                   model_name="auto-encoder as printed", dataset=dataset)  # fmt: skip
-    created = logged_in.post("/models/images/classification.json", data=fields).get_json()
+    created = logged_in.post(CREATE_MODEL, data=fields).get_json()
     status = wait_for_status(logged_in, created["id"], timeout=120)
     assert status["status"] == "Error"
     assert status["error"] == "NameError: name '_x' is not defined (network.py, line 13)"
@@ -94,37 +96,33 @@ def test_network_error_names_the_users_line(logged_in, digits_folder):
     assert error["user_line"] == 13 and "tf.reshape(_x" in error["user_source_line"]
 
 
-def test_start_from_a_previous_model(logged_in, digits_folder):
-    dataset = make_dataset(logged_in, digits_folder)
-    base = dict(method="standard", standard_networks="lenet", train_epochs="2", framework="tensorflow",
-                model_name="first", dataset=dataset, batch_size="16")  # fmt: skip
-    first = logged_in.post("/models/images/classification.json", data=base).get_json()
-    assert wait_for_status(logged_in, first["id"], timeout=120)["status"] == "Done"
+def test_start_from_a_previous_model(logged_in, dataset):
+    base = lenet_fields(dataset, train_epochs="2", model_name="first", batch_size="16")
+    first = post_form(logged_in, CREATE_MODEL, base)
+    wait_done(logged_in, first["id"], timeout=120)
     bad = logged_in.post(
-        "/models/images/classification.json",
-        data=dict(base, method="previous", previous_networks=first["id"], previous_network_snapshot="7"),
+        CREATE_MODEL, data=dict(base, method="previous", previous_networks=first["id"], previous_network_snapshot="7")
     )
     assert bad.status_code == 400
     assert bad.get_json()["errors"]["previous_network_snapshot"] == ["first has no snapshot at epoch 7; it has 1, 2."]
     fields = dict(base, method="previous", previous_networks=first["id"], previous_network_snapshot="1",
                   model_name="second", train_epochs="1")  # fmt: skip
-    second = logged_in.post("/models/images/classification.json", data=fields).get_json()
-    assert wait_for_status(logged_in, second["id"], timeout=120)["status"] == "Done"
+    second = post_form(logged_in, CREATE_MODEL, fields)
+    wait_done(logged_in, second["id"], timeout=120)
     log = logged_in.get(f"/jobs/{second['id']}/log/train").get_data(as_text=True)
     assert "--weights" in log.splitlines()[0] and "snapshot_1.0.ckpt" in log.splitlines()[0]
     model = logged_in.get(f"/models/{second['id']}.json").get_json()
     assert model["status"] == "Done"
 
 
-def test_early_stopping_through_the_app(logged_in, digits_folder):
-    dataset = make_dataset(logged_in, digits_folder)
-    fields = dict(method="standard", standard_networks="lenet", train_epochs="40", framework="tensorflow",
-                  model_name="early", dataset=dataset, batch_size="16", solver_type="ADAM", learning_rate="0.001",
-                  early_stopping_metric="val/accuracy", early_stopping_patience="2", random_seed="1")  # fmt: skip
-    bad = logged_in.post("/models/images/classification.json", data=dict(fields, early_stopping_metric="train/loss"))
+def test_early_stopping_through_the_app(logged_in, dataset):
+    fields = lenet_fields(dataset, train_epochs="40", model_name="early", batch_size="16", solver_type="ADAM",
+                          learning_rate="0.001", early_stopping_metric="val/accuracy", early_stopping_patience="2",
+                          random_seed="1")  # fmt: skip
+    bad = logged_in.post(CREATE_MODEL, data=dict(fields, early_stopping_metric="train/loss"))
     assert bad.status_code == 400 and "validation metric" in bad.get_json()["errors"]["early_stopping_metric"][0]
-    created = logged_in.post("/models/images/classification.json", data=fields).get_json()
-    assert wait_for_status(logged_in, created["id"], timeout=300)["status"] == "Done"
+    created = post_form(logged_in, CREATE_MODEL, fields)
+    wait_done(logged_in, created["id"], timeout=300)
     model = logged_in.get(f"/models/{created['id']}.json").get_json()
     early = model["early_stopping"]
     assert early["stopped_early"] and early["metric"] == "val/accuracy"
