@@ -10,37 +10,28 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import logged_in_client, make_dataset, poll, train_lenet, wait_done, wait_for_status
 from PIL import Image
 from sample_images import write_digits_folder
 from seed_networks import AUTOENCODER
-from server import wait_for_status
 
-from digits.app import create_app
-from digits.config import Config
+from digits.web.services import services_of
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(make_module_app, tmp_path_factory):
     """An app with a LeNet trained on 60 digits per class (seeded), and 10 held-out digits per class."""
     root = tmp_path_factory.mktemp("inference")
     train = write_digits_folder(root / "train", per_class=60)
     held_out = write_digits_folder(root / "held-out", per_class=10, skip=60)
-    app = create_app(Config.from_env(jobs_dir=root / "jobs", testing=True, inference_sync_limit=50))
-    client = app.test_client()
-    client.post("/login", data={"username": "fred"})
-    fields = dict(method="folder", folder_train=str(train), resize_channels="1", resize_width="28",
-                  resize_height="28", folder_pct_val="20", dataset_name="digits")  # fmt: skip
-    dataset = client.post("/datasets/images/classification.json", data=fields).get_json()["id"]
-    assert wait_for_status(client, dataset)["status"] == "Done"
-    fields = dict(method="standard", standard_networks="lenet", train_epochs="10", framework="tensorflow",
-                  model_name="lenet", dataset=dataset, batch_size="16", learning_rate="0.02", lr_policy="fixed",
-                  shuffle="y", random_seed="3")  # fmt: skip
-    model = client.post("/models/images/classification.json", data=fields).get_json()["id"]
-    assert wait_for_status(client, model, timeout=300)["status"] == "Done"
-    yield app, client, model, held_out
-    app.extensions["digits"].shutdown()
+    app = make_module_app(root / "jobs", inference_sync_limit=50)
+    client = logged_in_client(app)
+    dataset = make_dataset(client, train, folder_pct_val="20")
+    model = train_lenet(client, dataset, train_epochs="10", batch_size="16", learning_rate="0.02", lr_policy="fixed",
+                        shuffle="y", random_seed="3")  # fmt: skip
+    return app, client, model, held_out
 
 
 def held_out_list(folder, count: int | None = None) -> str:
@@ -139,10 +130,8 @@ def test_long_list_runs_as_a_job(trained):
     )
     assert started.status_code == 202
     job = started.get_json()
-    deadline = time.monotonic() + 120
-    while (data := client.get(job["url"] + ".json").get_json())["status"] not in ("Done", "Error"):
-        assert time.monotonic() < deadline
-        time.sleep(0.3)
+    data = poll(lambda: client.get(job["url"] + ".json").get_json(), lambda data: data["status"] in ("Done", "Error"),
+                timeout=120, interval=0.3, what=f"inference job {job['id']} to finish")  # fmt: skip
     assert data["status"] == "Done", data["error"]
     assert len(data["classifications"]) == 100 and data["summary"]["top1_accuracy"] >= 0.8
 
@@ -152,7 +141,7 @@ def test_top_n_over_the_validation_database(trained):
     started = client.post(
         "/models/images/classification/top_n.json", data={"job_id": model, "db": "val", "top_n": "3"}
     ).get_json()
-    assert wait_for_status(client, started["id"], timeout=120)["status"] == "Done"
+    wait_done(client, started["id"], timeout=120)
     data = client.get(started["url"] + ".json").get_json()
     assert set(data["top_n"]) == set("0123456789")
     best = data["top_n"]["7"]
@@ -180,7 +169,7 @@ def test_unusable_models_say_why_and_the_worker_comes_back(trained):
     untrained = client.post(url, data={"job_id": broken, "image_path": image})
     assert untrained.status_code == 400 and "no snapshot yet" in untrained.get_json()["errors"]["snapshot_epoch"][0]
     # A worker that dies (killed, out of memory) is replaced by the next request.
-    worker = app.extensions["digits"].inference
+    worker = services_of(app).inference
     os.kill(worker.pid, signal.SIGKILL)
     time.sleep(0.5)
     again = client.post(url, data={"job_id": model, "image_path": image})
