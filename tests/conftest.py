@@ -24,6 +24,8 @@ class AppMaker:
     def __call__(self, jobs_dir: Path | None = None, **settings) -> Flask:
         """An app on ``jobs_dir`` (the maker's own by default); ``settings`` are :class:`Config` fields."""
         settings.setdefault("testing", True)
+        # DIGITS' single-user mode (a name logs in) unless a test is about accounts.
+        settings.setdefault("auth", "none")
         app = create_app(Config.from_env(jobs_dir=jobs_dir or self.jobs_dir, **settings))
         self.apps.append(app)
         return app

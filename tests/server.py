@@ -26,7 +26,8 @@ class LiveServer:
     def __init__(self, jobs_dir: Path, port: int | None = None, env: dict | None = None):
         self.jobs_dir = jobs_dir
         self.port = port or free_port()
-        self.env = {**os.environ, "DIGITS_JOBS_DIR": str(jobs_dir), **(env or {})}
+        # DIGITS' single-user mode (a name logs in) unless a test is about accounts.
+        self.env = {**os.environ, "DIGITS_JOBS_DIR": str(jobs_dir), "DIGITS_AUTH": "none", **(env or {})}
         self.prefix = self.env.get("DIGITS_URL_PREFIX", "").rstrip("/")
         self.url = f"http://127.0.0.1:{self.port}{self.prefix}"
         self.process: subprocess.Popen | None = None
@@ -40,7 +41,7 @@ class LiveServer:
         )
         while True:
             try:
-                if requests.get(self.url + "/index.json", timeout=1).ok:
+                if requests.get(self.url + "/login", timeout=1).ok:
                     break
             except requests.RequestException:  # refused while starting, or slow to answer on a busy machine
                 pass

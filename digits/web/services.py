@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from flask import Flask, current_app
 from flask_socketio import SocketIO
 
+from digits.accounts import Accounts
 from digits.config import Config
 from digits.events import Publisher
 from digits.inference.worker import InferenceWorker
@@ -29,6 +30,9 @@ class Services:
     socketio: SocketIO
     inference: InferenceWorker
     tensorboard: TensorBoardManager
+    accounts: Accounts
+    # The one-time token of the setup link, while no account exists and none came from the environment.
+    setup_token: str | None = None
 
     def shutdown(self) -> None:
         """Stop every child process the server started."""
