@@ -21,6 +21,7 @@ import datetime
 import decimal
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from werkzeug.utils import secure_filename
 from wtforms import Form, IntegerField, StringField
 from wtforms.validators import DataRequired, NumberRange, ValidationError
 
+from digits.data_roots import inside_data_roots
 from digits.datasets.kinds import DatasetKind
 from digits.extensions.catalog import Extension
 from digits.form_fields import Choice
@@ -97,28 +99,38 @@ def _check_db(form, field) -> None:
 
 
 class PrebuiltDatasetForm(Form):
-    """A dataset from LMDBs built elsewhere (DIGITS' "Other" image dataset; its field names)."""
+    """A dataset from LMDBs built elsewhere (DIGITS' "Other" image dataset; its field names).
+
+    ``roots`` are the data roots (set by ``kind.forms(data, roots=...)``): the databases and the mean file
+    must lie in them; a form without roots accepts no server path.
+    """
+
+    roots: Sequence[Path] = ()
 
     dataset_name = StringField("Dataset Name", validators=[DataRequired("Name the dataset.")])
     group_name = StringField("Group Name", description="Jobs of a group are listed together on the home page.")
     prebuilt_train_images = StringField(
         "Training Images",
-        validators=[DataRequired("Enter the training database's folder."), _check_db],
+        validators=[DataRequired("Enter the training database's folder."), inside_data_roots, _check_db],
         description="An LMDB folder of digits.records examples (keys 00000000, 00000001, ...).",
     )
     prebuilt_train_labels = StringField(
-        "Training Labels", validators=[_check_db], description="Optional: an LMDB whose records' images are the labels."
+        "Training Labels",
+        validators=[inside_data_roots, _check_db],
+        description="Optional: an LMDB whose records' images are the labels.",
     )
-    prebuilt_val_images = StringField("Validation Images", validators=[_check_db])
-    prebuilt_val_labels = StringField("Validation Labels", validators=[_check_db])
+    prebuilt_val_images = StringField("Validation Images", validators=[inside_data_roots, _check_db])
+    prebuilt_val_labels = StringField("Validation Labels", validators=[inside_data_roots, _check_db])
     prebuilt_mean_file = StringField(
-        "Mean Image", description="Optional: a .npy or image file; computed from the training images otherwise."
+        "Mean Image",
+        validators=[inside_data_roots],
+        description="Optional: a .npy or image file; computed from the training images otherwise.",
     )
 
     def validate(self, extra_validators=None) -> bool:
         ok = super().validate(extra_validators)
         mean = (self.prebuilt_mean_file.data or "").strip()
-        if mean and not os.path.isfile(mean):
+        if mean and not self.prebuilt_mean_file.errors and not os.path.isfile(mean):
             self.prebuilt_mean_file.errors = [*self.prebuilt_mean_file.errors, f"{mean} is not a file on the server."]
             ok = False
         for stage in ("train", "val"):

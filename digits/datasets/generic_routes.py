@@ -89,8 +89,12 @@ def new_page():
 def create(extension_id: str):
     """Validate both forms, make the job (its files first, then ``job.json``) and queue it."""
     kind = extension_kind(extension_id)
-    store, data, owner = current_services().store, form_data(), current_username()
-    return create_and_submit(lambda: datasets.create(store, kind, data, owner), partial(_render, kind), "datasets.show")
+    services, data, owner = current_services(), form_data(), current_username()
+    return create_and_submit(
+        lambda: datasets.create(services.store, kind, data, owner, roots=services.config.data_roots),
+        partial(_render, kind),
+        "datasets.show",
+    )
 
 
 @blueprint.route("/datasets/<job_id>/records")

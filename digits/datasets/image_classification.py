@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from wtforms import Form, IntegerField, StringField
 from wtforms.validators import DataRequired, NumberRange, Optional, ValidationError
 
+from digits.data_roots import outside_data_roots
 from digits.datasets.kinds import DatasetKind
 from digits.form_fields import Checkbox, Choice, RadioChoice, Upload, add_error
 from digits.jobs import Job, Task
@@ -72,7 +74,13 @@ def _local_file(path: str) -> str | None:
 
 
 class ImageClassificationDatasetForm(Form):
-    """DIGITS' image classification dataset form; field names are DIGITS' so scripts keep working."""
+    """DIGITS' image classification dataset form; field names are DIGITS' so scripts keep working.
+
+    ``roots`` are the data roots (set by ``kind.forms(data, roots=...)``): the folders and files the form
+    names must lie in them; a form without roots accepts no server path.
+    """
+
+    roots: Sequence[Path] = ()
 
     dataset_name = StringField("Dataset Name", validators=[DataRequired("Name the dataset.")])
     group_name = StringField("Group Name", description="Jobs of a group are listed together on the home page.")
@@ -151,20 +159,28 @@ class ImageClassificationDatasetForm(Form):
         pct_val, pct_test = self.folder_pct_val.data or 0, self.folder_pct_test.data or 0
         if pct_val + pct_test >= 100:
             ok = self._fail(self.folder_pct_val, "Validation and test percentages must add up to less than 100.")
-        try:
-            check_class_folder(self.folder_train.data or "", self.folder_train_min_per_class.data or 1, 2)
-        except ValidationError as exc:
-            ok = self._fail(self.folder_train, str(exc))
-        for has, folder, minimum in (
-            (self.has_val_folder, self.folder_val, self.folder_val_min_per_class),
-            (self.has_test_folder, self.folder_test, self.folder_test_min_per_class),
+        for used, folder, minimum, classes in (
+            (True, self.folder_train, self.folder_train_min_per_class, 2),
+            (self.has_val_folder.data, self.folder_val, self.folder_val_min_per_class, 1),
+            (self.has_test_folder.data, self.folder_test, self.folder_test_min_per_class, 1),
         ):
-            if has.data:
-                try:
-                    check_class_folder(folder.data or "", minimum.data or 1, 1)
-                except ValidationError as exc:
-                    ok = self._fail(folder, str(exc))
+            if not used:
+                continue
+            path = (folder.data or "").strip()
+            # Refused before it is looked at: what a folder outside the roots holds is not told.
+            problem = self._outside_roots(path)
+            if problem:
+                ok = self._fail(folder, problem)
+                continue
+            try:
+                check_class_folder(path, minimum.data or 1, classes)
+            except ValidationError as exc:
+                ok = self._fail(folder, str(exc))
         return ok
+
+    def _outside_roots(self, path: str) -> str | None:
+        """Why the server path ``path`` is refused by the data roots; None when allowed or empty."""
+        return outside_data_roots(path, self.roots) if path else None
 
     def _validate_textfiles(self) -> bool:
         ok = True
@@ -177,7 +193,8 @@ class ImageClassificationDatasetForm(Form):
                 continue
             if self.textfile_use_local_files.data:
                 field = self[f"textfile_local_{stage}_images"]
-                problem = _local_file((field.data or "").strip())
+                path = (field.data or "").strip()
+                problem = self._outside_roots(path) or _local_file(path)
             else:
                 field = self[f"textfile_{stage}_images"]
                 problem = None if field.data else f"Upload the {stage} list file."
@@ -185,11 +202,12 @@ class ImageClassificationDatasetForm(Form):
                 ok = self._fail(field, problem)
             folder = (self[f"textfile_{stage}_folder"].data or "").strip()
             if folder:
-                problem = _readable_folder(folder)
+                problem = self._outside_roots(folder) or _readable_folder(folder)
                 if problem:
                     ok = self._fail(self[f"textfile_{stage}_folder"], problem)
         if self.textfile_use_local_files.data:
-            problem = _local_file((self.textfile_local_labels_file.data or "").strip())
+            path = (self.textfile_local_labels_file.data or "").strip()
+            problem = self._outside_roots(path) or _local_file(path)
             if problem:
                 ok = self._fail(self.textfile_local_labels_file, problem)
         elif not self.textfile_labels_file.data:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,12 @@ class DatasetKind(JobKind):
     """A kind of dataset: its forms, the tasks that build it, and how its page describes it."""
 
     template = "datasets/new.html"
+
+    def forms(self, data: MultiDict | None = None, *, roots: Sequence[Path] = (), **context: Any) -> list[Form]:
+        """The kind's form filled with ``data``; the server paths it names must lie in the data ``roots``."""
+        form = self.form(formdata=data)
+        form.roots = roots
+        return [form]
 
     def build_tasks(self, forms: list[Form], staging: Path) -> list[Task]:
         """The tasks of a new dataset; files they need (uploads, lists) are written into ``staging``.
@@ -44,15 +51,19 @@ class DatasetKind(JobKind):
         return os.cpu_count() or 1
 
 
-def create(store: JobStore, kind: DatasetKind, data: MultiDict | dict, owner: str) -> list[Job]:
+def create(
+    store: JobStore, kind: DatasetKind, data: MultiDict | dict, owner: str, *, roots: Sequence[Path]
+) -> list[Job]:
     """Validate ``data`` (form fields and uploaded files) for ``kind`` and add the dataset job to ``store``.
+
+    Server paths the data names (folders, list files, databases) must lie in the data ``roots``.
 
     The job's files are written in a staging directory that becomes the job only once complete. Returns
     the new job in a list (as ``digits.models.create`` does); it is not yet submitted to a scheduler.
     Raises :class:`~digits.jobs.creation.FormInvalid` with the forms' errors; then nothing is created.
     """
     data = as_multidict(data)
-    forms = kind.validated(kind.forms(data))
+    forms = kind.validated(kind.forms(data, roots=roots))
     job_id = new_job_id()
     try:
         with store.staging(job_id) as staging:

@@ -43,9 +43,11 @@ def new(kind: str):
 def create(kind: str):
     """Validate the form, make the job (its files first, then ``job.json``) and queue it."""
     kind = kind_or_404(datasets.KINDS, kind, "dataset")
-    store, data, owner = current_services().store, form_data(), current_username()
+    services, data, owner = current_services(), form_data(), current_username()
     return create_and_submit(
-        lambda: datasets.create(store, kind, data, owner), partial(_render_form, kind), "datasets.show"
+        lambda: datasets.create(services.store, kind, data, owner, roots=services.config.data_roots),
+        partial(_render_form, kind),
+        "datasets.show",
     )
 
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+from digits.data_roots import outside_data_roots
 
 
 @dataclass
@@ -16,12 +20,15 @@ class ImageList:
     problems: list[dict[str, Any]] = field(default_factory=list)
 
 
-def parse_image_list(text: str, labels: list[str], folder: str = "", limit: int | None = None) -> ImageList:
+def parse_image_list(
+    text: str, labels: list[str], folder: str = "", limit: int | None = None, *, roots: Sequence[Path]
+) -> ImageList:
     """Parse lines of ``path [label]``; a label is a class name or its index, as DIGITS' lists had them.
 
-    Relative paths are joined to ``folder``. A last word that is neither a class name nor a number is part
-    of the path. A line whose label is out of range is kept, unlabelled, and reported; ``limit`` keeps the
-    first N images.
+    Relative paths are joined to ``folder`` (to the server's directory without one) and kept absolute, so
+    the image read is the one checked. A path outside the data ``roots`` is not kept: its line is reported,
+    as is one whose label is out of range (that image is kept, unlabelled). A last word that is neither a
+    class name nor a number is part of the path. ``limit`` keeps the first N images.
     """
     parsed = ImageList()
     for number, raw in enumerate(text.splitlines(), start=1):
@@ -30,7 +37,7 @@ def parse_image_list(text: str, labels: list[str], folder: str = "", limit: int 
             continue
         if limit is not None and len(parsed.paths) >= limit:
             break
-        path, label = line, None
+        path, label, problem = line, None, None
         parts = line.rsplit(None, 1)
         if len(parts) == 2 and parts[1] in labels:
             path, label = parts
@@ -40,10 +47,13 @@ def parse_image_list(text: str, labels: list[str], folder: str = "", limit: int 
                 label = labels[int(parts[1])]
             else:
                 problem = f"label {parts[1]} is not a class index (the model has {len(labels)} classes)"
-                parsed.problems.append({"line": number, "path": path, "error": problem})
-        path = path.strip('"')
-        parsed.paths.append(path if os.path.isabs(path) or not folder else os.path.join(folder, path))
-        parsed.labels.append(label)
+        path = os.path.abspath(os.path.join(folder, path.strip('"')))
+        refused = outside_data_roots(path, roots)
+        if refused or problem:
+            parsed.problems.append({"line": number, "path": path, "error": refused or problem})
+        if not refused:
+            parsed.paths.append(path)
+            parsed.labels.append(label)
     return parsed
 
 

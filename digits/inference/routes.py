@@ -22,6 +22,7 @@ from wtforms import IntegerField, StringField
 from wtforms.validators import NumberRange, Optional
 
 from digits.auth import current_username
+from digits.data_roots import inside_data_roots
 from digits.datasets.generic import dataset_info
 from digits.extensions.data import create_extension
 from digits.extensions.web import (
@@ -49,19 +50,28 @@ TOP = 5
 
 
 class InferenceForm(FlaskForm):
-    """The fields of every inference request; each route reads the ones it needs."""
+    """The fields of every inference request; each route reads the ones it needs.
+
+    Server paths (an image, a list, a folder) must lie in the server's data roots (``roots``).
+    """
 
     job_id = StringField("Model")
     snapshot_epoch = StringField("Snapshot (epoch)", description="Empty for the last snapshot.")
     image_file = FileField("Upload image")
-    image_path = StringField("Image path on the server")
+    image_path = StringField("Image path on the server", validators=[inside_data_roots])
     show_visualizations = Checkbox("Show visualizations and statistics")
     image_list = FileField("Upload image list", description="Lines of 'path [label]'.")
-    image_list_path = StringField("Image list on the server")
-    image_folder = StringField("Image folder", description="Prefix of the relative paths in the list.")
+    image_list_path = StringField("Image list on the server", validators=[inside_data_roots])
+    image_folder = StringField(
+        "Image folder", validators=[inside_data_roots], description="Prefix of the relative paths in the list."
+    )
     db = Choice("Dataset database", choices=[("", "none"), ("val", "validation"), ("test", "test")], default="")
     num_test_images = IntegerField("Number of images (0: all)", validators=[Optional(), NumberRange(0)])
     top_n = IntegerField("Images per class", default=9, validators=[Optional(), NumberRange(1, 100)])
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.roots = current_services().config.data_roots
 
 
 def _bad_request(form: InferenceForm):
@@ -186,7 +196,8 @@ def _image_list(form: InferenceForm, spec) -> tuple[list[str], list, list]:
         add_error(form.image_list, "Upload a list of 'path [label]' lines (image_list) or choose a database (db).")
         return [], [], []
     limit = form.num_test_images.data or None
-    parsed = parse_image_list(text, spec.labels, (form.image_folder.data or "").strip(), limit)
+    folder = (form.image_folder.data or "").strip()
+    parsed = parse_image_list(text, spec.labels, folder, limit, roots=form.roots)
     if not parsed.paths:
         add_error(form.image_list, "The list has no image paths.")
     return parsed.paths, parsed.labels, parsed.problems

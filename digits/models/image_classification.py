@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import ast
 import itertools
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from wtforms import FloatField, Form, IntegerField, SelectMultipleField, StringField, TextAreaField
 from wtforms.validators import DataRequired, NumberRange, Optional, ValidationError
 
+from digits.data_roots import inside_data_roots
 from digits.form_fields import Checkbox, Choice, RadioChoice, checked
 from digits.inference.spec import find_snapshot, pretrained_spec, snapshots_of
 from digits.jobs import Job, JobStore, Status
@@ -78,7 +80,13 @@ def comma_list(kind: type, minimum: float):
 
 
 class ImageClassificationModelForm(Form):
-    """DIGITS' model form; field names are DIGITS' so scripts keep working."""
+    """DIGITS' model form; field names are DIGITS' so scripts keep working.
+
+    ``roots`` are the data roots (set by ``kind.forms(data, roots=...)``): a checkpoint typed in must lie
+    in them; a form without roots accepts none.
+    """
+
+    roots: Sequence[Path] = ()
 
     dataset = Choice("Dataset", choices=[])
     train_epochs = IntegerField("Training epochs", default=30, validators=[DataRequired(), NumberRange(1, 100000)])
@@ -156,7 +164,9 @@ class ImageClassificationModelForm(Form):
     previous_networks = RadioChoice("Previous networks", choices=[], validate_choice=False)
     pretrained_networks = RadioChoice("Pretrained networks", choices=[], validate_choice=False)
     custom_network = TextAreaField("Custom network")
-    custom_network_snapshot = StringField("Pretrained model(s)", description="A checkpoint to start from.")
+    custom_network_snapshot = StringField(
+        "Pretrained model(s)", validators=[inside_data_roots], description="A checkpoint to start from."
+    )
     previous_network_snapshot = StringField("Snapshot", description="The epoch to start from; empty: the last.")
 
     select_gpu = StringField("Select GPU")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +30,13 @@ class ModelKind(JobKind):
     dataset_kinds: tuple[str, ...]
     standard_networks: list[tuple[str, str, str]]
 
-    def forms(self, data: MultiDict | None = None, *, store: JobStore, **context: Any) -> list[Form]:
-        """The model form filled with ``data``; its choices (datasets, models to start from) come from ``store``."""
+    def forms(
+        self, data: MultiDict | None = None, *, store: JobStore, roots: Sequence[Path] = (), **context: Any
+    ) -> list[Form]:
+        """The model form filled with ``data``; its choices (datasets, models to start from) come from ``store``,
+        the server paths it names (a checkpoint to start from) must lie in the data ``roots``."""
         form = self.form(formdata=data)
+        form.roots = roots
         form.set_datasets(self.usable_datasets(store))
         form.previous_networks.choices = [(j.id, j.name) for j in previous_models(store)]
         form.pretrained_networks.choices = [(j.id, j.name) for j in pretrained_models(store)]
@@ -59,16 +64,19 @@ def pretrained_models(store: JobStore) -> list[Job]:
     return store.all(lambda j: j.type == "pretrained")
 
 
-def create(store: JobStore, kind: ModelKind, data: MultiDict | dict, owner: str, pools: ResourcePools) -> list[Job]:
+def create(
+    store: JobStore, kind: ModelKind, data: MultiDict | dict, owner: str, pools: ResourcePools, *, roots: Sequence[Path]
+) -> list[Job]:
     """Validate ``data`` for ``kind`` and add one model job per (learning rate, batch size) of the sweep.
 
-    ``pools`` are the scheduler's resources: GPUs asked for must exist. Returns the jobs, not yet
+    ``pools`` are the scheduler's resources: GPUs asked for must exist; server paths the data names must
+    lie in the data ``roots``. Returns the jobs, not yet
     submitted to a scheduler. Raises :class:`~digits.jobs.creation.FormInvalid`; then nothing is created.
     """
     from digits.models import image_classification as classification
 
     data = as_multidict(data)
-    forms = kind.validated(kind.forms(data, store=store))
+    forms = kind.validated(kind.forms(data, store=store, roots=roots))
     form = forms[0]
     if not _check_choices(form, store, pools):
         raise FormInvalid(form)

@@ -72,7 +72,7 @@ def create(kind: str):
     kind = kind_or_404(models.KINDS, kind, "model")
     services, data, owner = current_services(), form_data(), current_username()
     return create_and_submit(
-        lambda: models.create(services.store, kind, data, owner, services.pools),
+        lambda: models.create(services.store, kind, data, owner, services.pools, roots=services.config.data_roots),
         partial(_render_form, kind),
         "models.show",
     )
