@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +27,8 @@ class AppMaker:
         settings.setdefault("testing", True)
         # DIGITS' single-user mode (a name logs in) unless a test is about accounts.
         settings.setdefault("auth", "none")
+        # Tests make their folders under pytest's temporary directories: data roots there and here.
+        settings.setdefault("data_roots", [Path(tempfile.gettempdir()), Path.cwd()])
         app = create_app(Config.from_env(jobs_dir=jobs_dir or self.jobs_dir, **settings))
         self.apps.append(app)
         return app

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -26,8 +27,11 @@ class LiveServer:
     def __init__(self, jobs_dir: Path, port: int | None = None, env: dict | None = None):
         self.jobs_dir = jobs_dir
         self.port = port or free_port()
+        # Data roots as the test apps have them (conftest.py): the tests' folders are under the temporary directory.
+        roots = os.pathsep.join([str(jobs_dir), tempfile.gettempdir(), os.getcwd()])
         # DIGITS' single-user mode (a name logs in) unless a test is about accounts.
-        self.env = {**os.environ, "DIGITS_JOBS_DIR": str(jobs_dir), "DIGITS_AUTH": "none", **(env or {})}
+        self.env = {**os.environ, "DIGITS_JOBS_DIR": str(jobs_dir), "DIGITS_AUTH": "none", "DIGITS_DATA_ROOTS": roots,
+                    **(env or {})}  # fmt: skip
         self.prefix = self.env.get("DIGITS_URL_PREFIX", "").rstrip("/")
         self.url = f"http://127.0.0.1:{self.port}{self.prefix}"
         self.process: subprocess.Popen | None = None
