@@ -14,12 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import CREATE_MODEL, logged_in_client, make_dataset, post_form, train_lenet, wait_done
 from sample_images import write_digits_folder
-from server import wait_for_status
 
-from digits.app import create_app
-from digits.config import Config
 from digits.jobs.store import STAGING_PREFIX
+from digits.web.services import services_of
 
 pytestmark = pytest.mark.slow
 
@@ -29,29 +28,21 @@ EPOCHS = 3
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(make_module_app, tmp_path_factory):
     """An app with a LeNet trained for 3 epochs on 30 digits per class, and 10 held-out digits per class."""
     root = tmp_path_factory.mktemp("export")
     train = write_digits_folder(root / "train", per_class=30)
     held_out = write_digits_folder(root / "held-out", per_class=10, skip=30)
-    app = create_app(Config.from_env(jobs_dir=root / "jobs", testing=True))
-    client = app.test_client()
-    client.post("/login", data={"username": "fred"})
-    fields = dict(method="folder", folder_train=str(train), resize_channels="1", resize_width="28",
-                  resize_height="28", folder_pct_val="20", dataset_name="digits")  # fmt: skip
-    dataset = client.post("/datasets/images/classification.json", data=fields).get_json()["id"]
-    assert wait_for_status(client, dataset)["status"] == "Done"
-    fields = dict(method="standard", standard_networks="lenet", train_epochs=str(EPOCHS), framework="tensorflow",
-                  model_name="lenet", dataset=dataset, batch_size="16", learning_rate="0.02", lr_policy="fixed",
-                  random_seed="3")  # fmt: skip
-    model = client.post("/models/images/classification.json", data=fields).get_json()["id"]
-    assert wait_for_status(client, model, timeout=300)["status"] == "Done"
-    yield app, client, model, dataset, held_out
-    app.extensions["digits"].shutdown()
+    app = make_module_app(root / "jobs")
+    client = logged_in_client(app)
+    dataset = make_dataset(client, train, folder_pct_val="20")
+    model = train_lenet(client, dataset, train_epochs=str(EPOCHS), batch_size="16", learning_rate="0.02",
+                        lr_policy="fixed", random_seed="3")  # fmt: skip
+    return app, client, model, dataset, held_out
 
 
 def jobs_dir(app) -> Path:
-    return app.extensions["digits"].config.jobs_dir
+    return services_of(app).config.jobs_dir
 
 
 def pretrained_ids(client) -> set[str]:
@@ -141,7 +132,7 @@ def unzip(data: bytes, dest: Path) -> Path:
 
 def test_savedmodel_predicts_like_the_app_without_it(trained, tmp_path):
     _, client, model, _, held_out = trained
-    answer = client.get(f"/models/{model}/export.zip?format=savedmodel")
+    answer = client.post(f"/models/{model}/export.zip?format=savedmodel")
     assert answer.status_code == 200, answer.get_data(as_text=True)[:500]
     exported = unzip(answer.get_data(), tmp_path / "saved")
     assert (exported / "saved_model.pb").is_file() and (exported / "variables").is_dir()
@@ -168,23 +159,23 @@ def test_savedmodel_predicts_like_the_app_without_it(trained, tmp_path):
     app_top1 = [listed.get_json()["classifications"][p][0][0] for p in paths]
     assert served["top1"] == app_top1
 
-    again = client.get(f"/models/{model}/export.zip")  # made once, kept in the job directory
+    again = client.post(f"/models/{model}/export.zip")  # made once, kept in the job directory
     assert again.status_code == 200 and zipfile.ZipFile(io.BytesIO(again.get_data())).testzip() is None
 
 
 def test_onnx_export(trained, tmp_path):
     app, client, model, _, held_out = trained
     if importlib.util.find_spec("tf2onnx") is None:
-        refused = client.get(f"/models/{model}/export.zip?format=onnx")
+        refused = client.post(f"/models/{model}/export.zip?format=onnx")
         assert refused.status_code == 501 and "tf2onnx" in refused.get_json()["errors"]
         return
-    answer = client.get(f"/models/{model}/export.zip?format=onnx&snapshot_epoch=2")
+    answer = client.post(f"/models/{model}/export.zip?format=onnx&snapshot_epoch=2")
     assert answer.status_code == 200, answer.get_data(as_text=True)[:500]
     exported = unzip(answer.get_data(), tmp_path / "onnx")
     assert {p.name for p in exported.iterdir()} == {"model.onnx", "labels.txt", "info.json"}
     info = json.loads((exported / "info.json").read_text())
     assert info["format"] == "onnx" and info["input"]["name"] == "input:0" and info["snapshot_epoch"] == 2
-    assert client.get(f"/models/{model}/export.zip?format=keras").status_code == 400
+    assert client.post(f"/models/{model}/export.zip?format=keras").status_code == 400
 
 
 def test_export_tool_by_hand_on_an_unpacked_archive(trained, tmp_path):
@@ -350,16 +341,14 @@ def test_new_model_from_a_pretrained_one(trained, made_pretrained):
     app, client, _, dataset, _ = trained
     fields = dict(method="pretrained", pretrained_networks=made_pretrained, train_epochs="1", framework="tensorflow",
                   model_name="from pretrained", dataset=dataset, batch_size="16", learning_rate="0.01")  # fmt: skip
-    unknown = client.post("/models/images/classification.json", data={**fields, "pretrained_networks": "nope"})
+    unknown = client.post(CREATE_MODEL, data={**fields, "pretrained_networks": "nope"})
     assert unknown.status_code == 400 and "pretrained" in unknown.get_json()["errors"]["pretrained_networks"][0]
-    created = client.post("/models/images/classification.json", data=fields)
-    assert created.status_code == 200, created.get_json()
-    model = created.get_json()["id"]
-    assert wait_for_status(client, model, timeout=300)["status"] == "Done"
+    model = post_form(client, CREATE_MODEL, fields)["id"]
+    wait_done(client, model, timeout=300)
     log = client.get(f"/jobs/{model}/log/train").get_data(as_text=True)
     weights = str(jobs_dir(app) / made_pretrained / "snapshot_2.0.ckpt")
     assert f"--weights {weights}" in log
-    job = app.extensions["digits"].store.get(model)
+    job = services_of(app).store.get(model)
     assert job.tasks[0].data["weights"]["restored"] and not job.tasks[0].data["weights"]["mismatched"]
     form = client.get("/models/images/classification/new", headers={"Accept": "text/html"}).get_data(as_text=True)
     assert "pretrained-networks-table" in form and "lenet e2" in form
