@@ -228,6 +228,23 @@ window.DIGITS = (function () {
         });
     };
 
+    /** A task's progress while it runs ("40% · about 3 min left"), how long it took once done, or ''. */
+    DIGITS.taskTiming = function (task) {
+        if (task.status === 'Running') {
+            const eta = DIGITS.formatEta(task.eta);
+            return Math.round((task.progress || 0) * 100) + '%' + (eta ? ' \u00b7 ' + eta : '');
+        }
+        if (task.started && task.finished) return 'took ' + DIGITS.formatDuration(task.finished - task.started);
+        return '';
+    };
+
+    /** A job kind for people: 'image-classification' -> "Image Classification". */
+    DIGITS.kindTitle = function (kind) {
+        return (kind || '').split(/[-_]/).filter(Boolean).map(function (w) {
+            return w.charAt(0).toUpperCase() + w.slice(1);
+        }).join(' ');
+    };
+
     DIGITS.formatNumber = function (n) {
         return n == null ? '' : Number(n).toLocaleString();
     };
@@ -556,12 +573,6 @@ window.DIGITS = (function () {
 
         const ACTIVE = ['Waiting', 'Running'];
 
-        function kindTitle(kind) {
-            return (kind || '').split(/[-_]/).filter(Boolean).map(function (w) {
-                return w.charAt(0).toUpperCase() + w.slice(1);
-            }).join(' ');
-        }
-
         function renderEditable(id, value, emptyText) {
             if (editing === id) return;  // the user is typing there
             const node = byId(id);
@@ -580,7 +591,7 @@ window.DIGITS = (function () {
             if (ACTIVE.indexOf(job.status) >= 0 && job.progress != null) {
                 status.appendChild(el('span', {className: 'ms-2 small text-muted'}, Math.round(job.progress * 100) + '%'));
             }
-            byId('job-kind').textContent = kindTitle(job.kind);
+            byId('job-kind').textContent = DIGITS.kindTitle(job.kind);
             renderJobCard(job);
             byId('interrupted-notice').classList.toggle('d-none', !job.interrupted);
             const abort = byId('abort-button');

@@ -91,7 +91,7 @@
         const head = el('div', {className: 'd-flex align-items-center gap-2'}, [
             el('span', {className: 'fw-semibold'}, task.name),
             DIGITS.statusBadge(task.status),
-            el('span', {className: 'ms-auto small text-muted task-timing'}, timing(task)),
+            el('span', {className: 'ms-auto small text-muted task-timing'}, DIGITS.taskTiming(task)),
             task.started ? el('a', {
                 className: 'small', href: DIGITS.url('/jobs/' + encodeURIComponent(JOB_ID) + '/log/' + encodeURIComponent(task.id)),
                 target: '_blank', rel: 'noopener',
@@ -119,15 +119,6 @@
             }
         }
         return el('li', {className: 'list-group-item task', dataset: {taskId: task.id}}, parts);
-    }
-
-    function timing(task) {
-        if (task.status === 'Running') {
-            const eta = DIGITS.formatEta(task.eta);
-            return Math.round((task.progress || 0) * 100) + '%' + (eta ? ' \u00b7 ' + eta : '');
-        }
-        if (task.started && task.finished) return 'took ' + DIGITS.formatDuration(task.finished - task.started);
-        return '';
     }
 
     function renderTasks() {

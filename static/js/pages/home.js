@@ -20,12 +20,6 @@
         return DIGITS.url((pages[summary.type] || '/jobs/') + encodeURIComponent(summary.id));
     }
 
-    function kindTitle(kind) {
-        return (kind || '').split(/[-_]/).filter(Boolean).map(function (w) {
-            return w.charAt(0).toUpperCase() + w.slice(1);
-        }).join(' ');
-    }
-
     function jobRow(job, grouped) {
         const check = el('input', {
             type: 'checkbox', className: 'form-check-input job-check',
@@ -51,7 +45,7 @@
             el('td', {className: 'col-check'}, check),
             el('td', {className: grouped ? 'ps-4' : ''},
                 el('a', {href: jobUrl(job), className: 'job-name fw-semibold text-decoration-none'}, job.name)),
-            el('td', {className: 'text-muted small'}, kindTitle(job.kind)),
+            el('td', {className: 'text-muted small'}, DIGITS.kindTitle(job.kind)),
             status,
             progress,
             el('td', {className: 'job-owner'}, job.username || ''),
@@ -132,7 +126,16 @@
         const query = selectedModels().map(function (id) { return 'job_id=' + encodeURIComponent(id); }).join('&');
         window.open(DIGITS.url(path + '?' + query), '_blank', 'noopener');
     }
-    document.getElementById('tensorboard-selected').addEventListener('click', function () { openForSelectedModels('/tensorboard'); });
+    // Starting TensorBoard is a change: POSTed (with the CSRF token) from a form made for the click.
+    function postForSelectedModels(path) {
+        const inputs = selectedModels().map(function (id) { return el('input', {type: 'hidden', name: 'job_id', value: id}); });
+        inputs.push(el('input', {type: 'hidden', name: 'csrf_token', value: DIGITS.csrfToken()}));
+        const form = el('form', {method: 'post', action: DIGITS.url(path), target: '_blank', rel: 'noopener'}, inputs);
+        document.body.appendChild(form);
+        form.submit();
+        form.remove();
+    }
+    document.getElementById('tensorboard-selected').addEventListener('click', function () { postForSelectedModels('/tensorboard'); });
     document.getElementById('compare-selected').addEventListener('click', function () { openForSelectedModels('/models/compare'); });
 
     function applyUpdate(summary) {

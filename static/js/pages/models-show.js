@@ -38,14 +38,7 @@
         byId('task-name').textContent = task.name || 'Train';
         byId('task-status').replaceChildren(DIGITS.statusBadge(task.status));
         const running = task.status === 'Running';
-        let timing = '';
-        if (running) {
-            const eta = DIGITS.formatEta(task.eta);
-            timing = Math.round((task.progress || 0) * 100) + '%' + (eta ? ' \u00b7 ' + eta : '');
-        } else if (task.started && task.finished) {
-            timing = 'took ' + DIGITS.formatDuration(task.finished - task.started);
-        }
-        byId('task-timing').textContent = timing;
+        byId('task-timing').textContent = DIGITS.taskTiming(task);
         const logLink = byId('task-log-link');
         logLink.classList.toggle('d-none', !(task.started && task.id));
         if (task.id) logLink.href = DIGITS.url('/jobs/' + encodeURIComponent(JOB_ID) + '/log/' + encodeURIComponent(task.id));
