@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 
 import numpy as np
 import pytest
+from helpers import logged_in_client, poll, wait_done
 from PIL import Image
 from plugin_packages import (
     TUTORIAL_DIST,
@@ -18,10 +18,9 @@ from plugin_packages import (
     write_gray_images,
     write_tutorial_plugin,
 )
-from server import LiveServer, wait_for_status
+from server import LiveServer
 
-from digits.app import create_app
-from digits.config import Config
+from digits.web.services import services_of
 
 pytestmark = pytest.mark.slow
 
@@ -40,12 +39,8 @@ class UserModel(Tower):
 
 
 @pytest.fixture
-def client(tmp_path):
-    app = create_app(Config.from_env(jobs_dir=tmp_path / "jobs", testing=True))
-    client = app.test_client()
-    client.post("/login", data={"username": "fred"})
-    yield client
-    app.extensions["digits"].shutdown()
+def client(app):
+    return logged_in_client(app)
 
 
 def test_compat_step_7_regression_with_curl(shipped_plugins, tmp_path):
@@ -60,11 +55,8 @@ def test_compat_step_7_regression_with_curl(shipped_plugins, tmp_path):
         return json.loads(done.stdout) if done.stdout.startswith("{") else {}
 
     def wait(url: str) -> dict:
-        deadline = time.monotonic() + 240
-        while (status := curl(url))["status"] not in ("Done", "Error"):
-            assert time.monotonic() < deadline
-            time.sleep(0.5)
-        return status
+        return poll(lambda: curl(url), lambda status: status["status"] in ("Done", "Error"), timeout=240, interval=0.5,
+                    what=url)  # fmt: skip
 
     try:
         curl("-X", "POST", f"{server.url}/login", "-F", "username=fred")
@@ -97,15 +89,14 @@ def test_dicom_segmentation_trains_the_fcn_and_shows_overlays(shipped_plugins, c
         dataset_name="hearts", image_folder=str(study["images"]), contour_folder=str(study["contours"]),
         resize_width="32", resize_height="32", folder_pct_val="25",
     )).get_json()["id"]  # fmt: skip
-    assert wait_for_status(client, dataset)["status"] == "Done"
+    wait_done(client, dataset)
     fields = dict(method="standard", standard_networks="fcn", framework="tensorflow", dataset=dataset,
                   train_epochs="15", model_name="fcn", solver_type="ADAM", learning_rate="0.003", batch_size="4",
                   use_mean="none")  # fmt: skip
     created = client.post("/models/images/generic.json", data=fields)
     assert created.status_code == 200, created.get_json()
     model = created.get_json()["id"]
-    status = wait_for_status(client, model, timeout=300)
-    assert status["status"] == "Done", status["error"]
+    wait_done(client, model, timeout=300)
     metrics = client.get(f"/models/{model}.json").get_json()["metrics"]
     accuracy = [m["val"]["accuracy"] for m in metrics if "val" in m]
     assert accuracy[-1] > 0.85  # pixels: the disk against the background
@@ -113,7 +104,7 @@ def test_dicom_segmentation_trains_the_fcn_and_shows_overlays(shipped_plugins, c
     started = client.post("/models/images/generic/infer_db.json", data={"job_id": model, "db": "val"})
     assert started.status_code == 202
     job = started.get_json()
-    assert wait_for_status(client, job["id"], timeout=120)["status"] == "Done"
+    wait_done(client, job["id"], timeout=120)
     outputs = client.get(job["url"] + ".json").get_json()["outputs"]
     assert len(outputs) >= 4
     scores = np.array(next(iter(outputs.values()))["output"])
@@ -123,17 +114,16 @@ def test_dicom_segmentation_trains_the_fcn_and_shows_overlays(shipped_plugins, c
     assert page.status_code == 200 and html.count('class="segmentation-mask') == len(outputs)
 
 
-def test_tutorial_plugin_dataset_model_and_inference_form(client, tmp_path):
+def test_tutorial_plugin_dataset_model_and_inference_form(client, make_app, tmp_path):
     plugin = write_tutorial_plugin(tmp_path / "plugin")
     install(plugin, tmp_path)
     try:
-        app = create_app(Config.from_env(jobs_dir=tmp_path / "jobs2", testing=True))  # a restart finds it
-        client = app.test_client()
-        client.post("/login", data={"username": "fred"})
+        app = make_app(tmp_path / "jobs2")  # a restart finds it
+        client = logged_in_client(app)
         images = write_gray_images(tmp_path / "images", count=40)
         dataset = client.post("/datasets/generic/create/tutorial-gray-images.json",
                               data={"dataset_name": "gray", "image_folder": str(images)}).get_json()["id"]  # fmt: skip
-        assert wait_for_status(client, dataset)["status"] == "Done"
+        wait_done(client, dataset)
         network = """\
 class UserModel(Tower):
     @model_property
@@ -148,8 +138,7 @@ class UserModel(Tower):
                       train_epochs="5", model_name="bright", solver_type="ADAM", learning_rate="0.01",
                       use_mean="none", batch_size="5")  # fmt: skip
         model = client.post("/models/images/generic.json", data=fields).get_json()["id"]
-        status = wait_for_status(client, model, timeout=120)
-        assert status["status"] == "Done", status["error"]
+        wait_done(client, model, timeout=120)
         page = client.get(f"/models/{model}").get_data(as_text=True)
         assert 'name="test_image_file"' in page  # the plugin's inference form, in the model page
         bright = sorted(images.glob("*.png"))[1]
@@ -157,11 +146,10 @@ class UserModel(Tower):
                               data={"job_id": model, "test_image_file": str(bright)})  # fmt: skip
         assert started.status_code == 202, started.get_json()
         job = started.get_json()
-        finished = wait_for_status(client, job["id"], timeout=120)
-        assert finished["status"] == "Done", finished["error"]
+        wait_done(client, job["id"], timeout=120)
         (output,) = client.get(job["url"] + ".json").get_json()["outputs"].values()
         logits = np.array(output["output"])
         assert logits.shape == (2,) and logits[1] > logits[0]  # bright
-        app.extensions["digits"].shutdown()
+        services_of(app).shutdown()
     finally:
         uninstall(TUTORIAL_DIST)
