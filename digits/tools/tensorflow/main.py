@@ -35,8 +35,9 @@ import re
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -59,33 +60,24 @@ class TrainingError(Exception):
     """Training cannot go on for a reason the user can act on (the message says what to change)."""
 
 
-@dataclass
-class Update:
-    """One optimizer's work per step: accumulate gradients (with batch accumulation), then apply them."""
+class Interrupted(Exception):
+    """SIGTERM (the scheduler's abort) ended training at ``epoch``; ``--resume`` continues from the last snapshot."""
 
-    accumulate: object | None
-    apply: object
+    def __init__(self, epoch: float):
+        super().__init__(f"stopped by SIGTERM at epoch {epoch}")
+        self.epoch = epoch
 
 
-@dataclass
-class TrainGraph:
-    """The tensors and ops the training loop runs."""
+def log(message: str) -> None:
+    """Write a line for the job log (stderr; stdout carries the protocol)."""
+    print(message, file=sys.stderr, flush=True)
 
-    learning_rate: object
-    global_step: object
-    updates: list[Update]
-    update_ops: list
-    train_scalars: dict[str, object]
-    train_summaries: object | None
-    val_scalars: dict[str, object] = field(default_factory=dict)
-    val_batch: object | None = None
-    iterators: list = field(default_factory=list)
-    val_iterator: object | None = None
-    model_vars: list = field(default_factory=list)
-    frozen: list[str] = field(default_factory=list)
+
+# --- The command line --------------------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of the training program's command line (augmentation flags: :func:`add_augmentation_arguments`)."""
     parser = argparse.ArgumentParser(prog="python -m digits.tools.tensorflow.main", description=__doc__.splitlines()[0])
     parser.add_argument("--network", required=True, help="network source: class UserModel(Tower)")
     parser.add_argument("--train-db", required=True, help="training LMDB folder")
@@ -115,14 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--weights", help="checkpoint (prefix or folder) to restore variables from, by name")
     parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --save")
     parser.add_argument("--freeze", default="", help="comma list of regexes: matching variables are not trained")
-    parser.add_argument("--aug-flip", choices=("none", "fliplr", "flipud", "fliplrud"), default="none")
-    parser.add_argument("--aug-quad-rot", choices=("none", "rot90", "rot180", "rotall"), default="none")
-    parser.add_argument("--aug-rot", type=float, default=0.0, help="random rotation, +- degrees")
-    parser.add_argument("--aug-scale", type=float, default=0.0, help="stddev of a random scale factor around 1")
-    parser.add_argument("--aug-noise", type=float, default=0.0, help="stddev of gaussian noise (fraction of 255)")
-    parser.add_argument("--aug-contrast", type=float, default=0.0, help="contrast factor drawn from [1-c, 1+c]")
-    parser.add_argument("--aug-whitening", action="store_true", help="per-image standardization instead of the mean")
-    parser.add_argument("--aug-hsv", type=float, nargs=3, metavar=("H", "S", "V"), help="random HSV shifts")
+    add_augmentation_arguments(parser)
     parser.add_argument("--early-stopping-metric", help="e.g. val/loss or val/accuracy")
     parser.add_argument("--patience", type=int, default=5, help="validations without improvement before stopping")
     parser.add_argument(
@@ -132,24 +117,98 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+def add_augmentation_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``--aug-*`` flags (training images only; :func:`augmentation_of` reads them)."""
+    parser.add_argument("--aug-flip", choices=("none", "fliplr", "flipud", "fliplrud"), default="none")
+    parser.add_argument("--aug-quad-rot", choices=("none", "rot90", "rot180", "rotall"), default="none")
+    parser.add_argument("--aug-rot", type=float, default=0.0, help="random rotation, +- degrees")
+    parser.add_argument("--aug-scale", type=float, default=0.0, help="stddev of a random scale factor around 1")
+    parser.add_argument("--aug-noise", type=float, default=0.0, help="stddev of gaussian noise (fraction of 255)")
+    parser.add_argument("--aug-contrast", type=float, default=0.0, help="contrast factor drawn from [1-c, 1+c]")
+    parser.add_argument("--aug-whitening", action="store_true", help="per-image standardization instead of the mean")
+    parser.add_argument("--aug-hsv", type=float, nargs=3, metavar=("H", "S", "V"), help="random HSV shifts")
 
 
-def make_optimizer(args: argparse.Namespace, learning_rate, global_step):
-    """The ``tf.compat.v1.train`` optimizer for ``--solver``."""
-    train = tf.train
-    return {
-        "SGD": lambda: train.GradientDescentOptimizer(learning_rate),
-        "MOMENTUM": lambda: train.MomentumOptimizer(learning_rate, args.momentum),
-        "NESTEROV": lambda: train.MomentumOptimizer(learning_rate, args.momentum, use_nesterov=True),
-        "ADAGRAD": lambda: train.AdagradOptimizer(learning_rate),
-        "ADAGRADDA": lambda: train.AdagradDAOptimizer(learning_rate, global_step),
-        "ADADELTA": lambda: train.AdadeltaOptimizer(learning_rate),
-        "ADAM": lambda: train.AdamOptimizer(learning_rate),
-        "RMSPROP": lambda: train.RMSPropOptimizer(learning_rate, decay=args.rms_decay),
-        "FTRL": lambda: train.FtrlOptimizer(learning_rate),
-    }[args.solver]()
+# --- What the arguments and the databases decide, before any graph ------------------------------------------
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When things happen in a run of ``epochs`` over ``entries`` images, ``images_per_step`` images a step."""
+
+    epochs: float
+    entries: int
+    images_per_step: int
+    policy: LRPolicy
+
+    @property
+    def total_steps(self) -> int:
+        """Steps of the whole run from epoch 0 (at least one)."""
+        return max(1, math.ceil(self.epochs * self.entries / self.images_per_step))
+
+    @property
+    def report_every(self) -> int:
+        """Steps between two reports of the training metrics (``REPORTS_PER_EPOCH`` an epoch)."""
+        return max(1, int(self.entries / self.images_per_step / REPORTS_PER_EPOCH))
+
+    def epoch_of(self, step: int) -> float:
+        """The epoch reached after ``step`` steps, rounded to 4 decimals and at most ``epochs``."""
+        return round(min(step * self.images_per_step / self.entries, self.epochs), 4)
+
+    def learning_rate(self, step: int) -> float:
+        """The learning rate of the step that follows ``step`` done steps."""
+        return self.policy.rate(100.0 * step / self.total_steps)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The run the arguments ask for, checked against the network and the databases."""
+
+    network: type
+    train: LmdbInfo
+    val: LmdbInfo | None
+    schedule: Schedule
+    mean: np.ndarray | None
+    early: EarlyStopping | None
+
+
+def plan_training(args: argparse.Namespace) -> Plan:
+    """Load the network and the databases' facts and check the arguments against them; returns the plan.
+
+    Raises TrainingError (or NetworkError, for the network's source) saying what to change.
+    """
+    if args.batch_size < 1 or args.batch_accumulation < 1:
+        raise TrainingError("the batch size and batch accumulation must be at least 1")
+    network = load_network(args.network)
+    train_info = db_info(args.train_db)
+    val_info = db_info(args.val_db) if args.val_db else None
+    check_arguments(args, train_info, val_info)
+    policy = LRPolicy(
+        policy=args.lr_policy,
+        base_lr=args.learning_rate,
+        step_size=args.lr_step_size,
+        gamma=args.lr_gamma,
+        power=args.lr_power,
+        multistep_values=parse_percents(args.lr_multistep_values),
+    )
+    schedule = Schedule(args.epochs, train_info.entries, args.batch_size * args.batch_accumulation, policy)
+    mean = load_mean(args, train_info.shape)
+    early = EarlyStopping(args.early_stopping_metric, args.patience) if args.early_stopping_metric else None
+    return Plan(network, train_info, val_info, schedule, mean, early)
+
+
+def check_arguments(args: argparse.Namespace, train: LmdbInfo, val: LmdbInfo | None) -> None:
+    """Raise TrainingError for a batch, crop or augmentation these databases cannot take."""
+    if args.batch_size > train.entries:
+        raise TrainingError(
+            f"the batch size ({args.batch_size}) is larger than the training set ({train.entries} images)"
+        )
+    if train.label.kind == "array" and (args.crop_size or augmentation_of(args, train.shape).moves_pixels):
+        raise TrainingError("crops, flips and rotations would move images away from their label arrays: turn them off")
+    if args.crop_size and args.crop_size > min(train.shape[:2]):
+        raise TrainingError(f"the crop size ({args.crop_size}) is larger than the images {train.shape[:2]}")
+    if val and val.shape != train.shape:
+        raise TrainingError(f"validation images are {val.shape}, training images {train.shape}")
 
 
 def load_mean(args: argparse.Namespace, shape: list[int]) -> np.ndarray | None:
@@ -174,12 +233,155 @@ def count_classes(args: argparse.Namespace) -> int:
     return int(np.load(labels).max()) + 1 if os.path.exists(labels) else 0
 
 
-def metric_name(tag: str) -> str:
-    """A summary's tag without the scopes training adds (``train/model/accuracy`` -> ``accuracy``)."""
-    parts = tag.split("/")
-    while len(parts) > 1 and (parts[0] in ("train", "val", MODEL_SCOPE) or re.fullmatch(r"tower_\d+", parts[0])):
-        parts = parts[1:]
-    return "/".join(parts)
+def augmentation_of(args: argparse.Namespace, shape: tuple[int, int, int]) -> Augmentation:
+    """The training augmentation the arguments ask for; TrainingError when the images cannot take it."""
+    augmentation = Augmentation(
+        flip=args.aug_flip, quad_rot=args.aug_quad_rot, rotation=args.aug_rot, scale=args.aug_scale,
+        noise=args.aug_noise, contrast=args.aug_contrast, whitening=args.aug_whitening,
+        hsv=tuple(args.aug_hsv) if args.aug_hsv and any(args.aug_hsv) else None,
+    )  # fmt: skip
+    try:
+        augmentation.check(shape)
+    except ValueError as exc:
+        raise TrainingError(str(exc)) from None
+    return augmentation
+
+
+# --- The graph ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Update:
+    """One optimizer's work per step: accumulate gradients (with batch accumulation), then apply them."""
+
+    accumulate: object | None
+    apply: object
+
+
+@dataclass
+class TrainGraph:
+    """The tensors and ops the training loop runs."""
+
+    learning_rate: object
+    global_step: object
+    updates: list[Update]
+    update_ops: list
+    train_scalars: dict[str, object]
+    train_summaries: object | None
+    val_scalars: dict[str, object] = field(default_factory=dict)
+    val_batch: object | None = None
+    iterators: list = field(default_factory=list)
+    val_iterator: object | None = None
+    model_vars: list = field(default_factory=list)
+    frozen: list[str] = field(default_factory=list)
+
+
+def training_devices(cpu_towers: int = 1) -> tuple[list[str], object]:
+    """One tower per visible GPU (the scheduler sets ``CUDA_VISIBLE_DEVICES``), else ``cpu_towers`` on the CPU."""
+    gpus = tf_root.config.list_physical_devices("GPU")
+    config = tf.ConfigProto(allow_soft_placement=True, gpu_options=tf.GPUOptions(allow_growth=True))
+    if gpus:
+        return [f"/gpu:{i}" for i in range(len(gpus))], config
+    towers = max(1, cpu_towers)
+    config.device_count["CPU"] = towers
+    return [f"/cpu:{i}" for i in range(towers)], config
+
+
+def graph_on_devices(args: argparse.Namespace, plan: Plan) -> tuple[TrainGraph, object]:
+    """Turn TensorFlow to graph mode (seeded with ``--seed``) and build the graph over the training devices;
+    returns the graph and the session config for those devices."""
+    tf.disable_eager_execution()
+    if args.seed is not None:
+        # A seed promises a repeatable run: same initial weights, same order, same arithmetic.
+        tf.set_random_seed(args.seed)
+        tf_root.config.experimental.enable_op_determinism()
+    devices, session_config = training_devices(args.cpu_towers)
+    log(f"training on {', '.join(devices)}")
+    if args.batch_size % len(devices):
+        raise TrainingError(f"the batch size ({args.batch_size}) must split evenly over the {len(devices)} devices")
+    nclasses = count_classes(args) or None
+    return build_graph(args, plan.network, plan.train, plan.val, nclasses, plan.mean, devices), session_config
+
+
+def build_graph(
+    args: argparse.Namespace,
+    model_class: type,
+    train: LmdbInfo,
+    val: LmdbInfo | None,
+    nclasses: int | None,
+    mean: np.ndarray | None,
+    devices: Sequence[str] = ("/cpu:0",),
+) -> TrainGraph:
+    """Build the input pipelines, the training towers (one per device), the optimizers and the validation tower."""
+    input_shape = [args.crop_size, args.crop_size, train.shape[2]] if args.crop_size else list(train.shape)
+    global_step = tf.train.get_or_create_global_step()
+    learning_rate = tf.placeholder(tf.float32, [], name="learning_rate")
+    augmentation = augmentation_of(args, train.shape)
+    train_data = make_dataset(
+        train, args.batch_size, training=True, shuffle=args.shuffle, seed=args.seed, mean=mean,
+        crop_size=args.crop_size, augmentation=augmentation,
+    )  # fmt: skip
+    train_iterator = tf.data.make_initializable_iterator(train_data)
+    batch = train_iterator.get_next()
+    tower_losses, scalars, others = build_towers(args, model_class, batch, input_shape, nclasses, devices)
+    model_vars = [v for v in tf.global_variables() if v is not global_step]
+    trainable, frozen = split_frozen(args.freeze)
+    graph = TrainGraph(
+        learning_rate=learning_rate,
+        global_step=global_step,
+        updates=build_updates(args, tower_losses, trainable, learning_rate, global_step, devices),
+        update_ops=tf.get_collection(tf.GraphKeys.UPDATE_OPS, scope="tower_0"),
+        train_scalars={**named_losses(tower_losses[0]), **scalars},
+        train_summaries=tf.summary.merge(others) if others else None,
+        iterators=[train_iterator],
+        model_vars=model_vars,
+        frozen=frozen,
+    )
+    if val is not None:
+        val_data = make_dataset(
+            val, args.batch_size, training=False, mean=mean, crop_size=args.crop_size, augmentation=augmentation
+        )
+        graph.val_iterator, graph.val_scalars, graph.val_batch = build_validation(
+            args, model_class, val_data, input_shape, nclasses
+        )
+    return graph
+
+
+def build_validation(
+    args: argparse.Namespace, model_class: type, val_data, input_shape: list[int], nclasses: int | None
+) -> tuple[object, dict[str, object], object]:
+    """The validation tower, reusing the training variables: returns the iterator over ``val_data``, the
+    tower's scalars (its losses and the network's scalar summaries) and the size of the batch they are of."""
+    iterator = tf.data.make_initializable_iterator(val_data)
+    vx, vy = iterator.get_next()
+    with tf.name_scope("val"), tf.variable_scope(MODEL_SCOPE, reuse=True):
+        tower = model_class(vx, vy, input_shape, nclasses, is_training=False)
+        losses, scalars, _ = tower_outputs(tower, args.network, bool(args.weights) and not args.resume)
+    return iterator, {**named_losses(losses), **scalars}, tf.shape(vx)[0]
+
+
+def build_towers(
+    args: argparse.Namespace, model_class: type, batch: tuple, input_shape: list[int], nclasses: int | None, devices
+) -> tuple[list[list[tuple]], dict, list]:
+    """One training tower per device, each on its share of ``batch``, sharing the variables of scope ``model``.
+
+    Returns every tower's losses, and the first tower's scalars and other summaries (see :func:`tower_outputs`).
+    """
+    x, y = batch
+    xs, ys = (tf.split(x, len(devices)), tf.split(y, len(devices))) if len(devices) > 1 else ([x], [y])
+    fine_tune = bool(args.weights) and not args.resume
+    tower_losses, scalars, others = [], {}, []
+    for index, device in enumerate(devices):
+        with tf.device(device), tf.name_scope(f"tower_{index}"):
+            with tf.variable_scope(MODEL_SCOPE, reuse=index > 0):
+                tower = model_class(xs[index], ys[index], input_shape, nclasses, is_training=True)
+                losses, tower_scalars, tower_others = tower_outputs(tower, args.network, fine_tune)
+            tower_losses.append(losses)
+            if index == 0:
+                scalars, others = tower_scalars, tower_others
+                if tower.disableAutoDataParallelism and len(devices) > 1:
+                    raise TrainingError("this network disables data parallelism: select one GPU")
+    return tower_losses, scalars, others
 
 
 def tower_outputs(
@@ -196,6 +398,24 @@ def tower_outputs(
         if fine_tune:
             tower.set_inference(tower.fineTuneHook(inference))
         loss = tower.loss
+    scalars: dict[str, object] = {}
+    others = []
+    for summary in tower.summaries:
+        op = getattr(summary, "op", summary)
+        if op.type == "ScalarSummary":
+            tag = np.asarray(tf_root.get_static_value(op.inputs[0])).item()
+            name = metric_name(tag.decode() if isinstance(tag, bytes) else str(tag))
+            scalars[name] = op.inputs[1]
+        else:
+            others.append(summary)
+    return loss_terms(loss), scalars, others
+
+
+def loss_terms(loss) -> list[tuple[object, list | None]]:
+    """What a network's ``loss`` returned as ``[(scalar loss, variables it trains or None for all)]``.
+
+    Raises NetworkError unless it is a scalar tensor or a list of ``{'loss': scalar, 'vars': [...]}``.
+    """
     if isinstance(loss, list | tuple):
         losses = []
         for entry in loss:
@@ -211,17 +431,77 @@ def tower_outputs(
             else:
                 got = type(value).__name__
             raise NetworkError(f"loss must be a scalar tensor, got {got}; reduce it, e.g. with tf.reduce_mean")
-    scalars: dict[str, object] = {}
-    others = []
-    for summary in tower.summaries:
-        op = getattr(summary, "op", summary)
-        if op.type == "ScalarSummary":
-            tag = np.asarray(tf_root.get_static_value(op.inputs[0])).item()
-            name = metric_name(tag.decode() if isinstance(tag, bytes) else str(tag))
-            scalars[name] = op.inputs[1]
-        else:
-            others.append(summary)
-    return losses, scalars, others
+    return losses
+
+
+def named_losses(losses: list[tuple]) -> dict[str, object]:
+    """A tower's losses by the names metrics show: ``loss``, or ``loss1``, ``loss2``... for several optimizers."""
+    if len(losses) == 1:
+        return {"loss": losses[0][0]}
+    return {f"loss{number}": loss for number, (loss, _) in enumerate(losses, start=1)}
+
+
+def metric_name(tag: str) -> str:
+    """A summary's tag without the scopes training adds (``train/model/accuracy`` -> ``accuracy``)."""
+    parts = tag.split("/")
+    while len(parts) > 1 and (parts[0] in ("train", "val", MODEL_SCOPE) or re.fullmatch(r"tower_\d+", parts[0])):
+        parts = parts[1:]
+    return "/".join(parts)
+
+
+def split_frozen(patterns: str) -> tuple[list, list[str]]:
+    """The trainable variables that ``--freeze`` (a comma list of regexes) leaves to train, and the names of
+    those it freezes. TrainingError for a pattern that is not a regex."""
+    parts = [p.strip() for p in patterns.split(",") if p.strip()]
+    try:
+        freeze = re.compile("|".join(f"(?:{p})" for p in parts)) if parts else None
+    except re.error as exc:
+        raise TrainingError(f"--freeze: {exc}") from None
+    trainable = [v for v in tf.trainable_variables() if not (freeze and freeze.search(v.op.name))]
+    frozen = [v.op.name for v in tf.trainable_variables() if freeze and freeze.search(v.op.name)]
+    return trainable, frozen
+
+
+def build_updates(
+    args: argparse.Namespace, tower_losses: list[list[tuple]], trainable: list, learning_rate, global_step, devices
+) -> list[Update]:
+    """One optimizer per loss of the network, on its gradients averaged over the towers; returns their updates.
+
+    Only the first update advances the global step. TrainingError when a loss has nothing left to train.
+    """
+    regularization = tf.losses.get_regularization_losses()
+    updates = []
+    for number in range(len(tower_losses[0])):
+        var_list = [v for v in (tower_losses[0][number][1] or trainable) if v in trainable]
+        if not var_list:
+            raise TrainingError("nothing to train: every variable of the loss is frozen")
+        optimizer = make_optimizer(args, learning_rate, global_step)
+        tower_grads = []
+        for index, device in enumerate(devices):
+            loss = tower_losses[index][number][0]
+            if len(tower_losses[0]) == 1 and regularization:
+                loss = loss + tf.add_n(regularization)  # weight decay counts once per step, not per tower
+            with tf.device(device):
+                tower_grads.append(optimizer.compute_gradients(loss, var_list=var_list))
+        step = global_step if number == 0 else None
+        updates.append(make_update(optimizer, average_gradients(tower_grads), step, args.batch_accumulation))
+    return updates
+
+
+def make_optimizer(args: argparse.Namespace, learning_rate, global_step):
+    """The ``tf.compat.v1.train`` optimizer for ``--solver``."""
+    train = tf.train
+    return {
+        "SGD": lambda: train.GradientDescentOptimizer(learning_rate),
+        "MOMENTUM": lambda: train.MomentumOptimizer(learning_rate, args.momentum),
+        "NESTEROV": lambda: train.MomentumOptimizer(learning_rate, args.momentum, use_nesterov=True),
+        "ADAGRAD": lambda: train.AdagradOptimizer(learning_rate),
+        "ADAGRADDA": lambda: train.AdagradDAOptimizer(learning_rate, global_step),
+        "ADADELTA": lambda: train.AdadeltaOptimizer(learning_rate),
+        "ADAM": lambda: train.AdamOptimizer(learning_rate),
+        "RMSPROP": lambda: train.RMSPropOptimizer(learning_rate, decay=args.rms_decay),
+        "FTRL": lambda: train.FtrlOptimizer(learning_rate),
+    }[args.solver]()
 
 
 def average_gradients(tower_grads: list[list[tuple]]) -> list[tuple]:
@@ -253,113 +533,32 @@ def make_update(optimizer, grads_and_vars: list[tuple], global_step, accumulatio
     return Update(accumulate, reset)
 
 
-def frozen_filter(patterns: str) -> re.Pattern | None:
-    parts = [p.strip() for p in patterns.split(",") if p.strip()]
-    try:
-        return re.compile("|".join(f"(?:{p})" for p in parts)) if parts else None
-    except re.error as exc:
-        raise TrainingError(f"--freeze: {exc}") from None
+# --- Where training starts from -----------------------------------------------------------------------------
 
 
-def augmentation_of(args: argparse.Namespace, shape: tuple[int, int, int]) -> Augmentation:
-    """The training augmentation the arguments ask for; TrainingError when the images cannot take it."""
-    augmentation = Augmentation(
-        flip=args.aug_flip, quad_rot=args.aug_quad_rot, rotation=args.aug_rot, scale=args.aug_scale,
-        noise=args.aug_noise, contrast=args.aug_contrast, whitening=args.aug_whitening,
-        hsv=tuple(args.aug_hsv) if args.aug_hsv and any(args.aug_hsv) else None,
-    )  # fmt: skip
-    try:
-        augmentation.check(shape)
-    except ValueError as exc:
-        raise TrainingError(str(exc)) from None
-    return augmentation
-
-
-def build_graph(
-    args: argparse.Namespace,
-    model_class: type,
-    train: LmdbInfo,
-    val: LmdbInfo | None,
-    nclasses: int,
-    mean: np.ndarray | None,
-    devices: Sequence[str] = ("/cpu:0",),
-) -> TrainGraph:
-    """Build the input pipelines, the training towers (one per device), the optimizers and the validation tower."""
-    input_shape = [args.crop_size, args.crop_size, train.shape[2]] if args.crop_size else list(train.shape)
-    global_step = tf.train.get_or_create_global_step()
-    learning_rate = tf.placeholder(tf.float32, [], name="learning_rate")
-    augmentation = augmentation_of(args, train.shape)
-    train_data = make_dataset(
-        train, args.batch_size, training=True, shuffle=args.shuffle, seed=args.seed, mean=mean,
-        crop_size=args.crop_size, augmentation=augmentation,
-    )  # fmt: skip
-    train_iterator = tf.data.make_initializable_iterator(train_data)
-    x, y = train_iterator.get_next()
-    xs, ys = (tf.split(x, len(devices)), tf.split(y, len(devices))) if len(devices) > 1 else ([x], [y])
-    tower_losses, scalars, others = [], {}, []
-    for index, device in enumerate(devices):
-        with tf.device(device), tf.name_scope(f"tower_{index}"):
-            with tf.variable_scope(MODEL_SCOPE, reuse=index > 0):
-                tower = model_class(xs[index], ys[index], input_shape, nclasses, is_training=True)
-                fine_tune = bool(args.weights) and not args.resume
-                losses, tower_scalars, tower_others = tower_outputs(tower, args.network, fine_tune)
-            tower_losses.append(losses)
-            if index == 0:
-                scalars, others = tower_scalars, tower_others
-                if tower.disableAutoDataParallelism and len(devices) > 1:
-                    raise TrainingError("this network disables data parallelism: select one GPU")
-    model_vars = [v for v in tf.global_variables() if v is not global_step]
-    freeze = frozen_filter(args.freeze)
-    trainable = [v for v in tf.trainable_variables() if not (freeze and freeze.search(v.op.name))]
-    frozen = [v.op.name for v in tf.trainable_variables() if freeze and freeze.search(v.op.name)]
-    regularization = tf.losses.get_regularization_losses()
-    updates = []
-    for number in range(len(tower_losses[0])):
-        var_list = [v for v in (tower_losses[0][number][1] or trainable) if v in trainable]
-        if not var_list:
-            raise TrainingError("nothing to train: every variable of the loss is frozen")
-        optimizer = make_optimizer(args, learning_rate, global_step)
-        tower_grads = []
-        for index, device in enumerate(devices):
-            loss = tower_losses[index][number][0]
-            if len(tower_losses[0]) == 1 and regularization:
-                loss = loss + tf.add_n(regularization)  # weight decay counts once per step, not per tower
-            with tf.device(device):
-                tower_grads.append(optimizer.compute_gradients(loss, var_list=var_list))
-        step = global_step if number == 0 else None
-        updates.append(make_update(optimizer, average_gradients(tower_grads), step, args.batch_accumulation))
-    train_scalars = {"loss": tower_losses[0][0][0]} if len(tower_losses[0]) == 1 else {}
-    for number, (loss, _) in enumerate(tower_losses[0], start=1):
-        if len(tower_losses[0]) > 1:
-            train_scalars[f"loss{number}"] = loss
-    train_scalars.update(scalars)
-    graph = TrainGraph(
-        learning_rate=learning_rate,
-        global_step=global_step,
-        updates=updates,
-        update_ops=tf.get_collection(tf.GraphKeys.UPDATE_OPS, scope="tower_0"),
-        train_scalars=train_scalars,
-        train_summaries=tf.summary.merge(others) if others else None,
-        iterators=[train_iterator],
-        model_vars=model_vars,
-        frozen=frozen,
-    )
-    if val is not None:
-        val_data = make_dataset(
-            val, args.batch_size, training=False, mean=mean, crop_size=args.crop_size, augmentation=augmentation
-        )
-        graph.val_iterator = tf.data.make_initializable_iterator(val_data)
-        vx, vy = graph.val_iterator.get_next()
-        with tf.name_scope("val"), tf.variable_scope(MODEL_SCOPE, reuse=True):
-            tower = model_class(vx, vy, input_shape, nclasses, is_training=False)
-            losses, scalars, _ = tower_outputs(tower, args.network, bool(args.weights) and not args.resume)
-        graph.val_scalars = {"loss": losses[0][0]} if len(losses) == 1 else {}
-        for number, (loss, _) in enumerate(losses, start=1):
-            if len(losses) > 1:
-                graph.val_scalars[f"loss{number}"] = loss
-        graph.val_scalars.update(scalars)
-        graph.val_batch = tf.shape(vx)[0]
-    return graph
+def start_session(sess, args: argparse.Namespace, graph: TrainGraph, saver) -> None:
+    """Initialize the variables and input pipelines, then continue from the latest snapshot (``--resume``) or
+    take the variables of ``--weights`` by name; logs (and emits) what was restored and what is frozen."""
+    sess.run([tf.global_variables_initializer(), tf.local_variables_initializer()])
+    sess.run([it.initializer for it in graph.iterators])
+    if args.resume:
+        checkpoint = tf.train.latest_checkpoint(args.save)
+        if not checkpoint:
+            raise TrainingError(f"nothing to resume: no snapshot in {os.path.abspath(args.save)}")
+        saver.restore(sess, checkpoint)
+        log(f"resumed from {checkpoint}")
+    elif args.weights:
+        report = restore_weights(sess, args.weights, graph.model_vars)
+        log(f"restored from {report['checkpoint']}: {', '.join(report['restored']) or 'nothing'}")
+        log(f"new (initialized): {', '.join(report['new']) or 'none'}")
+        if report["mismatched"]:
+            log(f"not restored, shape differs: {', '.join(report['mismatched'])}")
+        emit("result", weights=report)
+    if graph.frozen:
+        log(f"frozen (not trained): {', '.join(graph.frozen)}")
+        emit("result", frozen=graph.frozen)
+    elif args.freeze:
+        log(f"--freeze {args.freeze!r} matches no variable")
 
 
 def restore_weights(sess, path: str, model_vars: list) -> dict:
@@ -385,31 +584,146 @@ def restore_weights(sess, path: str, model_vars: list) -> dict:
     return {"checkpoint": checkpoint, "restored": sorted(restored), "new": new, "mismatched": mismatched}
 
 
-def scalar_summary(values: dict[str, float], prefix: str):
-    return tf.Summary(value=[tf.Summary.Value(tag=f"{prefix}{k}", simple_value=v) for k, v in values.items()])
+# --- One step, and what happens after it --------------------------------------------------------------------
 
 
-def snapshot_name(epoch: float) -> str:
-    return f"snapshot_{round(epoch, 3)}.ckpt"
+StepFunction = Callable[[float, bool], tuple[list[dict[str, float]], object | None]]
 
 
-def display_path(path: str) -> str:
-    """``path`` relative to the working directory when it is under it (the job directory)."""
-    relative = os.path.relpath(path)
-    return path if relative.startswith("..") else relative
+def make_step(sess, graph: TrainGraph, accumulation: int) -> StepFunction:
+    """The function that runs one training step: ``step(learning_rate, with_summaries)`` runs ``accumulation``
+    batches and applies their gradients. It returns the training scalars of each batch, and the network's
+    other summaries of the last batch (None unless asked for and the network has some)."""
+    fetches = {"scalars": graph.train_scalars, "update_ops": graph.update_ops}
+    summaries = {} if graph.train_summaries is None else {"summaries": graph.train_summaries}
+    apply = [u.apply for u in graph.updates]
+    accumulate = [u.accumulate for u in graph.updates]
+
+    def step(learning_rate: float, with_summaries: bool) -> tuple[list[dict[str, float]], object | None]:
+        feed = {graph.learning_rate: learning_rate}
+        run = {**fetches, **summaries} if with_summaries else fetches
+        if accumulation == 1:
+            results = [sess.run({**run, "step": apply}, feed)]
+        else:
+            # The applied mean must include every batch's gradients, so applying is a run of its own.
+            results = [sess.run({**run, "step": accumulate}, feed) for _ in range(accumulation)]
+            sess.run(apply, feed)
+        return [result["scalars"] for result in results], results[-1].get("summaries")
+
+    return step
 
 
-class Stop:
-    """Set by SIGTERM (the scheduler's abort); the loop ends after the step in progress."""
+def check_finite(values: list[dict[str, float]], epoch: float) -> None:
+    """Raise TrainingError when a training scalar is NaN or infinite: the loss diverged."""
+    for value in values:
+        for number in value.values():
+            if not np.isfinite(number):
+                kind = "NaN" if np.isnan(number) else "infinite"
+                raise TrainingError(f"the loss diverged ({kind}) at epoch {epoch}; try a lower learning rate")
 
-    requested = False
 
-    @classmethod
-    def install(cls) -> None:
-        def handler(signum, frame):
-            cls.requested = True
+@dataclass
+class StepEnd:
+    """A finished step as the callbacks see it; one may set ``stop`` to end training after this step."""
 
-        signal.signal(signal.SIGTERM, handler)
+    step: int
+    epoch: float
+    at_end: bool
+    learning_rate: float
+    values: list[dict[str, float]]
+    summaries: object | None
+    report: bool
+    stop: bool = False
+
+
+class Callback(Protocol):
+    """What the loop calls after every step, in order (Keras' callbacks, reduced to the one hook training needs)."""
+
+    def on_step_end(self, end: StepEnd) -> None: ...
+
+
+class Interval:
+    """Epochs every ``every`` epochs (none when 0) after ``epoch``, the epoch training starts from."""
+
+    def __init__(self, every: float, epoch: float):
+        self.every = every
+        self.next = (math.floor(epoch / every + 1e-9) + 1) * every if every else None
+
+    def due(self, epoch: float) -> bool:
+        """Whether ``epoch`` has reached the next scheduled epoch."""
+        return self.next is not None and epoch >= self.next - 1e-9
+
+    def take(self, epoch: float) -> float:
+        """Move past the scheduled epochs that ``epoch`` has reached; returns the last of them (``epoch`` itself
+        when none), the label of what is done now."""
+        label = epoch
+        while self.next is not None and self.next <= epoch + 1e-9:
+            label = round(self.next, 6)
+            self.next += self.every
+        return label
+
+
+class TrainMetrics:
+    """Emits the training scalars averaged over the steps since the last report, with the learning rate, and
+    writes them to TensorBoard: every ``report_every`` steps, every ``REPORT_SECONDS``, at the end and at the
+    scheduled epochs of ``also_at`` (validations, snapshots), so each of those has a training point."""
+
+    def __init__(self, writer, names: Sequence[str], report_every: int, also_at: Sequence[Interval]):
+        self.writer = writer
+        self.names = list(names)
+        self.report_every = report_every
+        self.also_at = also_at
+        self.sums, self.count, self.last_report = dict.fromkeys(self.names, 0.0), 0, time.monotonic()
+
+    def due(self, step: int) -> bool:
+        """Whether the step after ``step`` done steps is one of the regular reports (it then fetches summaries)."""
+        return (step + 1) % self.report_every == 0 or time.monotonic() - self.last_report >= REPORT_SECONDS
+
+    def on_step_end(self, end: StepEnd) -> None:
+        """Add the step's scalars; report their means when a report is due."""
+        for value in end.values:
+            for key, number in value.items():
+                self.sums[key] += float(number)
+            self.count += 1
+        if not (end.report or end.at_end or any(interval.due(end.epoch) for interval in self.also_at)):
+            return
+        means = {k: v / self.count for k, v in self.sums.items()}
+        emit("metrics", epoch=end.epoch, train=means, lr=end.learning_rate)
+        self.writer.add_summary(scalar_summary(means, "train/"), end.step)
+        self.writer.add_summary(scalar_summary({"learning_rate": end.learning_rate}, ""), end.step)
+        if end.summaries is not None:
+            self.writer.add_summary(end.summaries, end.step)
+        self.sums, self.count, self.last_report = dict.fromkeys(self.names, 0.0), 0, time.monotonic()
+
+
+class Validation:
+    """Validates at every ``interval`` and at the end: emits and writes the validation metrics, and with early
+    stopping reports each new best and stops training when the metric has not improved for ``patience``."""
+
+    def __init__(self, sess, graph: TrainGraph, writer, interval: Interval, early: EarlyStopping | None):
+        self.sess, self.graph, self.writer = sess, graph, writer
+        self.interval = interval
+        self.early = early if early is not None and early.stage == "val" else None
+
+    def on_step_end(self, end: StepEnd) -> None:
+        """Validate when due; raises Interrupted when SIGTERM arrives during validation."""
+        if not (end.at_end or self.interval.due(end.epoch)):
+            return
+        # Labelled with the scheduled epoch just crossed, as snapshots are: the best validation's
+        # epoch is then the epoch of a snapshot.
+        label = self.interval.take(end.epoch)
+        values = validate(self.sess, self.graph)
+        Stop.check(end.epoch)
+        emit("metrics", epoch=label, val=values)
+        self.writer.add_summary(scalar_summary(values, "val/"), end.step)
+        if self.early is None:
+            return
+        improved, stop = self.early.update(label, values)
+        if improved:
+            emit("result", best_epoch=self.early.best_epoch, best_value=self.early.best, best_metric=self.early.metric)
+        if stop:
+            log(f"early stopping: {self.early.metric} has not improved for {self.early.patience} validations")
+            end.stop = True
 
 
 def validate(sess, graph: TrainGraph) -> dict[str, float]:
@@ -454,178 +768,114 @@ class EarlyStopping:
         return better, self.bad >= self.patience
 
 
-def training_devices(cpu_towers: int = 1) -> tuple[list[str], object]:
-    """One tower per visible GPU (the scheduler sets ``CUDA_VISIBLE_DEVICES``), else ``cpu_towers`` on the CPU."""
-    gpus = tf_root.config.list_physical_devices("GPU")
-    config = tf.ConfigProto(allow_soft_placement=True, gpu_options=tf.GPUOptions(allow_growth=True))
-    if gpus:
-        return [f"/gpu:{i}" for i in range(len(gpus))], config
-    towers = max(1, cpu_towers)
-    config.device_count["CPU"] = towers
-    return [f"/cpu:{i}" for i in range(towers)], config
+class Snapshots:
+    """Saves a checkpoint of the variables (optimizer state included) at every ``interval``, at the end and where
+    early stopping stops, and emits its ``snapshot`` event."""
+
+    def __init__(self, sess, saver, folder: str, interval: Interval):
+        self.sess, self.saver, self.folder = sess, saver, folder
+        self.interval = interval
+
+    def on_step_end(self, end: StepEnd) -> None:
+        """Save a snapshot when due."""
+        if not (end.at_end or end.stop or self.interval.due(end.epoch)):
+            return
+        # Named after the scheduled epoch the step has just crossed (by less than one step), so
+        # "the snapshot of epoch 1" is snapshot_1.0 whatever the batch size.
+        label = self.interval.take(end.epoch)
+        prefix = os.path.join(self.folder, snapshot_name(label))
+        self.saver.save(self.sess, prefix, write_meta_graph=False)
+        emit("snapshot", epoch=label, path=display_path(prefix))
+
+
+def make_callbacks(
+    args: argparse.Namespace, plan: Plan, sess, graph: TrainGraph, saver, writer, epoch: float
+) -> tuple[TrainMetrics, list[Callback]]:
+    """The callbacks of a run that starts at ``epoch``, in the order they run: training metrics, validation (when
+    there is a validation set) and snapshots. Returns the metrics callback apart too, as the loop asks it which
+    steps fetch the network's summaries."""
+    snapshots = Snapshots(sess, saver, args.save, Interval(args.snapshot_interval, epoch))
+    scheduled: list = [snapshots]
+    if graph.val_iterator is not None:
+        scheduled.insert(0, Validation(sess, graph, writer, Interval(args.val_interval, epoch), plan.early))
+    metrics = TrainMetrics(writer, graph.train_scalars, plan.schedule.report_every, [c.interval for c in scheduled])
+    return metrics, [metrics, *scheduled]
+
+
+def scalar_summary(values: dict[str, float], prefix: str):
+    """A TensorBoard ``Summary`` of ``values``, each tagged ``prefix`` + its name."""
+    return tf.Summary(value=[tf.Summary.Value(tag=f"{prefix}{k}", simple_value=v) for k, v in values.items()])
+
+
+def snapshot_name(epoch: float) -> str:
+    """The checkpoint prefix of the snapshot of ``epoch``: ``snapshot_2.0.ckpt``."""
+    return f"snapshot_{round(epoch, 3)}.ckpt"
+
+
+def display_path(path: str) -> str:
+    """``path`` relative to the working directory when it is under it (the job directory)."""
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative
+
+
+class Stop:
+    """Set by SIGTERM (the scheduler's abort); the loop ends after the step (or validation) in progress."""
+
+    requested = False
+
+    @classmethod
+    def install(cls) -> None:
+        """Make SIGTERM set ``Stop.requested``."""
+
+        def handler(signum, frame):
+            cls.requested = True
+
+        signal.signal(signal.SIGTERM, handler)
+
+    @classmethod
+    def check(cls, epoch: float) -> None:
+        """Raise :class:`Interrupted` at ``epoch`` when SIGTERM has arrived."""
+        if cls.requested:
+            raise Interrupted(epoch)
+
+
+# --- The program --------------------------------------------------------------------------------------------
 
 
 def train(args: argparse.Namespace) -> int:
-    """Build everything, train, and emit the protocol events; returns the exit status."""
-    if args.batch_size < 1 or args.batch_accumulation < 1:
-        raise TrainingError("the batch size and batch accumulation must be at least 1")
-    model_class = load_network(args.network)
-    train_info = db_info(args.train_db)
-    val_info = db_info(args.val_db) if args.val_db else None
-    if args.batch_size > train_info.entries:
-        raise TrainingError(
-            f"the batch size ({args.batch_size}) is larger than the training set ({train_info.entries} images)"
-        )
-    if train_info.label.kind == "array" and (args.crop_size or augmentation_of(args, train_info.shape).moves_pixels):
-        raise TrainingError("crops, flips and rotations would move images away from their label arrays: turn them off")
-    if args.crop_size and args.crop_size > min(train_info.shape[:2]):
-        raise TrainingError(f"the crop size ({args.crop_size}) is larger than the images {train_info.shape[:2]}")
-    if val_info and val_info.shape != train_info.shape:
-        raise TrainingError(f"validation images are {val_info.shape}, training images {train_info.shape}")
-    policy = LRPolicy(
-        policy=args.lr_policy,
-        base_lr=args.learning_rate,
-        step_size=args.lr_step_size,
-        gamma=args.lr_gamma,
-        power=args.lr_power,
-        multistep_values=parse_percents(args.lr_multistep_values),
-    )
-    mean = load_mean(args, train_info.shape)
-    early = EarlyStopping(args.early_stopping_metric, args.patience) if args.early_stopping_metric else None
-
-    tf.disable_eager_execution()
-    if args.seed is not None:
-        # A seed promises a repeatable run: same initial weights, same order, same arithmetic.
-        tf.set_random_seed(args.seed)
-        tf_root.config.experimental.enable_op_determinism()
-    devices, session_config = training_devices(args.cpu_towers)
-    log(f"training on {', '.join(devices)}")
-    if args.batch_size % len(devices):
-        raise TrainingError(f"the batch size ({args.batch_size}) must split evenly over the {len(devices)} devices")
-    graph = build_graph(args, model_class, train_info, val_info, count_classes(args) or None, mean, devices)
+    """Check the arguments, build the graph, start from scratch, a snapshot or weights, and run the steps with
+    their callbacks, emitting the protocol events; returns the exit status. SIGTERM raises Interrupted."""
+    plan = plan_training(args)
+    schedule = plan.schedule
+    graph, session_config = graph_on_devices(args, plan)
     saver = tf.train.Saver(max_to_keep=None, save_relative_paths=True)
     os.makedirs(args.save, exist_ok=True)
-
-    images_per_step = args.batch_size * args.batch_accumulation
-    total_steps = max(1, math.ceil(args.epochs * train_info.entries / images_per_step))
-    steps_per_epoch = train_info.entries / images_per_step
-    report_every = max(1, int(steps_per_epoch / REPORTS_PER_EPOCH))
-
-    def epoch_of(step: int) -> float:
-        return round(min(step * images_per_step / train_info.entries, args.epochs), 4)
-
     with tf.Session(config=session_config) as sess:
-        sess.run([tf.global_variables_initializer(), tf.local_variables_initializer()])
-        sess.run([it.initializer for it in graph.iterators])
-        if args.resume:
-            checkpoint = tf.train.latest_checkpoint(args.save)
-            if not checkpoint:
-                raise TrainingError(f"nothing to resume: no snapshot in {os.path.abspath(args.save)}")
-            saver.restore(sess, checkpoint)
-            log(f"resumed from {checkpoint}")
-        elif args.weights:
-            report = restore_weights(sess, args.weights, graph.model_vars)
-            log(f"restored from {report['checkpoint']}: {', '.join(report['restored']) or 'nothing'}")
-            log(f"new (initialized): {', '.join(report['new']) or 'none'}")
-            if report["mismatched"]:
-                log(f"not restored, shape differs: {', '.join(report['mismatched'])}")
-            emit("result", weights=report)
-        if graph.frozen:
-            log(f"frozen (not trained): {', '.join(graph.frozen)}")
-            emit("result", frozen=graph.frozen)
-        elif args.freeze:
-            log(f"--freeze {args.freeze!r} matches no variable")
+        start_session(sess, args, graph, saver)
         writer = tf.summary.FileWriter(args.tb_dir, sess.graph)
-        step = int(sess.run(graph.global_step))
-        epoch = epoch_of(step)
-        next_val = (math.floor(epoch / args.val_interval + 1e-9) + 1) * args.val_interval if args.val_interval else None
-        next_snap = (
-            (math.floor(epoch / args.snapshot_interval + 1e-9) + 1) * args.snapshot_interval
-            if args.snapshot_interval
-            else None
-        )
-        progress = ProgressReporter(total_steps, interval=1.0)
-        sums, count, last_report = dict.fromkeys(graph.train_scalars, 0.0), 0, time.monotonic()
-        train_time, train_images = 0.0, 0
-        stopped_early = False
-        log(f"training {total_steps - step} steps of {images_per_step} images ({train_info.entries} per epoch)")
-        while step < total_steps:
-            if Stop.requested:
-                log(f"stopped by SIGTERM at epoch {epoch}; resume continues from the last snapshot")
-                return 143
-            started = time.monotonic()
-            feed = {graph.learning_rate: policy.rate(100.0 * step / total_steps)}
-            report_due = (step + 1) % report_every == 0 or time.monotonic() - last_report >= REPORT_SECONDS
-            fetches = {"scalars": graph.train_scalars, "update_ops": graph.update_ops}
-            if report_due and graph.train_summaries is not None:
-                fetches["summaries"] = graph.train_summaries
-            if args.batch_accumulation == 1:
-                result = sess.run({**fetches, "step": [u.apply for u in graph.updates]}, feed)
-                values = [result["scalars"]]
-            else:
-                # The applied mean must include every batch's gradients, so applying is a run of its own.
-                accumulate = [u.accumulate for u in graph.updates]
-                values = [sess.run({**fetches, "step": accumulate}, feed) for _ in range(args.batch_accumulation)]
-                sess.run([u.apply for u in graph.updates], feed)
-                result, values = values[-1], [v["scalars"] for v in values]
-            train_time += time.monotonic() - started
-            train_images += images_per_step
+        first_step = step = int(sess.run(graph.global_step))
+        epoch, seconds, stopped_early = schedule.epoch_of(step), 0.0, False
+        metrics, callbacks = make_callbacks(args, plan, sess, graph, saver, writer, epoch)
+        run_step = make_step(sess, graph, args.batch_accumulation)
+        progress = ProgressReporter(schedule.total_steps, interval=1.0)
+        steps = schedule.total_steps - step
+        log(f"training {steps} steps of {schedule.images_per_step} images ({plan.train.entries} per epoch)")
+        while step < schedule.total_steps and not stopped_early:
+            Stop.check(epoch)
+            started, learning_rate, report = time.monotonic(), schedule.learning_rate(step), metrics.due(step)
+            values, summaries = run_step(learning_rate, report)
+            seconds += time.monotonic() - started
             step += 1
-            epoch = epoch_of(step)
-            for value in values:
-                for key, number in value.items():
-                    if not np.isfinite(number):
-                        kind = "NaN" if np.isnan(number) else "infinite"
-                        raise TrainingError(f"the loss diverged ({kind}) at epoch {epoch}; try a lower learning rate")
-                    sums[key] += float(number)
-                count += 1
+            epoch = schedule.epoch_of(step)
+            check_finite(values, epoch)
             progress.update(step, epoch=epoch)
-            at_end = step >= total_steps
-            val_due = graph.val_iterator is not None and (at_end or (next_val is not None and epoch >= next_val - 1e-9))
-            snap_due = at_end or (next_snap is not None and epoch >= next_snap - 1e-9)
-            if count and (report_due or val_due or snap_due):
-                means = {k: v / count for k, v in sums.items()}
-                lr = feed[graph.learning_rate]
-                emit("metrics", epoch=epoch, train=means, lr=lr)
-                writer.add_summary(scalar_summary({**means}, "train/"), step)
-                writer.add_summary(scalar_summary({"learning_rate": lr}, ""), step)
-                if "summaries" in result:
-                    writer.add_summary(result["summaries"], step)
-                sums, count, last_report = dict.fromkeys(graph.train_scalars, 0.0), 0, time.monotonic()
-            if val_due:
-                # Labelled with the scheduled epoch just crossed, as snapshots are: the best validation's
-                # epoch is then the epoch of a snapshot.
-                val_label = epoch
-                while next_val is not None and next_val <= epoch + 1e-9:
-                    val_label = round(next_val, 6)
-                    next_val += args.val_interval
-                val_values = validate(sess, graph)
-                if Stop.requested:
-                    continue
-                emit("metrics", epoch=val_label, val=val_values)
-                writer.add_summary(scalar_summary(val_values, "val/"), step)
-                if early is not None and early.stage == "val":
-                    improved, stop = early.update(val_label, val_values)
-                    if improved:
-                        emit("result", best_epoch=early.best_epoch, best_value=early.best, best_metric=early.metric)
-                    if stop:
-                        log(f"early stopping: {early.metric} has not improved for {early.patience} validations")
-                        stopped_early, snap_due = True, True
-            if snap_due:
-                # Named after the scheduled epoch the step has just crossed (by less than one step), so
-                # "the snapshot of epoch 1" is snapshot_1.0 whatever the batch size.
-                label = epoch
-                while next_snap is not None and next_snap <= epoch + 1e-9:
-                    label = round(next_snap, 6)
-                    next_snap += args.snapshot_interval
-                prefix = os.path.join(args.save, snapshot_name(label))
-                saver.save(sess, prefix, write_meta_graph=False)
-                emit("snapshot", epoch=label, path=display_path(prefix))
+            end = StepEnd(step, epoch, step >= schedule.total_steps, learning_rate, values, summaries, report)
+            for callback in callbacks:
+                callback.on_step_end(end)
             writer.flush()
-            if stopped_early:
-                break
+            stopped_early = end.stop
         writer.close()
-    rate = train_images / train_time if train_time else 0.0
+    rate = (step - first_step) * schedule.images_per_step / seconds if seconds else 0.0
     log(f"trained at {rate:,.0f} images/s")
     emit("result", epochs_done=epoch, images_per_second=round(rate, 1), stopped_early=stopped_early)
     return 0
@@ -649,7 +899,8 @@ def op_error(exc, network_path: str) -> NetworkError:
 
 
 def main(argv: Sequence[str]) -> int:
-    """Train as the arguments say; errors the user can fix become an ``error`` event and exit status 1."""
+    """Train as the arguments say; returns the exit status: 0 when done, 1 after an ``error`` event for what the
+    user can fix, 143 when SIGTERM stopped training."""
     args = build_parser().parse_args(argv)
     Stop.install()
     try:
@@ -657,6 +908,9 @@ def main(argv: Sequence[str]) -> int:
             return train(args)
         except tf_root.errors.OpError as exc:
             raise op_error(exc, args.network) from exc
+    except Interrupted as stop:
+        log(f"{stop}; resume continues from the last snapshot")
+        return 143
     except (NetworkError, TrainingError, FileNotFoundError) as exc:
         emit("error", **error_fields(exc))
         log(str(exc))
