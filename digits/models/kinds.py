@@ -14,6 +14,7 @@ from digits.form_fields import add_error, replayable_data
 from digits.inference.spec import find_snapshot, snapshots_of
 from digits.jobs import Job, JobStore, Status, Task, new_job_id
 from digits.jobs.creation import FormInvalid, JobKind, as_multidict
+from digits.pretrained.jobs import pretrained_models
 from digits.scheduler import ResourcePools
 
 TRAIN_TOOL = "digits.tools.tensorflow.main"
@@ -58,10 +59,6 @@ class ModelKind(JobKind):
 def previous_models(store: JobStore) -> list[Job]:
     """Models with a snapshot to start from."""
     return store.all(lambda j: j.type == "model" and bool(snapshots_of(j)))
-
-
-def pretrained_models(store: JobStore) -> list[Job]:
-    return store.all(lambda j: j.type == "pretrained")
 
 
 def create(
