@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import atexit
 import logging
+from datetime import timedelta
 from pathlib import Path
 
 from flask import Flask
 from flask_socketio import SocketIO
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from digits import __version__, auth
 from digits.config import Config
@@ -23,7 +25,7 @@ from digits.models.routes import blueprint as models_blueprint
 from digits.pretrained.routes import blueprint as pretrained_blueprint
 from digits.scheduler import LocalScheduler, ResourcePools
 from digits.tensorboard import TensorBoardManager
-from digits.web import compare, errors, home, jobs
+from digits.web import compare, errors, home, jobs, security
 from digits.web import tensorboard as tensorboard_web
 from digits.web.services import EXTENSION_KEY, Services
 
@@ -71,13 +73,23 @@ def create_app(config: Config | None = None) -> Flask:
         WTF_CSRF_ENABLED=False,
         WTF_CSRF_TIME_LIMIT=None,
         DIGITS_VERSION=__version__,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        # Behind a proxy the browser is assumed to speak HTTPS to it; never send the session in clear then.
+        SESSION_COOKIE_SECURE=config.trusted_proxies > 0,
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=config.session_hours),
     )
+    allowed_hosts = config.host_allowlist()
+    app.config[security.ALLOWED_HOSTS_KEY] = allowed_hosts
 
     store = JobStore(config.jobs_dir)
     store.load_all()
     pools = ResourcePools(discover_gpus() if config.gpus is None else _select_gpus(config.gpus), config.cpu_slots)
-    socketio = SocketIO(app, async_mode="threading", path="socket.io", cors_allowed_origins=[])
-    publisher = Publisher(socketio)
+    # Same origin only: a page elsewhere must not read the job updates (engine.io asks this per connection).
+    socketio = SocketIO(app, async_mode="threading", path="socket.io",
+                        cors_allowed_origins=lambda origin, environ: security.is_allowed_origin(
+                            origin, environ, allowed_hosts))  # fmt: skip
+    publisher = Publisher(socketio, job_exists=lambda job_id: store.get(job_id) is not None)
     scheduler = LocalScheduler(store, pools, on_change=publisher.job_changed)
     # Routes such as /datasets/images/classification and its .json twin share an endpoint and its
     # defaults; both are canonical, so Werkzeug must not redirect one to the other.
@@ -105,6 +117,11 @@ def create_app(config: Config | None = None) -> Flask:
 
     if config.url_prefix:
         app.wsgi_app = PrefixMiddleware(app.wsgi_app, config.url_prefix)
+    # Outermost, in this order: the proxy's headers applied, then the Host checked, then every answer marked.
+    app.wsgi_app = security.SecurityHeaders(security.HostAllowlist(app.wsgi_app, allowed_hosts))
+    if config.trusted_proxies:
+        n = config.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_prefix=n)
 
     scheduler.start()
     atexit.register(services.shutdown)

@@ -5,11 +5,13 @@ Payloads are data; the pages render them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import request
 from flask_socketio import SocketIO, join_room, leave_room
 
+from digits.auth import current_username
 from digits.jobs import Job, Task
 
 HOME_ROOM = "home"
@@ -31,18 +33,30 @@ def task_payload(task: Task) -> dict[str, Any]:
 
 
 class Publisher:
-    """Sends ``job_update`` and ``task_update`` events; rooms are joined with a ``join`` event."""
+    """Sends ``job_update`` and ``task_update`` events; rooms are joined with a ``join`` event.
 
-    def __init__(self, socketio: SocketIO):
+    ``job_exists(job_id)`` says whether a job room may be joined.
+    """
+
+    def __init__(self, socketio: SocketIO, job_exists: Callable[[str], bool]):
         self.socketio = socketio
+        self.job_exists = job_exists
         socketio.on_event("join", self._join)
         socketio.on_event("leave", self._leave)
 
-    @staticmethod
-    def _join(message: dict[str, Any]) -> None:
-        room = (message or {}).get("room")
-        if isinstance(room, str) and room:
-            join_room(room, sid=request.sid)
+    def _join(self, message: dict[str, Any]) -> dict[str, Any]:
+        """Join ``message["room"]`` (``home`` or a job id) for a logged-in user.
+
+        Returns the acknowledgement the client may wait for: ``{"joined": room}`` or ``{"error": why}``.
+        """
+        room = message.get("room") if isinstance(message, dict) else None
+        # Flask-Login reads the user from the session Flask-SocketIO keeps for this connection.
+        if current_username() is None:
+            return {"error": "Log in to receive live updates."}
+        if not isinstance(room, str) or not (room == HOME_ROOM or self.job_exists(room)):
+            return {"error": f"No room {room!r}: join 'home' or a job id."}
+        join_room(room, sid=request.sid)
+        return {"joined": room}
 
     @staticmethod
     def _leave(message: dict[str, Any]) -> None:
