@@ -26,6 +26,7 @@ from wtforms.validators import DataRequired, EqualTo, Regexp
 
 from digits.accounts import MIN_PASSWORD, USERNAME_PATTERN, AccountError, Accounts, User
 from digits.web.responses import wants_json
+from digits.web.security import from_allowed_origin
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("auth", __name__)
@@ -175,7 +176,8 @@ def check_csrf() -> None:
     origin = request.headers.get("Origin") or request.headers.get("Referer")
     if not origin:
         return
-    if urlsplit(origin).netloc != request.host:
+    # Not compared with Host, which a DNS-rebinding page controls: the allowed host names, our scheme and port.
+    if not from_allowed_origin(origin):
         abort(403, description="Cross-site request refused.")
     token = request.headers.get("X-CSRFToken") or request.form.get("csrf_token")
     try:
