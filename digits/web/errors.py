@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 
 from flask import render_template, request
 from flask_wtf.csrf import CSRFError
@@ -31,8 +32,14 @@ def _http_error(exc: HTTPException):
 
 
 def _unexpected_error(exc: Exception):
-    log.exception("unexpected error")
-    return _http_error(InternalServerError(f"{type(exc).__name__}: {exc}"))
+    """A bug or a failure we did not foresee: the log gets the traceback, the user an id to find it by.
+
+    The exception's text stays out of the answer: it can hold paths, settings or data of the server.
+    """
+    error_id = secrets.token_hex(3)
+    log.exception("unexpected error %s on %s %s", error_id, request.method, request.path)
+    message = f"Something went wrong on the server (error {error_id}); the server log has the details."
+    return _http_error(InternalServerError(message))
 
 
 def _extension_failed(error: ExtensionError):
