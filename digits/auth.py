@@ -132,13 +132,18 @@ def _load_session_user(name: str) -> SignedIn | None:
     return SignedIn(user) if user and not user.disabled else None
 
 
+# A disabled account's token is refused with the same words: telling them apart would confirm a token exists.
+_BAD_TOKEN = ("This API token is unknown, was revoked, or its account is disabled: make a new one on your account "
+              "page, or ask an admin to enable the account.")  # fmt: skip
+
+
 def _load_token_user(req) -> SignedIn | None:
     scheme, _, token = (req.headers.get("Authorization") or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None
     user = accounts().user_of_token(token.strip())
     if user is None:
-        abort(401, description="This API token is unknown or was revoked: make a new one on your account page.")
+        abort(401, description=_BAD_TOKEN)
     return SignedIn(user, via_token=True)
 
 

@@ -168,7 +168,7 @@ def test_visualize_route_and_its_json_twin(client, dataset, monkeypatch):
 
 # -- TensorBoard through the app --------------------------------------------------------------------
 def test_tensorboard_through_the_app(app, client, models, jobs_dir):
-    one = client.get(f"/tensorboard.json?job_id={models[0]}")
+    one = client.post(f"/tensorboard.json?job_id={models[0]}")
     assert one.status_code == 200, one.get_json()
     opened = one.get_json()
     assert opened == {"key": key_of([models[0]]), "url": f"/tensorboard/{opened['key']}/", "runs": ["lenet A"]}
@@ -186,7 +186,7 @@ def test_tensorboard_through_the_app(app, client, models, jobs_dir):
     assert posted.status_code == 200 and posted.get_json()["lenet A/."]
 
     server = app.extensions["digits"].tensorboard.find(opened["key"])
-    assert client.get(f"/tensorboard?job_id={models[0]}").headers["Location"] == opened["url"] + "#scalars"
+    assert client.post(f"/tensorboard?job_id={models[0]}").headers["Location"] == opened["url"] + "#scalars"
     assert app.extensions["digits"].tensorboard.find(opened["key"]).process.pid == server.process.pid  # reused
 
     # TensorBoard dying: the next request starts it again.
@@ -198,7 +198,7 @@ def test_tensorboard_through_the_app(app, client, models, jobs_dir):
     # Many users opening the comparison of both models at once: one server for all of them.
     compare = f"/tensorboard.json?job_id={models[1]}&job_id={models[0]}"
     with ThreadPoolExecutor(6) as pool:
-        answers = list(pool.map(lambda _: client.get(compare), range(6)))
+        answers = list(pool.map(lambda _: client.post(compare), range(6)))
     assert {a.status_code for a in answers} == {200} and len({a.get_json()["url"] for a in answers}) == 1
     both = answers[0].get_json()
     assert both["key"] == key_of(models) and both["runs"] == ["lenet A", "lenet B"]
@@ -208,15 +208,15 @@ def test_tensorboard_through_the_app(app, client, models, jobs_dir):
 
 def test_tensorboard_refusals(app, client, models):
     anonymous = app.test_client()
-    assert anonymous.get(f"/tensorboard?job_id={models[0]}").status_code == 302  # to the login page
+    assert anonymous.post(f"/tensorboard?job_id={models[0]}").status_code == 302  # to the login page
     assert anonymous.get(f"/tensorboard/{key_of([models[0]])}/data/runs").status_code == 401
-    assert client.get("/tensorboard.json").status_code == 400
-    assert client.get("/tensorboard.json?job_id=nope").status_code == 404
+    assert client.post("/tensorboard.json").status_code == 400
+    assert client.post("/tensorboard.json?job_id=nope").status_code == 404
     assert client.get("/tensorboard/0123456789ab/data/runs").status_code == 404  # never opened
     tb = Path(app.extensions["digits"].store.get(models[1]).directory) / "tb"
     tb.rename(tb.with_name("tb-away"))
     try:
-        answer = client.get(f"/tensorboard.json?job_id={models[1]}")
+        answer = client.post(f"/tensorboard.json?job_id={models[1]}")
         assert answer.status_code == 400
         assert answer.get_json()["errors"] == "lenet B: no TensorBoard summaries yet: training has not started"
     finally:
@@ -242,7 +242,7 @@ def test_shutdown_leaves_no_tensorboard(jobs_dir, models):
     client = app.test_client()
     client.post("/login", data={"username": "fred"})
     before = {p.pid for p in tensorboard_processes(str(jobs_dir))}
-    assert client.get(f"/tensorboard.json?job_id={models[0]}").status_code == 200
+    assert client.post(f"/tensorboard.json?job_id={models[0]}").status_code == 200
     mine = [p for p in tensorboard_processes(str(jobs_dir)) if p.pid not in before]
     assert len(mine) == 1
     app.extensions["digits"].shutdown()

@@ -1,7 +1,8 @@
 """TensorBoard through the app.
 
-``/tensorboard?job_id=a&job_id=b`` starts (or finds) the TensorBoard of those jobs and redirects to
-``/tensorboard/<key>/``, which :class:`TensorBoardProxy` forwards to it.
+``POST /tensorboard`` with ``job_id=a&job_id=b`` starts (or finds) the TensorBoard of those jobs and redirects
+to ``/tensorboard/<key>/``, which :class:`TensorBoardProxy` forwards to it; ``POST /tensorboard.json`` says
+where it is. Starting a server is a change, so a GET (a link, or a page elsewhere) only shows a button.
 """
 
 from __future__ import annotations
@@ -10,11 +11,11 @@ import http.client
 import re
 from pathlib import Path
 
-from flask import Blueprint, abort, redirect, request, session
-from werkzeug.exceptions import HTTPException
+from flask import Blueprint, abort, redirect, render_template, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.wrappers import Response
 
-from digits.auth import login_required
+from digits.auth import current_username, login_required
 from digits.jobs import Job
 from digits.tensorboard import TensorBoardError, TensorBoardServer, key_of
 from digits.web.jobs import get_job
@@ -41,7 +42,7 @@ def init_app(app) -> None:
 
 def selected_models(job_ids: list[str]) -> list[Job]:
     if not job_ids:
-        abort(400, description="Choose one or more models: add job_id=<id> to the address for each.")
+        abort(400, description="Choose one or more models: send job_id=<id> for each.")
     return [get_job(job_id, "model") for job_id in dict.fromkeys(job_ids)]
 
 
@@ -69,12 +70,19 @@ def tensorboard_runs(jobs: list[Job]) -> dict[str, str]:
 
 
 # url_for builds the first rule registered: the one nearest the function.
-@blueprint.route("/tensorboard.json")
-@blueprint.route("/tensorboard")
+@blueprint.route("/tensorboard.json", methods=["POST"])
+@blueprint.route("/tensorboard", methods=["GET", "POST"])
 @login_required
 def open_tensorboard():
-    """Start or find the TensorBoard of the ``job_id`` models; go there (or say where it is, for ``.json``)."""
-    jobs = selected_models(request.args.getlist("job_id"))
+    """Start or find the TensorBoard of the ``job_id`` models; go there (or say where it is, for ``.json``).
+
+    A GET answers a page naming the models with a button that POSTs the same request.
+    """
+    jobs = selected_models(request.values.getlist("job_id"))
+    if request.method == "GET":
+        if wants_json():
+            raise MethodNotAllowed(["POST"], description="POST /tensorboard.json to start TensorBoard.")
+        return render_template("tensorboard/open.html", jobs=jobs)
     runs = tensorboard_runs(jobs)
     key = key_of(job.id for job in jobs)
     try:
@@ -92,7 +100,7 @@ class TensorBoardProxy:
 
     Not a Flask view: TensorBoard's page POSTs its data queries with its own XSRF header
     (``X-XSRF-Protected``, which a cross-site form cannot send) and without the app's CSRF token, which the
-    app's CSRF check would refuse. The login is checked here, from the app's session.
+    app's CSRF check would refuse. The login is checked here (:func:`current_username` reads the session).
     """
 
     PATH = re.compile(r"^/tensorboard/([0-9a-f]{12})(/.*)?$")
@@ -113,7 +121,7 @@ class TensorBoardProxy:
         return response(environ, start_response)
 
     def _forward(self, key: str, rest: str) -> Response:
-        if not session.get("username"):
+        if current_username() is None:
             abort(401, description="Log in to DIGITS to open TensorBoard.")
         try:
             server = current_services().tensorboard.find(key)
