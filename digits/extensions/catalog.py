@@ -6,7 +6,8 @@ A plugin package declares, in its ``setup.py``::
 
 (the name before ``=`` is free; DIGITS' plugins all use ``class``). Loading an entry point imports the
 plugin, which may fail in any way: the failure is recorded as a :class:`BrokenExtension` with its reason
-and traceback, and every other extension stays usable.
+and traceback, and every other extension stays usable. Before any plugin is imported, the
+``flask.ext`` names DIGITS' plugins use are made importable (:mod:`digits.extensions.flask_ext`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from digits.extensions import flask_ext
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +191,8 @@ def discover(kind: str, group: str, builtins: Callable[[], list[type]], required
         catalog.broken.append(BrokenExtension(kind, "built-in", BUILT_IN, _one_line(exc), traceback.format_exc()))
     for cls in builtin_classes:
         add(lambda cls=cls: cls, BUILT_IN, None)
+    # Plugins written for DIGITS import ``flask.ext.wtf``, which Flask no longer has.
+    flask_ext.install()
     # A package installed since this process started is only importable once the finders forget what
     # they listed before (the tests install plugins while running).
     importlib.invalidate_caches()
