@@ -2,8 +2,8 @@
 
 - ``GET /models/<id>/download[.tar|.tar.gz|.zip]?snapshot_epoch=N``: a model archive (DIGITS' route; tar.gz
   by default), streamed. ``GET /pretrained_models/<id>/download[...]`` the same for a pretrained model.
-- ``GET /models/<id>/export.zip?snapshot_epoch=N&format=savedmodel|onnx``: a SavedModel (or ONNX model) made
-  by the export tool in a child process, zipped.
+- ``POST /models/<id>/export.zip`` with ``snapshot_epoch=N&format=savedmodel|onnx``: a SavedModel (or ONNX
+  model) made by the export tool in a child process, zipped. A POST: it runs a tool and writes into the job.
 - ``POST /models/<id>/make_pretrained``, ``/pretrained_models/upload_archive``, ``/pretrained_models/upload``
   (and their ``.json`` twins) make a pretrained model; ``/pretrained_models/<id>`` shows it.
 """
@@ -82,8 +82,9 @@ def download_pretrained(job_id: str, extension: str):
                        archive.FORMATS[fmt])  # fmt: skip
 
 
-@blueprint.route("/models/<job_id>/export.zip", methods=["GET", "POST"], defaults={"job_type": "model"})
-@blueprint.route("/pretrained_models/<job_id>/export.zip", methods=["GET", "POST"], defaults={"job_type": "pretrained"})
+@blueprint.route("/models/<job_id>/export.zip", methods=["POST"], defaults={"job_type": "model"})
+@blueprint.route("/pretrained_models/<job_id>/export.zip", methods=["POST"], defaults={"job_type": "pretrained"})
+@login_required
 def export(job_id: str, job_type: str):
     """A SavedModel (``format=savedmodel``, the default) or ONNX model of the snapshot, zipped."""
     job = get_job(job_id, job_type)

@@ -16,6 +16,11 @@
         });
     });
 
+    // The export form sends the chosen snapshot too.
+    document.getElementById('export-form').addEventListener('submit', function () {
+        document.getElementById('export-snapshot').value = chosenEpoch();
+    });
+
     // A model's snapshots grow while it trains: read them again when the menu opens, keeping the choice.
     if (select) menu.addEventListener('show.bs.dropdown', async function () {
         let job;
