@@ -14,14 +14,14 @@ from pathlib import Path
 
 import psutil
 import pytest
+from helpers import CREATE_MODEL, lenet_fields, logged_in_client, make_dataset, post_form, wait_done
 from seed_networks import AUTOENCODER
-from server import wait_for_status
 
-from digits.app import create_app
 from digits.config import Config
 from digits.models.image_classification import standard_network_source
 from digits.tensorboard import BUSY_SECONDS, TensorBoardError, TensorBoardManager, free_port, key_of
 from digits.visualize import NetworkBuildError, visualize_network
+from digits.web.services import services_of
 
 pytestmark = pytest.mark.slow
 
@@ -54,26 +54,18 @@ def jobs_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def app(jobs_dir):
-    app = create_app(Config.from_env(jobs_dir=jobs_dir, testing=True))
-    yield app
-    app.extensions["digits"].shutdown()
+def app(make_module_app, jobs_dir):
+    return make_module_app(jobs_dir)
 
 
 @pytest.fixture(scope="module")
 def client(app):
-    client = app.test_client()
-    client.post("/login", data={"username": "fred"})
-    return client
+    return logged_in_client(app)
 
 
 @pytest.fixture(scope="module")
 def dataset(client, digits_folder) -> str:
-    fields = dict(method="folder", folder_train=str(digits_folder), resize_channels="1", resize_width="28",
-                  resize_height="28", folder_pct_val="25", dataset_name="digits")  # fmt: skip
-    created = client.post("/datasets/images/classification.json", data=fields).get_json()
-    assert wait_for_status(client, created["id"])["status"] == "Done"
-    return created["id"]
+    return make_dataset(client, digits_folder, folder_pct_val="25")
 
 
 @pytest.fixture(scope="module")
@@ -81,11 +73,9 @@ def models(client, dataset) -> list[str]:
     """Two LeNets trained for one epoch each."""
     ids = []
     for name in ("lenet A", "lenet B"):
-        fields = dict(method="standard", standard_networks="lenet", train_epochs="1", framework="tensorflow",
-                      model_name=name, dataset=dataset, batch_size="16")  # fmt: skip
-        ids.append(client.post("/models/images/classification.json", data=fields).get_json()["id"])
+        ids.append(post_form(client, CREATE_MODEL, lenet_fields(dataset, model_name=name, batch_size="16"))["id"])
     for job_id in ids:
-        assert wait_for_status(client, job_id, timeout=180)["status"] == "Done"
+        wait_done(client, job_id, timeout=180)
     return ids
 
 
@@ -185,15 +175,15 @@ def test_tensorboard_through_the_app(app, client, models, jobs_dir):
     )
     assert posted.status_code == 200 and posted.get_json()["lenet A/."]
 
-    server = app.extensions["digits"].tensorboard.find(opened["key"])
+    server = services_of(app).tensorboard.find(opened["key"])
     assert client.post(f"/tensorboard?job_id={models[0]}").headers["Location"] == opened["url"] + "#scalars"
-    assert app.extensions["digits"].tensorboard.find(opened["key"]).process.pid == server.process.pid  # reused
+    assert services_of(app).tensorboard.find(opened["key"]).process.pid == server.process.pid  # reused
 
     # TensorBoard dying: the next request starts it again.
     os.killpg(server.process.pid, signal.SIGKILL)
     server.process.wait()
     assert client.get(opened["url"] + "data/runs").get_json() == ["lenet A/."]
-    assert app.extensions["digits"].tensorboard.find(opened["key"]).process.pid != server.process.pid
+    assert services_of(app).tensorboard.find(opened["key"]).process.pid != server.process.pid
 
     # Many users opening the comparison of both models at once: one server for all of them.
     compare = f"/tensorboard.json?job_id={models[1]}&job_id={models[0]}"
@@ -213,7 +203,7 @@ def test_tensorboard_refusals(app, client, models):
     assert client.post("/tensorboard.json").status_code == 400
     assert client.post("/tensorboard.json?job_id=nope").status_code == 404
     assert client.get("/tensorboard/0123456789ab/data/runs").status_code == 404  # never opened
-    tb = Path(app.extensions["digits"].store.get(models[1]).directory) / "tb"
+    tb = Path(services_of(app).store.get(models[1]).directory) / "tb"
     tb.rename(tb.with_name("tb-away"))
     try:
         answer = client.post(f"/tensorboard.json?job_id={models[1]}")
@@ -237,15 +227,14 @@ def test_compare_data(client, models):
     assert client.get("/models/compare.json").status_code == 400
 
 
-def test_shutdown_leaves_no_tensorboard(jobs_dir, models):
-    app = create_app(Config.from_env(jobs_dir=jobs_dir, testing=True))
-    client = app.test_client()
-    client.post("/login", data={"username": "fred"})
+def test_shutdown_leaves_no_tensorboard(make_app, jobs_dir, models):
+    app = make_app(jobs_dir)
+    client = logged_in_client(app)
     before = {p.pid for p in tensorboard_processes(str(jobs_dir))}
     assert client.post(f"/tensorboard.json?job_id={models[0]}").status_code == 200
     mine = [p for p in tensorboard_processes(str(jobs_dir)) if p.pid not in before]
     assert len(mine) == 1
-    app.extensions["digits"].shutdown()
+    services_of(app).shutdown()
     _, alive = psutil.wait_procs(mine, timeout=10)
     assert not alive
 
