@@ -1,0 +1,378 @@
+"""Input for PyTorch training: a dataset's LMDB records decoded with ``digits.records`` (protobuf, Pillow, numpy;
+no TensorFlow), batched on a background thread, then moved to the device where the float work happens.
+
+A reader thread decodes each batch into uint8 NHWC arrays while the device trains on the previous one. Databases
+small enough (``CACHE_BYTES``) keep every decoded image, so epochs after the first only index memory. On the
+device :class:`Prepare` turns a batch into NCHW float32, augments training images, subtracts the mean (or
+whitens) and crops, as the TensorFlow pipeline does, in the same order.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import queue
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import lmdb
+import numpy as np
+import torch
+import torch.nn.functional as F  # noqa: N812
+
+from digits.records import decode_array, decode_record, record_key
+
+# Decoded images kept in memory per database; past it every epoch decodes again.
+CACHE_BYTES = 2 << 30
+PREFETCH_BATCHES = 4
+
+
+@dataclass
+class LabelInfo:
+    """The kind of label a database's records carry: ``class``, ``values`` (float vector of ``shape``),
+    ``array`` (an encoded HxWxC ``shape`` array of ``format``/``dtype``) or ``none``."""
+
+    kind: str = "class"
+    shape: list[int] = field(default_factory=list)
+    format: str = "raw"
+    dtype: str = "uint8"
+
+
+@dataclass
+class LmdbInfo:
+    """What a database holds: its record count, the image shape ``[H, W, C]``, format and dtype, its labels."""
+
+    path: str
+    entries: int
+    shape: list[int]
+    format: str = "png"
+    dtype: str = "uint8"
+    label: LabelInfo = field(default_factory=LabelInfo)
+
+
+def open_db(path: str) -> lmdb.Environment:
+    """Open a dataset's LMDB read-only, without locking (databases are never written once complete)."""
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"database {path} not found: was the dataset deleted, or is it not done?")
+    return lmdb.open(path, readonly=True, lock=False, readahead=False, max_readers=64, subdir=True)
+
+
+def db_info(path: str) -> LmdbInfo:
+    """Count the records of the database at ``path`` and read the image shape and label kind of its first one.
+
+    Raises ValueError for an empty database."""
+    env = open_db(path)
+    try:
+        entries = env.stat()["entries"]
+        if entries == 0:
+            raise ValueError(f"database {path} is empty")
+        with env.begin() as txn:
+            record = decode_record(txn.get(record_key(0)))
+    finally:
+        env.close()
+    # Every record of a database has one encoding and one kind of label, so the first one tells the decoder.
+    if record.label_array is not None:
+        array = record.label_array
+        label = LabelInfo("array", list(array.shape), array.format, array.dtype)
+    elif record.label_values is not None:
+        label = LabelInfo("values", [len(record.label_values)], dtype="float32")
+    else:
+        label = LabelInfo("class" if record.label is not None else "none")
+    return LmdbInfo(path, entries, [record.height, record.width, record.channels], record.format, record.dtype, label)
+
+
+def mean_to_subtract(path: str, mode: str, shape: list[int]) -> np.ndarray:
+    """The mean image saved at ``path`` (.npy, HxW or HxWxC) as ``mode`` subtracts it: HxWxC for ``image``,
+    one value per channel for ``pixel``. Raises ValueError when it is not of the images' ``shape``."""
+    mean = np.load(path).astype(np.float32)
+    if mean.ndim == 2:
+        mean = mean[:, :, None]
+    if list(mean.shape) != list(shape):
+        raise ValueError(f"the mean image {path} is {list(mean.shape)}, the images are {list(shape)}")
+    return mean if mode == "image" else mean.mean(axis=(0, 1))
+
+
+class Records:
+    """The decoded images and labels of one database, read by index; decoded images are kept when they fit."""
+
+    def __init__(self, info: LmdbInfo):
+        self.info = info
+        self.env = open_db(info.path)
+        image_bytes = int(np.prod(info.shape)) * np.dtype(info.dtype).itemsize
+        label_bytes = int(np.prod(info.label.shape)) * 4 if info.label.kind == "array" else 8
+        self.cached = info.entries * (image_bytes + label_bytes) <= CACHE_BYTES
+        n = info.entries if self.cached else 0
+        self.images = np.empty((n, *info.shape), np.dtype(info.dtype))
+        self.labels = np.empty((n, *self.label_shape()), self.label_dtype())
+        self.filled = np.zeros(n, bool)
+
+    def label_shape(self) -> list[int]:
+        """The shape of one label: ``[]`` for classes, ``[K]`` for vectors, ``[H, W, C]`` for arrays."""
+        return self.info.label.shape if self.info.label.kind in ("values", "array") else []
+
+    def label_dtype(self) -> np.dtype:
+        """int64 for classes (and none, as -1), float32 for vectors and arrays."""
+        return np.dtype(np.int64 if self.info.label.kind in ("class", "none") else np.float32)
+
+    def batch(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The images (NHWC, stored dtype) and labels of the records at ``indices``."""
+        if self.cached:
+            todo = indices[~self.filled[indices]]
+            if len(todo):
+                self.decode_into(todo, self.images, self.labels, todo)
+                self.filled[todo] = True
+            return self.images[indices], self.labels[indices]
+        images = np.empty((len(indices), *self.info.shape), self.images.dtype)
+        labels = np.empty((len(indices), *self.label_shape()), self.labels.dtype)
+        self.decode_into(indices, images, labels, np.arange(len(indices)))
+        return images, labels
+
+    def decode_into(self, indices, images: np.ndarray, labels: np.ndarray, slots) -> None:
+        """Decode the records at ``indices`` into ``images[slots]`` and ``labels[slots]``."""
+        info, kind, shape = self.info, self.info.label.kind, tuple(self.info.shape)
+        with self.env.begin(buffers=False) as txn:
+            for index, slot in zip(indices, slots, strict=True):
+                record = decode_record(txn.get(record_key(int(index))))
+                images[slot] = decode_array(record.encoded, info.format, shape, info.dtype)
+                if kind == "class":
+                    labels[slot] = record.label
+                elif kind == "values":
+                    labels[slot] = record.label_values
+                elif kind == "array":
+                    array = record.label_array
+                    labels[slot] = decode_array(array.encoded, array.format, array.shape, array.dtype)
+                else:
+                    labels[slot] = -1
+
+    def close(self) -> None:
+        self.env.close()
+
+
+class Batches:
+    """Batches of ``(images uint8 NHWC, labels)`` numpy arrays of one database, read ahead on a thread.
+
+    Training batches (``training``) never end: each epoch visits the records in a new order (``shuffle``, from
+    ``seed``); batches run across epoch ends, as the TensorFlow tool counts epochs by images seen. Otherwise one
+    pass in order, the last batch smaller. ``skip`` images are passed over first (a resumed run).
+    """
+
+    def __init__(self, records: Records, batch_size: int, *, training: bool, shuffle: bool = True, seed=None, skip=0):
+        self.records, self.batch_size, self.training = records, batch_size, training
+        self.shuffle, self.seed, self.skip = shuffle and training, seed, skip
+
+    def order(self) -> Iterator[np.ndarray]:
+        """The record indices of each batch, in order."""
+        entries = self.records.info.entries
+        rng = np.random.default_rng(self.seed)
+        pending = np.empty(0, np.int64)
+        skip = self.skip
+        while True:
+            epoch = rng.permutation(entries) if self.shuffle else np.arange(entries)
+            if skip:
+                # The order of a resumed run matches the original one from the same seed.
+                taken = min(skip, entries)
+                epoch, skip = epoch[taken:], skip - taken
+            pending = np.concatenate([pending, epoch])
+            while len(pending) >= self.batch_size:
+                yield pending[: self.batch_size]
+                pending = pending[self.batch_size :]
+            if not self.training:
+                if len(pending):
+                    yield pending
+                return
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Read ahead up to ``PREFETCH_BATCHES`` batches; an error of the reader is raised here."""
+        ahead: queue.Queue = queue.Queue(PREFETCH_BATCHES)
+        stop = threading.Event()
+        done = object()
+
+        def read():
+            try:
+                for indices in self.order():
+                    batch = self.records.batch(indices)
+                    while not stop.is_set():
+                        try:
+                            ahead.put(batch, timeout=0.5)
+                            break
+                        except queue.Full:
+                            continue
+                    if stop.is_set():
+                        return
+                ahead.put(done)
+            except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
+                ahead.put(exc)
+
+        thread = threading.Thread(target=read, name="lmdb-reader", daemon=True)
+        thread.start()
+        try:
+            while True:
+                item = ahead.get()
+                if item is done:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stop.set()
+
+
+@dataclass
+class Augmentation:
+    """Random changes to training images, as DIGITS' model form names them (all off by default); the same
+    choices as the TensorFlow tool's, computed with torch on the device."""
+
+    flip: str = "none"  # none, fliplr, flipud, fliplrud
+    quad_rot: str = "none"  # none, rot90 (0/90/270), rot180 (0/180), rotall (0/90/180/270)
+    rotation: float = 0.0  # +- degrees
+    scale: float = 0.0  # stddev of the scale factor around 1
+    noise: float = 0.0  # stddev of gaussian noise, as a fraction of the pixel range
+    contrast: float = 0.0  # contrast factor drawn from [1 - c, 1 + c]
+    whitening: bool = False  # per-image standardization (replaces mean subtraction)
+    hsv: tuple[float, float, float] | None = None  # hue, saturation, value shifts (color images)
+
+    QUARTER_TURNS = {"rot90": [0, 1, 3], "rot180": [0, 2], "rotall": [0, 1, 2, 3]}
+
+    @property
+    def moves_pixels(self) -> bool:
+        """Whether pixels change place (flips, turns, rotation, scale), which a label array would have to follow."""
+        return self.flip != "none" or self.quad_rot != "none" or bool(self.rotation) or bool(self.scale)
+
+    @property
+    def active(self) -> bool:
+        """Whether any random change is asked for (whitening is not random: it applies to validation too)."""
+        return self.moves_pixels or bool(self.noise or self.contrast or self.hsv)
+
+    def check(self, shape: list[int]) -> None:
+        """Raise ValueError for choices these images cannot take."""
+        if self.quad_rot in ("rot90", "rotall") and shape[0] != shape[1]:
+            raise ValueError(f"rotating by 90 degrees needs square images; these are {shape[0]}x{shape[1]}")
+        if self.hsv and shape[2] != 3:
+            raise ValueError("HSV shifting needs color images")
+
+    def apply(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """Augment a batch of NCHW float images with pixel values in [0, 255]."""
+        n, device = x.shape[0], x.device
+
+        def uniform(*shape):
+            return torch.rand(*shape, generator=generator, device=device)
+
+        def normal(*shape):
+            return torch.randn(*shape, generator=generator, device=device)
+
+        if self.flip in ("fliplr", "fliplrud"):
+            x = torch.where(uniform(n, 1, 1, 1) < 0.5, x.flip(3), x)
+        if self.flip in ("flipud", "fliplrud"):
+            x = torch.where(uniform(n, 1, 1, 1) < 0.5, x.flip(2), x)
+        if self.quad_rot in self.QUARTER_TURNS:
+            turns = torch.tensor(self.QUARTER_TURNS[self.quad_rot], device=device)
+            chosen = turns[(uniform(n) * len(turns)).long().clamp(max=len(turns) - 1)]
+            x = torch.stack([torch.rot90(image, int(k), dims=(1, 2)) for image, k in zip(x, chosen, strict=True)])
+        if self.rotation or self.scale:
+            x = self._rotate_and_scale(x, uniform, normal)
+        if self.hsv:
+            x = self._shift_hsv(x, uniform)
+        if self.contrast:
+            factor = 1 - self.contrast + 2 * self.contrast * uniform(n, 1, 1, 1)
+            mean = x.mean(dim=(2, 3), keepdim=True)
+            x = mean + (x - mean) * factor.clamp(min=0)
+        if self.noise:
+            x = x + normal(*x.shape) * (self.noise * 255.0)
+        return x
+
+    def _rotate_and_scale(self, x: torch.Tensor, uniform, normal) -> torch.Tensor:
+        # One affine sampling grid per image: rotate by +-rotation degrees and scale about the center.
+        n = x.shape[0]
+        angle = (uniform(n) * 2 - 1) * (self.rotation * math.pi / 180.0)
+        factor = (1 + normal(n) * self.scale).clamp(min=0.1) if self.scale else 1.0
+        cos, sin = torch.cos(angle) / factor, torch.sin(angle) / factor
+        zeros = torch.zeros_like(cos)
+        theta = torch.stack([torch.stack([cos, -sin, zeros], 1), torch.stack([sin, cos, zeros], 1)], 1)
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+    def _shift_hsv(self, x: torch.Tensor, uniform) -> torch.Tensor:
+        # Hue turns the colors about the gray axis (in YIQ), saturation blends with gray, value scales.
+        n = x.shape[0]
+        hue, saturation, value = self.hsv
+        if hue:
+            angle = (uniform(n) * 2 - 1) * (hue * 2 * math.pi)
+            to_yiq = torch.tensor(
+                [[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], device=x.device
+            )
+            yiq = torch.einsum("ij,njhw->nihw", to_yiq, x)
+            cos, sin = torch.cos(angle)[:, None, None], torch.sin(angle)[:, None, None]
+            i, q = yiq[:, 1], yiq[:, 2]
+            yiq = torch.stack([yiq[:, 0], i * cos - q * sin, i * sin + q * cos], 1)
+            x = torch.einsum("ij,njhw->nihw", torch.linalg.inv(to_yiq), yiq)
+        if saturation:
+            gray = (x * torch.tensor([0.299, 0.587, 0.114], device=x.device)[:, None, None]).sum(1, keepdim=True)
+            factor = 1 - saturation + 2 * saturation * uniform(n, 1, 1, 1)
+            x = gray + (x - gray) * factor
+        if value:
+            x = x * (1 - value + 2 * value * uniform(n, 1, 1, 1))
+        return x.clamp(0.0, 255.0)
+
+
+class Prepare:
+    """Turns a batch of numpy arrays into device tensors ready for the network: NCHW float32 images, augmented
+    (training), mean subtracted or whitened, cropped (at random for training, at the center otherwise)."""
+
+    def __init__(
+        self,
+        device: torch.device,
+        mean: np.ndarray | None,
+        crop_size: int | None,
+        augmentation: Augmentation,
+        label_kind: str,
+        seed: int | None,
+    ):
+        self.device, self.crop_size, self.augmentation, self.label_kind = device, crop_size, augmentation, label_kind
+        self.mean = None
+        if mean is not None:
+            mean = torch.from_numpy(np.ascontiguousarray(mean))
+            self.mean = (mean.permute(2, 0, 1) if mean.dim() == 3 else mean[:, None, None]).to(device)
+        self.generator = torch.Generator(device=device)
+        # Unseeded runs draw a seed of their own rather than reseeding torch's global generator.
+        self.generator.manual_seed(seed if seed is not None else int(np.random.SeedSequence().entropy) % 2**63)
+
+    def __call__(self, images: np.ndarray, labels: np.ndarray, training: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(x, y)`` on the device for one batch (see :mod:`digits.tools.torch.network` for ``y``)."""
+        non_blocking = self.device.type == "cuda"
+        x = torch.from_numpy(images).to(self.device, non_blocking=non_blocking)
+        x = x.permute(0, 3, 1, 2).float()
+        y = torch.from_numpy(labels).to(self.device, non_blocking=non_blocking)
+        if self.label_kind == "array":
+            y = y.permute(0, 3, 1, 2)
+        if training and self.augmentation.active:
+            x = self.augmentation.apply(x, self.generator)
+        if self.augmentation.whitening:
+            flat = x.flatten(1)
+            floor = 1.0 / math.sqrt(flat.shape[1])
+            std = flat.std(dim=1, unbiased=False).clamp(min=floor)
+            x = (x - flat.mean(dim=1)[:, None, None, None]) / std[:, None, None, None]
+        elif self.mean is not None:
+            x = x - self.mean
+        if self.crop_size:
+            x = self.random_crop(x) if training else center_crop(x, self.crop_size)
+        return x.contiguous(), y
+
+    def random_crop(self, x: torch.Tensor) -> torch.Tensor:
+        """A ``crop_size`` square at a random place of each image."""
+        n, _, height, width = x.shape
+        size = self.crop_size
+        top = (torch.rand(n, generator=self.generator, device=x.device) * (height - size + 1)).long()
+        left = (torch.rand(n, generator=self.generator, device=x.device) * (width - size + 1)).long()
+        steps = torch.arange(size, device=x.device)
+        rows = (top[:, None] + steps)[:, None, :, None]
+        cols = (left[:, None] + steps)[:, None, None, :]
+        batch = torch.arange(n, device=x.device)[:, None, None, None]
+        channels = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
+        return x[batch, channels, rows, cols]
+
+
+def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
+    """The ``size`` square at the centre of NCHW images (as validation crops)."""
+    top, left = (x.shape[2] - size) // 2, (x.shape[3] - size) // 2
+    return x[:, :, top : top + size, left : left + size]

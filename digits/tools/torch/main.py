@@ -1,0 +1,785 @@
+"""Train a PyTorch network from a dataset's LMDB databases, speaking the JSON-lines protocol.
+
+    python -m digits.tools.torch.main --network network.py --train-db DIR [--val-db DIR]
+        [--labels labels.txt] [--mean mean.npy --subtract-mean none|image|pixel] [--crop-size N]
+        [--epochs F] [--batch-size N] [--batch-accumulation N] [--solver SGD|MOMENTUM|NESTEROV|ADAGRAD|
+        ADAGRADDA|ADADELTA|ADAM|RMSPROP|FTRL] [--rms-decay F] [--momentum F] [--learning-rate F]
+        [--lr-policy fixed|step|multistep|exp|inv|poly|sigmoid] [--lr-step-size PCT] [--lr-gamma F]
+        [--lr-power F] [--lr-multistep-values PCT,PCT] [--snapshot-interval F] [--val-interval F] [--seed N]
+        [--shuffle|--no-shuffle] [--save DIR] [--tb-dir DIR] [--weights SNAPSHOT] [--resume]
+        [--freeze REGEX,REGEX] [--aug-* ...] [--early-stopping-metric val/loss --patience N]
+
+The command line is the TensorFlow tool's (``digits.tools.tensorflow.main``); so are the events on stdout:
+
+- ``{"event": "progress", "done": step, "total": steps, "epoch": e}``;
+- ``{"event": "metrics", "epoch": 1.25, "train": {"loss": .., "accuracy": ..}, "lr": ..}`` a few times an epoch,
+  averaged over the steps since the last one; every scalar of the network's ``metrics`` is a key;
+- ``{"event": "metrics", "epoch": 2.0, "val": {...}}`` after each validation;
+- ``{"event": "snapshot", "epoch": 2.0, "path": "snapshot_2.0.pt"}`` (relative to the working directory when
+  under it): a ``torch.save`` dict of ``model`` (the state dict), ``optimizer``, ``step``, ``epoch``, ``facts``;
+- ``{"event": "result", ...}``: ``weights`` (restored/new/mismatched tensors), ``frozen``, ``best_epoch``,
+  and at the end ``epochs_done``, ``images_per_second``, ``stopped_early``;
+- ``{"event": "error", "message": ...}``: the user's file and line for errors in the network source.
+
+The network contract: a source defining ``class UserModel(torch.nn.Module)``, built with keyword arguments
+``input_shape`` ([H, W, C]), ``nclasses`` and ``is_inference`` (those its ``__init__`` names); ``forward(x)`` takes
+NCHW float32 batches; optional ``loss(output, y)`` (default: cross-entropy for classification, MSE otherwise) and
+``metrics(output, y) -> {name: scalar}`` (default: ``accuracy`` for classification), plotted for training and
+validation. ``self.training`` tells training steps from validation. Details: :mod:`digits.tools.torch.network`
+and ``docs/pytorch.md``.
+
+Training runs on the first GPU that ``CUDA_VISIBLE_DEVICES`` leaves visible, else on the CPU. Several GPUs
+(DistributedDataParallel) and mixed precision are not done yet: with more than one GPU visible, the first one
+trains and the log says so. SIGTERM stops after the current step; ``--resume`` continues from the latest
+snapshot of ``--save``, optimizer state and epoch included. TensorFlow is never imported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import math
+import os
+import re
+import signal
+import sys
+import time
+import types
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+# TensorBoard's writer imports TensorFlow when it is installed unless this module exists (its no-TF switch).
+sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+from torch.utils.tensorboard import SummaryWriter  # noqa: E402
+
+from digits.models.lr_policy import POLICIES, LRPolicy, parse_percents  # noqa: E402
+from digits.tools.protocol import ProgressReporter, emit, run_tool  # noqa: E402
+from digits.tools.torch.data import (  # noqa: E402
+    Augmentation,
+    Batches,
+    LmdbInfo,
+    Prepare,
+    Records,
+    db_info,
+    mean_to_subtract,
+)
+from digits.tools.torch.network import NetworkError, Objective, build_model, error_fields, load_network  # noqa: E402
+from digits.tools.torch.optimizers import SOLVERS, make_optimizer  # noqa: E402
+
+REPORTS_PER_EPOCH = 4
+REPORT_SECONDS = 10.0
+SNAPSHOT_PATTERN = re.compile(r"snapshot_(\d+(?:\.\d+)?)\.pt$")
+
+
+class TrainingError(Exception):
+    """Training cannot go on for a reason the user can act on (the message says what to change)."""
+
+
+class Interrupted(Exception):
+    """SIGTERM (the scheduler's abort) ended training at ``epoch``; ``--resume`` continues from the last snapshot."""
+
+    def __init__(self, epoch: float):
+        super().__init__(f"stopped by SIGTERM at epoch {epoch}")
+        self.epoch = epoch
+
+
+def log(message: str) -> None:
+    """Write a line for the job log (stderr; stdout carries the protocol)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+# --- The command line --------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of the training program's command line: the TensorFlow tool's flags."""
+    parser = argparse.ArgumentParser(prog="python -m digits.tools.torch.main", description=__doc__.splitlines()[0])
+    parser.add_argument("--network", required=True, help="network source: class UserModel(torch.nn.Module)")
+    parser.add_argument("--train-db", required=True, help="training LMDB folder")
+    parser.add_argument("--val-db", help="validation LMDB folder")
+    parser.add_argument("--labels", help="labels.txt (one class name per line); default: from labels.npy")
+    parser.add_argument("--mean", help="mean image (.npy, float32 HxWxC)")
+    parser.add_argument("--subtract-mean", choices=("none", "image", "pixel"), default="none")
+    parser.add_argument("--crop-size", type=int, help="random crop (train) / center crop (val) to NxN")
+    parser.add_argument("--epochs", type=float, default=30.0)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-accumulation", type=int, default=1, help="batches whose gradients make one step")
+    parser.add_argument("--solver", type=str.upper, choices=SOLVERS, default="SGD")
+    parser.add_argument("--rms-decay", type=float, default=0.99)
+    parser.add_argument("--momentum", type=float, default=0.9, help="for MOMENTUM and NESTEROV")
+    parser.add_argument("--learning-rate", type=float, default=0.01)
+    parser.add_argument("--lr-policy", choices=POLICIES, default="fixed")
+    parser.add_argument("--lr-step-size", type=float, default=33.0, help="percent of training")
+    parser.add_argument("--lr-gamma", type=float, default=0.1)
+    parser.add_argument("--lr-power", type=float, default=1.0)
+    parser.add_argument("--lr-multistep-values", default="50,85", help="comma list of percents of training")
+    parser.add_argument("--snapshot-interval", type=float, default=1.0, help="epochs (0: only at the end)")
+    parser.add_argument("--val-interval", type=float, default=1.0, help="epochs (0: only at the end)")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--shuffle", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--save", default=".", help="folder of the snapshots")
+    parser.add_argument("--tb-dir", default="tb", help="folder of the TensorBoard summaries")
+    parser.add_argument("--weights", help="snapshot (.pt, or a folder of them) or state dict to restore by name")
+    parser.add_argument("--resume", action="store_true", help="continue from the latest snapshot in --save")
+    parser.add_argument("--freeze", default="", help="comma list of regexes: matching parameters are not trained")
+    parser.add_argument("--aug-flip", choices=("none", "fliplr", "flipud", "fliplrud"), default="none")
+    parser.add_argument("--aug-quad-rot", choices=("none", "rot90", "rot180", "rotall"), default="none")
+    parser.add_argument("--aug-rot", type=float, default=0.0, help="random rotation, +- degrees")
+    parser.add_argument("--aug-scale", type=float, default=0.0, help="stddev of a random scale factor around 1")
+    parser.add_argument("--aug-noise", type=float, default=0.0, help="stddev of gaussian noise (fraction of 255)")
+    parser.add_argument("--aug-contrast", type=float, default=0.0, help="contrast factor drawn from [1-c, 1+c]")
+    parser.add_argument("--aug-whitening", action="store_true", help="per-image standardization instead of the mean")
+    parser.add_argument("--aug-hsv", type=float, nargs=3, metavar=("H", "S", "V"), help="random HSV shifts")
+    parser.add_argument("--early-stopping-metric", help="e.g. val/loss or val/accuracy")
+    parser.add_argument("--patience", type=int, default=5, help="validations without improvement before stopping")
+    # Accepted so one command line serves both tools; data parallelism here will be DDP over GPUs.
+    parser.add_argument("--cpu-towers", type=int, default=1, help=argparse.SUPPRESS)
+    return parser
+
+
+# --- What the arguments and the databases decide, before any model ------------------------------------------
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When things happen in a run of ``epochs`` over ``entries`` images, ``images_per_step`` images a step."""
+
+    epochs: float
+    entries: int
+    images_per_step: int
+    policy: LRPolicy
+
+    @property
+    def total_steps(self) -> int:
+        """Steps of the whole run from epoch 0 (at least one)."""
+        return max(1, math.ceil(self.epochs * self.entries / self.images_per_step))
+
+    @property
+    def report_every(self) -> int:
+        """Steps between two reports of the training metrics (``REPORTS_PER_EPOCH`` an epoch)."""
+        return max(1, int(self.entries / self.images_per_step / REPORTS_PER_EPOCH))
+
+    def epoch_of(self, step: int) -> float:
+        """The epoch reached after ``step`` steps, rounded to 4 decimals and at most ``epochs``."""
+        return round(min(step * self.images_per_step / self.entries, self.epochs), 4)
+
+    def learning_rate(self, step: int) -> float:
+        """The learning rate of the step that follows ``step`` done steps."""
+        return self.policy.rate(100.0 * step / self.total_steps)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The run the arguments ask for, checked against the network and the databases."""
+
+    network: type
+    train: LmdbInfo
+    val: LmdbInfo | None
+    schedule: Schedule
+    mean: np.ndarray | None
+    augmentation: Augmentation
+    nclasses: int | None
+    early: EarlyStopping | None
+    crop_size: int | None = None
+
+    @property
+    def input_shape(self) -> list[int]:
+        """``[H, W, C]`` of the images the network gets (after cropping)."""
+        crop = self.crop_size
+        return [crop, crop, self.train.shape[2]] if crop else list(self.train.shape)
+
+    @property
+    def classification(self) -> bool:
+        """Whether labels are classes (so the default loss is the cross-entropy)."""
+        return self.train.label.kind == "class" and bool(self.nclasses)
+
+
+def plan_training(args: argparse.Namespace) -> Plan:
+    """Load the network and the databases' facts and check the arguments against them; returns the plan.
+
+    Raises TrainingError (or NetworkError, for the network's source) saying what to change.
+    """
+    if args.batch_size < 1 or args.batch_accumulation < 1:
+        raise TrainingError("the batch size and batch accumulation must be at least 1")
+    network = load_network(args.network)
+    try:
+        train_info = db_info(args.train_db)
+        val_info = db_info(args.val_db) if args.val_db else None
+    except ValueError as exc:
+        raise TrainingError(str(exc)) from None
+    augmentation = augmentation_of(args, train_info.shape)
+    check_arguments(args, train_info, val_info, augmentation)
+    try:
+        multistep = parse_percents(args.lr_multistep_values)
+    except ValueError as exc:
+        raise TrainingError(f"--lr-multistep-values: {exc}") from None
+    policy = LRPolicy(
+        policy=args.lr_policy,
+        base_lr=args.learning_rate,
+        step_size=args.lr_step_size,
+        gamma=args.lr_gamma,
+        power=args.lr_power,
+        multistep_values=multistep,
+    )
+    schedule = Schedule(args.epochs, train_info.entries, args.batch_size * args.batch_accumulation, policy)
+    mean = load_mean(args, train_info.shape)
+    early = EarlyStopping(args.early_stopping_metric, args.patience) if args.early_stopping_metric else None
+    nclasses = count_classes(args) or None
+    return Plan(network, train_info, val_info, schedule, mean, augmentation, nclasses, early, args.crop_size)
+
+
+def check_arguments(args: argparse.Namespace, train: LmdbInfo, val: LmdbInfo | None, augmentation) -> None:
+    """Raise TrainingError for a batch, crop or augmentation these databases cannot take."""
+    if args.batch_size > train.entries:
+        raise TrainingError(
+            f"the batch size ({args.batch_size}) is larger than the training set ({train.entries} images)"
+        )
+    if train.label.kind == "array" and (args.crop_size or augmentation.moves_pixels):
+        raise TrainingError("crops, flips and rotations would move images away from their label arrays: turn them off")
+    if args.crop_size and args.crop_size > min(train.shape[:2]):
+        raise TrainingError(f"the crop size ({args.crop_size}) is larger than the images {train.shape[:2]}")
+    if val and val.shape != train.shape:
+        raise TrainingError(f"validation images are {val.shape}, training images {train.shape}")
+
+
+def augmentation_of(args: argparse.Namespace, shape: list[int]) -> Augmentation:
+    """The training augmentation the arguments ask for; TrainingError when the images cannot take it."""
+    augmentation = Augmentation(
+        flip=args.aug_flip, quad_rot=args.aug_quad_rot, rotation=args.aug_rot, scale=args.aug_scale,
+        noise=args.aug_noise, contrast=args.aug_contrast, whitening=args.aug_whitening,
+        hsv=tuple(args.aug_hsv) if args.aug_hsv and any(args.aug_hsv) else None,
+    )  # fmt: skip
+    try:
+        augmentation.check(shape)
+    except ValueError as exc:
+        raise TrainingError(str(exc)) from None
+    return augmentation
+
+
+def load_mean(args: argparse.Namespace, shape: list[int]) -> np.ndarray | None:
+    """The mean to subtract: HxWxC for ``image``, C for ``pixel``, None for ``none`` or when there is none."""
+    if args.subtract_mean == "none":
+        return None
+    if not args.mean:
+        log(f"--subtract-mean {args.subtract_mean} without --mean: no mean is subtracted")
+        return None
+    try:
+        return mean_to_subtract(args.mean, args.subtract_mean, shape)
+    except ValueError as exc:
+        raise TrainingError(str(exc)) from None
+
+
+def count_classes(args: argparse.Namespace) -> int:
+    """Classes of a classification dataset (0 for datasets of other labels)."""
+    if args.labels:
+        with open(args.labels) as f:
+            return sum(1 for line in f if line.strip())
+    labels = os.path.join(args.train_db, "labels.npy")
+    return int(np.load(labels).max()) + 1 if os.path.exists(labels) else 0
+
+
+# --- The device and the model --------------------------------------------------------------------------------
+
+
+def training_device() -> torch.device:
+    """The first GPU that ``CUDA_VISIBLE_DEVICES`` leaves visible, else the CPU; logs which."""
+    if torch.cuda.is_available():
+        count = torch.cuda.device_count()
+        log(f"training on cuda:0 ({torch.cuda.get_device_name(0)})")
+        if count > 1:
+            log(f"{count} GPUs visible: only the first trains (data parallelism over GPUs is not done yet)")
+        return torch.device("cuda", 0)
+    log(f"training on the CPU ({torch.get_num_threads()} threads)")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int | None, device: torch.device) -> None:
+    """With a seed, make runs repeatable (same initial weights, same order, deterministic kernels); without,
+    let cuDNN pick its fastest kernels."""
+    if seed is None:
+        torch.backends.cudnn.benchmark = device.type == "cuda"
+        return
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS reads it when CUDA starts
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
+
+
+def split_frozen(model: nn.Module, patterns: str) -> tuple[list[nn.Parameter], list[str]]:
+    """The parameters that ``--freeze`` (a comma list of regexes on names like ``conv1.weight``) leaves to
+    train, and the names of those it freezes (which stop requiring gradients). TrainingError for a bad regex."""
+    parts = [p.strip() for p in patterns.split(",") if p.strip()]
+    try:
+        freeze = re.compile("|".join(f"(?:{p})" for p in parts)) if parts else None
+    except re.error as exc:
+        raise TrainingError(f"--freeze: {exc}") from None
+    trainable, frozen = [], []
+    for name, parameter in model.named_parameters():
+        if freeze and freeze.search(name):
+            parameter.requires_grad_(False)
+            frozen.append(name)
+        elif parameter.requires_grad:
+            trainable.append(parameter)
+    if not trainable:
+        raise TrainingError("nothing to train: every parameter is frozen" if frozen else "the network has no weights")
+    return trainable, frozen
+
+
+# --- Where training starts from -----------------------------------------------------------------------------
+
+
+def snapshot_name(epoch: float) -> str:
+    """The file of the snapshot of ``epoch``: ``snapshot_2.0.pt`` (the TensorFlow tool's name, ``.pt``)."""
+    return f"snapshot_{round(epoch, 3)}.pt"
+
+
+def latest_snapshot(folder: str) -> str | None:
+    """The snapshot of the latest epoch in ``folder``, or None."""
+    found = [(float(m.group(1)), path) for path in glob.glob(os.path.join(folder, "snapshot_*.pt"))
+             if (m := SNAPSHOT_PATTERN.search(os.path.basename(path)))]  # fmt: skip
+    return max(found)[1] if found else None
+
+
+def is_tensorflow_checkpoint(path: str) -> bool:
+    """Whether ``path`` is a TensorFlow checkpoint (a prefix with an ``.index`` file, or a folder holding one)."""
+    if os.path.isdir(path):
+        return bool(glob.glob(os.path.join(path, "*.ckpt.index"))) or os.path.exists(os.path.join(path, "checkpoint"))
+    return os.path.exists(path + ".index") or path.endswith((".ckpt", ".index", ".data-00000-of-00001"))
+
+
+def read_snapshot(path: str, flag: str) -> dict:
+    """The dict saved at ``path`` (a snapshot of ours, or a bare state dict as ``{"model": ...}``), on the CPU.
+
+    TrainingError naming ``flag`` for a TensorFlow checkpoint or a file that is not PyTorch weights.
+    """
+    if is_tensorflow_checkpoint(path):
+        raise TrainingError(
+            f"{flag}: {path} is a TensorFlow checkpoint; a PyTorch network starts from PyTorch weights "
+            "(a snapshot_*.pt of a PyTorch model, or a saved state dict)"
+        )
+    try:
+        # weights_only: a snapshot offered as a start is data, never code to run.
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same problem for the user
+        raise TrainingError(f"{flag}: cannot read {path} as PyTorch weights: {exc}") from None
+    if isinstance(saved, dict) and isinstance(saved.get("model"), dict):
+        return saved
+    if isinstance(saved, dict) and saved and all(isinstance(v, torch.Tensor) for v in saved.values()):
+        return {"model": saved}
+    raise TrainingError(f"{flag}: {path} holds no state dict")
+
+
+def resume(args: argparse.Namespace, model: nn.Module, optimizer: torch.optim.Optimizer) -> int:
+    """Load the latest snapshot of ``--save`` into the model and the optimizer; returns its step."""
+    path = latest_snapshot(args.save)
+    if path is None:
+        if is_tensorflow_checkpoint(args.save):
+            read_snapshot(args.save, "--resume")  # raises, naming the other framework
+        raise TrainingError(f"nothing to resume: no snapshot in {os.path.abspath(args.save)}")
+    saved = read_snapshot(path, "--resume")
+    try:
+        model.load_state_dict(saved["model"])
+        if "optimizer" in saved:
+            optimizer.load_state_dict(saved["optimizer"])
+    except (RuntimeError, ValueError, KeyError) as exc:
+        raise TrainingError(f"--resume: {path} does not fit this network and solver: {exc}") from None
+    log(f"resumed from {display_path(path)}")
+    return int(saved.get("step", 0))
+
+
+def restore_weights(path: str, model: nn.Module) -> dict:
+    """Copy the tensors that ``path`` holds under the same name and shape into the model; returns what was done
+    (the ``weights`` result: ``checkpoint``, ``restored``, ``new``, ``mismatched``)."""
+    if os.path.isdir(path) and not is_tensorflow_checkpoint(path):
+        latest = latest_snapshot(path)
+        if latest is None:
+            raise TrainingError(f"--weights: no snapshot in {path}")
+        path = latest
+    saved = read_snapshot(path, "--weights")["model"]
+    own = model.state_dict()
+    restored, new, mismatched = {}, [], []
+    for name, tensor in own.items():
+        if name not in saved:
+            new.append(name)
+        elif tuple(saved[name].shape) != tuple(tensor.shape):
+            mismatched.append(f"{name} {list(saved[name].shape)} -> {list(tensor.shape)}")
+        else:
+            restored[name] = saved[name]
+    model.load_state_dict(restored, strict=False)
+    return {"checkpoint": display_path(path), "restored": sorted(restored), "new": new, "mismatched": mismatched}
+
+
+def start_from(args: argparse.Namespace, model: nn.Module, optimizer: torch.optim.Optimizer, frozen: list[str]) -> int:
+    """Start from scratch, from the latest snapshot (``--resume``) or from ``--weights`` by name; logs (and emits)
+    what was restored and what is frozen. Returns the number of steps already done."""
+    step = 0
+    if args.resume:
+        step = resume(args, model, optimizer)
+    elif args.weights:
+        report = restore_weights(args.weights, model)
+        log(f"restored from {report['checkpoint']}: {', '.join(report['restored']) or 'nothing'}")
+        log(f"new (initialized): {', '.join(report['new']) or 'none'}")
+        if report["mismatched"]:
+            log(f"not restored, shape differs: {', '.join(report['mismatched'])}")
+        emit("result", weights=report)
+    if frozen:
+        log(f"frozen (not trained): {', '.join(frozen)}")
+        emit("result", frozen=frozen)
+    elif args.freeze:
+        log(f"--freeze {args.freeze!r} matches no parameter")
+    return step
+
+
+# --- One step, and what happens after it --------------------------------------------------------------------
+
+
+@dataclass
+class StepEnd:
+    """A finished step as the callbacks see it; one may set ``stop`` to end training after this step."""
+
+    step: int
+    epoch: float
+    at_end: bool
+    learning_rate: float
+    values: list[dict[str, torch.Tensor]]
+    report: bool
+    stop: bool = False
+
+
+class Callback(Protocol):
+    """What the loop calls after every step, in order (Keras' callbacks, reduced to the one hook training needs)."""
+
+    def on_step_end(self, end: StepEnd) -> None: ...
+
+
+class Interval:
+    """Epochs every ``every`` epochs (none when 0) after ``epoch``, the epoch training starts from."""
+
+    def __init__(self, every: float, epoch: float):
+        self.every = every
+        self.next = (math.floor(epoch / every + 1e-9) + 1) * every if every else None
+
+    def due(self, epoch: float) -> bool:
+        """Whether ``epoch`` has reached the next scheduled epoch."""
+        return self.next is not None and epoch >= self.next - 1e-9
+
+    def take(self, epoch: float) -> float:
+        """Move past the scheduled epochs that ``epoch`` has reached; returns the last of them (``epoch`` itself
+        when none), the label of what is done now."""
+        label = epoch
+        while self.next is not None and self.next <= epoch + 1e-9:
+            label = round(self.next, 6)
+            self.next += self.every
+        return label
+
+
+class Trainer:
+    """The model, its objective and optimizer, and the batches: ``step(lr)`` trains on ``accumulation``
+    batches and applies their averaged gradients; ``validate()`` runs over the validation set."""
+
+    def __init__(self, model, objective: Objective, optimizer, prepare: Prepare, batches: Iterator, accumulation: int):
+        self.model, self.objective, self.optimizer, self.prepare = model, objective, optimizer, prepare
+        self.batches, self.accumulation = batches, accumulation
+
+    def step(self, learning_rate: float) -> list[dict[str, torch.Tensor]]:
+        """One optimizer step; returns each batch's detached scalars (``loss`` and the metrics), on the device,
+        so reading them (a device sync) waits for the reports."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate
+        self.optimizer.zero_grad(set_to_none=True)
+        values = []
+        for _ in range(self.accumulation):
+            images, labels = next(self.batches)
+            x, y = self.prepare(images, labels, training=True)
+            output = self.objective.forward(x)
+            loss = self.objective.loss(output, y)
+            (loss / self.accumulation if self.accumulation > 1 else loss).backward()
+            values.append({"loss": loss.detach(), **self.objective.metrics(output, y)})
+        self.optimizer.step()
+        return values
+
+    def validate(self, batches: Batches) -> dict[str, float]:
+        """Every scalar averaged over the validation images (``loss`` and the metrics); stops early on SIGTERM."""
+        self.model.eval()
+        sums: dict[str, torch.Tensor] = {}
+        count = 0
+        try:
+            with torch.no_grad():
+                for images, labels in batches:
+                    if Stop.requested:
+                        break
+                    x, y = self.prepare(images, labels, training=False)
+                    output = self.objective.forward(x)
+                    values = {"loss": self.objective.loss(output, y), **self.objective.metrics(output, y)}
+                    for name, value in values.items():
+                        sums[name] = sums.get(name, 0.0) + value.float() * len(images)
+                    count += len(images)
+        finally:
+            self.model.train()
+        return {name: float(value) / max(count, 1) for name, value in sums.items()}
+
+
+def check_finite(means: dict[str, float], epoch: float) -> None:
+    """Raise TrainingError when the training loss is NaN or infinite: it diverged."""
+    loss = means.get("loss", 0.0)
+    if not math.isfinite(loss):
+        kind = "NaN" if math.isnan(loss) else "infinite"
+        raise TrainingError(f"the loss diverged ({kind}) at epoch {epoch}; try a lower learning rate")
+
+
+class TrainMetrics:
+    """Emits the training scalars averaged over the steps since the last report, with the learning rate, and
+    writes them to TensorBoard: every ``report_every`` steps, every ``REPORT_SECONDS``, at the end and at the
+    scheduled epochs of ``also_at`` (validations, snapshots), so each of those has a training point. A loss
+    that is no longer finite stops training there, before any snapshot of the diverged weights."""
+
+    def __init__(self, writer: SummaryWriter, report_every: int, also_at: Sequence[Interval]):
+        self.writer, self.report_every, self.also_at = writer, report_every, also_at
+        self.sums: dict[str, torch.Tensor] = {}
+        self.count, self.last_report = 0, time.monotonic()
+
+    def due(self, step: int) -> bool:
+        """Whether the step after ``step`` done steps is one of the regular reports."""
+        return (step + 1) % self.report_every == 0 or time.monotonic() - self.last_report >= REPORT_SECONDS
+
+    def on_step_end(self, end: StepEnd) -> None:
+        """Add the step's scalars; report their means when a report is due."""
+        for value in end.values:
+            for name, number in value.items():
+                self.sums[name] = self.sums[name] + number if name in self.sums else number.clone()
+            self.count += 1
+        if not (end.report or end.at_end or any(interval.due(end.epoch) for interval in self.also_at)):
+            return
+        names = list(self.sums)
+        # One transfer for every scalar: a GPU waits here, not at every step.
+        numbers = torch.stack([self.sums[name] for name in names]).cpu().tolist()
+        means = {name: number / self.count for name, number in zip(names, numbers, strict=True)}
+        check_finite(means, end.epoch)
+        emit("metrics", epoch=end.epoch, train=means, lr=end.learning_rate)
+        for name, value in means.items():
+            self.writer.add_scalar(f"train/{name}", value, end.step)
+        self.writer.add_scalar("learning_rate", end.learning_rate, end.step)
+        self.writer.flush()
+        self.sums, self.count, self.last_report = {}, 0, time.monotonic()
+
+
+class Validation:
+    """Validates at every ``interval`` and at the end: emits and writes the validation metrics, and with early
+    stopping reports each new best and stops training when the metric has not improved for ``patience``."""
+
+    def __init__(self, trainer: Trainer, make_batches, writer, interval: Interval, early: EarlyStopping | None):
+        self.trainer, self.make_batches, self.writer, self.interval = trainer, make_batches, writer, interval
+        self.early = early if early is not None and early.stage == "val" else None
+        self.seconds = 0.0
+
+    def on_step_end(self, end: StepEnd) -> None:
+        """Validate when due; raises Interrupted when SIGTERM arrives during validation."""
+        if not (end.at_end or self.interval.due(end.epoch)):
+            return
+        started = time.monotonic()
+        # Labelled with the scheduled epoch just crossed, as snapshots are: the best validation's
+        # epoch is then the epoch of a snapshot.
+        label = self.interval.take(end.epoch)
+        values = self.trainer.validate(self.make_batches())
+        Stop.check(end.epoch)
+        emit("metrics", epoch=label, val=values)
+        for name, value in values.items():
+            self.writer.add_scalar(f"val/{name}", value, end.step)
+        self.writer.flush()
+        self.seconds += time.monotonic() - started
+        if self.early is None:
+            return
+        improved, stop = self.early.update(label, values)
+        if improved:
+            emit("result", best_epoch=self.early.best_epoch, best_value=self.early.best, best_metric=self.early.metric)
+        if stop:
+            log(f"early stopping: {self.early.metric} has not improved for {self.early.patience} validations")
+            end.stop = True
+
+
+class EarlyStopping:
+    """Tracks one metric over validations; ``update`` says when it has not improved for ``patience`` of them."""
+
+    def __init__(self, metric: str, patience: int):
+        self.stage, _, self.name = metric.partition("/") if "/" in metric else ("val", "", metric)
+        self.metric = f"{self.stage}/{self.name}"
+        self.lower_is_better = "loss" in self.name or "error" in self.name
+        self.patience = patience
+        self.best: float | None = None
+        self.best_epoch: float | None = None
+        self.bad = 0
+
+    def update(self, epoch: float, values: dict[str, float]) -> tuple[bool, bool]:
+        """Record a validation; returns ``(improved, stop)``."""
+        value = values.get(self.name)
+        if value is None:
+            reported = ", ".join(f"val/{name}" for name in values)
+            raise TrainingError(f"early stopping on {self.metric}: the network reports no such metric ({reported})")
+        better = self.best is None or (value < self.best if self.lower_is_better else value > self.best)
+        if better:
+            self.best, self.best_epoch, self.bad = value, epoch, 0
+        else:
+            self.bad += 1
+        return better, self.bad >= self.patience
+
+
+class Snapshots:
+    """Saves a snapshot (model, optimizer state, step) at every ``interval``, at the end and where early stopping
+    stops, and emits its ``snapshot`` event."""
+
+    def __init__(self, model, optimizer, folder: str, interval: Interval, facts: dict):
+        self.model, self.optimizer, self.folder, self.interval, self.facts = model, optimizer, folder, interval, facts
+        self.seconds = 0.0
+
+    def on_step_end(self, end: StepEnd) -> None:
+        """Save a snapshot when due."""
+        if not (end.at_end or end.stop or self.interval.due(end.epoch)):
+            return
+        started = time.monotonic()
+        # Named after the scheduled epoch the step has just crossed (by less than one step), so
+        # "the snapshot of epoch 1" is snapshot_1.0 whatever the batch size.
+        label = self.interval.take(end.epoch)
+        path = os.path.join(self.folder, snapshot_name(label))
+        saved = {
+            "framework": "torch",
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "step": end.step,
+            "epoch": end.epoch,
+            "facts": self.facts,
+        }
+        # Written aside and renamed: a run killed while saving never leaves a torn snapshot to resume from.
+        torch.save(saved, path + ".tmp")
+        os.replace(path + ".tmp", path)
+        emit("snapshot", epoch=label, path=display_path(path))
+        self.seconds += time.monotonic() - started
+
+
+def display_path(path: str) -> str:
+    """``path`` relative to the working directory when it is under it (the job directory)."""
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative
+
+
+class Stop:
+    """Set by SIGTERM (the scheduler's abort); the loop ends after the step (or validation) in progress."""
+
+    requested = False
+
+    @classmethod
+    def install(cls) -> None:
+        """Make SIGTERM set ``Stop.requested``."""
+
+        def handler(signum, frame):
+            cls.requested = True
+
+        signal.signal(signal.SIGTERM, handler)
+
+    @classmethod
+    def check(cls, epoch: float) -> None:
+        """Raise :class:`Interrupted` at ``epoch`` when SIGTERM has arrived."""
+        if cls.requested:
+            raise Interrupted(epoch)
+
+
+# --- The program --------------------------------------------------------------------------------------------
+
+
+def train(args: argparse.Namespace) -> int:
+    """Check the arguments, build the model, start from scratch, a snapshot or weights, and run the steps with
+    their callbacks, emitting the protocol events; returns the exit status. SIGTERM raises Interrupted."""
+    plan = plan_training(args)
+    schedule = plan.schedule
+    device = training_device()
+    seed_everything(args.seed, device)
+    facts = {"input_shape": plan.input_shape, "nclasses": plan.nclasses, "is_inference": False}
+    model = build_model(plan.network, args.network, **facts).to(device)
+    model.train()
+    trainable, frozen = split_frozen(model, args.freeze)
+    optimizer = make_optimizer(args, trainable)
+    if args.solver in ("ADAGRADDA", "FTRL"):
+        log(f"{args.solver}: TensorFlow's update rule, written for PyTorch (see docs/pytorch.md)")
+    os.makedirs(args.save, exist_ok=True)
+    first_step = step = start_from(args, model, optimizer, frozen)
+    epoch = schedule.epoch_of(step)
+
+    train_records = Records(plan.train)
+    val_records = Records(plan.val) if plan.val else None
+    prepare = Prepare(device, plan.mean, args.crop_size, plan.augmentation, plan.train.label.kind, args.seed)
+    batches = iter(Batches(train_records, args.batch_size, training=True, shuffle=args.shuffle, seed=args.seed,
+                           skip=step * schedule.images_per_step))  # fmt: skip
+    trainer = Trainer(model, Objective(model, args.network, plan.classification), optimizer, prepare, batches,
+                      args.batch_accumulation)  # fmt: skip
+    writer = SummaryWriter(args.tb_dir)
+    snapshots = Snapshots(model, optimizer, args.save, Interval(args.snapshot_interval, epoch), facts)
+    scheduled: list = [snapshots]
+    if val_records is not None:
+        validation = Validation(
+            trainer, lambda: Batches(val_records, args.batch_size, training=False), writer,
+            Interval(args.val_interval, epoch), plan.early,
+        )  # fmt: skip
+        scheduled.insert(0, validation)
+    elif plan.early is not None:
+        log(f"early stopping on {plan.early.metric} needs a validation set: training runs every epoch")
+    metrics = TrainMetrics(writer, schedule.report_every, [c.interval for c in scheduled])
+    callbacks: list[Callback] = [metrics, *scheduled]
+
+    progress = ProgressReporter(schedule.total_steps, interval=1.0)
+    log(f"training {schedule.total_steps - step} steps of {schedule.images_per_step} images "
+        f"({plan.train.entries} per epoch)")  # fmt: skip
+    started, stopped_early = time.monotonic(), False
+    try:
+        while step < schedule.total_steps and not stopped_early:
+            Stop.check(epoch)
+            learning_rate, report = schedule.learning_rate(step), metrics.due(step)
+            values = trainer.step(learning_rate)
+            step += 1
+            epoch = schedule.epoch_of(step)
+            progress.update(step, epoch=epoch)
+            end = StepEnd(step, epoch, step >= schedule.total_steps, learning_rate, values, report)
+            for callback in callbacks:
+                callback.on_step_end(end)
+            stopped_early = end.stop
+    finally:
+        writer.close()
+        train_records.close()
+        if val_records is not None:
+            val_records.close()
+    # Validation and snapshots are not training: the rate is of the steps alone.
+    seconds = time.monotonic() - started - sum(getattr(c, "seconds", 0.0) for c in scheduled)
+    rate = (step - first_step) * schedule.images_per_step / seconds if seconds > 0 else 0.0
+    log(f"trained at {rate:,.0f} images/s")
+    emit("result", epochs_done=epoch, images_per_second=round(rate, 1), stopped_early=stopped_early)
+    return 0
+
+
+def main(argv: Sequence[str]) -> int:
+    """Train as the arguments say; returns the exit status: 0 when done, 1 after an ``error`` event for what the
+    user can fix, 143 when SIGTERM stopped training."""
+    args = build_parser().parse_args(argv)
+    Stop.install()
+    try:
+        try:
+            return train(args)
+        except torch.OutOfMemoryError as exc:
+            raise TrainingError(
+                f"out of GPU memory with batches of {args.batch_size}: lower the batch size (or the crop size)"
+            ) from exc
+    except Interrupted as stop:
+        log(f"{stop}; resume continues from the last snapshot")
+        return 143
+    except (NetworkError, TrainingError, FileNotFoundError) as exc:
+        emit("error", **error_fields(exc))
+        log(str(exc))
+        return 1
+
+
+if __name__ == "__main__":
+    run_tool(main)
