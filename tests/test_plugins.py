@@ -13,6 +13,7 @@ import lmdb
 import numpy as np
 import pytest
 import requests
+from helpers import logged_in_client, poll, wait_done, wait_for_status
 from PIL import Image
 from plugin_packages import (
     TUTORIAL_DIST,
@@ -24,10 +25,8 @@ from plugin_packages import (
     write_gray_images,
     write_tutorial_plugin,
 )
-from server import LiveServer, wait_for_status
+from server import LiveServer
 
-from digits.app import create_app
-from digits.config import Config
 from digits.datasets.generic import DatasetInfo
 from digits.extensions.data import GROUP as DATA_GROUP
 from digits.extensions.data import create_extension
@@ -38,20 +37,14 @@ from digits.utils.constants import COLOR_PALETTE_ATTRIBUTE
 
 
 @pytest.fixture
-def make_app(tmp_path):
+def restart(make_app):
     """Apps on one jobs directory, made after the plugins of the test were installed (as a restart would)."""
-    apps = []
 
-    def make():
-        app = create_app(Config.from_env(jobs_dir=tmp_path / "jobs", testing=True))
-        apps.append(app)
-        client = app.test_client()
-        client.post("/login", data={"username": "fred"})
-        return app, client
+    def start():
+        app = make_app()
+        return app, logged_in_client(app)
 
-    yield make
-    for app in apps:
-        app.extensions["digits"].shutdown()
+    return start
 
 
 def create(client, extension_id: str, **fields) -> dict:
@@ -77,12 +70,12 @@ def read_db(path: Path) -> list:
 
 
 # -- a plugin from the tutorial ----------------------------------------------------------------------------
-def test_tutorial_plugin_installed_discovered_used_and_uninstalled(tmp_path, make_app):
+def test_tutorial_plugin_installed_discovered_used_and_uninstalled(tmp_path, restart):
     plugin = write_tutorial_plugin(tmp_path / "src")
     images = write_gray_images(tmp_path / "gray", count=20)
     install(plugin, tmp_path)
     try:
-        app, client = make_app()
+        app, client = restart()
         extensions = client.get("/extensions.json").get_json()["data"]
         mine = next(e for e in extensions["extensions"] if e["id"] == TUTORIAL_ID)
         assert mine["title"] == "Gray Images" and mine["category"] == "Tutorial"
@@ -136,7 +129,7 @@ def test_tutorial_plugin_installed_discovered_used_and_uninstalled(tmp_path, mak
 
         # Uninstalled while its dataset remains: the dataset still shows, the plugin's pages say why not.
         uninstall(TUTORIAL_DIST)
-        app, client = make_app()
+        app, client = restart()
         assert client.get(f"/datasets/{dataset['id']}").status_code == 200
         again = client.get(f"/datasets/{dataset['id']}.json").get_json()
         assert again["entries"] == {"train": 15, "val": 5} and again["extension_id"] == TUTORIAL_ID
@@ -296,8 +289,8 @@ def broken_plugins(tmp_path):
         yield
 
 
-def test_broken_plugins_are_listed_and_fail_their_own_jobs_only(broken_plugins, make_app, tmp_path):
-    app, client = make_app()
+def test_broken_plugins_are_listed_and_fail_their_own_jobs_only(broken_plugins, restart, tmp_path):
+    app, client = restart()
     data = client.get("/extensions.json").get_json()["data"]
     working = {e["id"] for e in data["extensions"]}
     assert {"broken-encode", "broken-shape", "broken-type", "broken-template", "image-processing"} <= working
@@ -386,10 +379,9 @@ def test_image_gradients_dataset_compat_step_7_with_curl(shipped_plugins, tmp_pa
         created = curl("-X", "POST", f"{server.url}/datasets/generic/create/image-gradients.json",
                        "-F", "dataset_name=gradients")  # fmt: skip
         assert set(created) == {"id", "name", "status"}, created
-        deadline = time.monotonic() + 60
-        while (status := curl(f"{server.url}/datasets/{created['id']}/status"))["status"] not in ("Done", "Error"):
-            assert time.monotonic() < deadline
-            time.sleep(0.3)
+        status = poll(lambda: curl(f"{server.url}/datasets/{created['id']}/status"),
+                      lambda status: status["status"] in ("Done", "Error"), timeout=60, interval=0.3,
+                      what=f"dataset {created['id']}")  # fmt: skip
         assert status == {"status": "Done", "type": "dataset", "name": "gradients", "error": None}
         dataset = curl(f"{server.url}/datasets/{created['id']}.json")
     finally:
@@ -407,8 +399,8 @@ def test_image_gradients_dataset_compat_step_7_with_curl(shipped_plugins, tmp_pa
     assert np.sign(image[-1].mean() - image[0].mean()) == np.sign(y_slope) or abs(y_slope) < 0.02
 
 
-def test_image_gradients_view_plugin(shipped_plugins, make_app):
-    app, client = make_app()
+def test_image_gradients_view_plugin(shipped_plugins, restart):
+    app, client = restart()
     dataset = created_dataset(client, "image-gradients", dataset_name="g", train_image_count="20",
                               val_image_count="0", image_width="16", image_height="16")  # fmt: skip
     assert dataset["status"] == "Done" and dataset["entries"] == {"train": 20}
@@ -421,9 +413,9 @@ def test_image_gradients_view_plugin(shipped_plugins, make_app):
     assert 'value="blue" selected' in html or "blue" in html
 
 
-def test_dicom_segmentation_plugin(shipped_plugins, make_app, tmp_path):
+def test_dicom_segmentation_plugin(shipped_plugins, restart, tmp_path):
     study = write_dicom_study(tmp_path / "study")
-    app, client = make_app()
+    app, client = restart()
     page = client.get("/datasets/generic/new/dicom-segmentation")
     assert page.status_code == 200 and 'name="contour_folder"' in page.get_data(as_text=True)
     dataset = created_dataset(
@@ -458,7 +450,7 @@ def test_dicom_segmentation_plugin(shipped_plugins, make_app, tmp_path):
 
 
 # -- the built-in data extensions ----------------------------------------------------------------------------
-def test_image_processing_pairs_by_name(make_app, tmp_path):
+def test_image_processing_pairs_by_name(restart, tmp_path):
     inputs, targets = tmp_path / "in", tmp_path / "out"
     for folder in (inputs, targets):
         (folder / "sub").mkdir(parents=True)
@@ -471,7 +463,7 @@ def test_image_processing_pairs_by_name(make_app, tmp_path):
         )
     Image.new("RGB", (24, 20)).save(inputs / "lonely.png")
     (inputs / "sub" / "p9.png").write_bytes(b"not a png")
-    app, client = make_app()
+    app, client = restart()
     dataset = created_dataset(client, "image-processing", dataset_name="denoise", feature_folder=str(inputs),
                               label_folder=str(targets), folder_pct_val="20", channel_conversion="RGB",
                               resize_width="12", resize_height="10")  # fmt: skip
@@ -488,7 +480,7 @@ def test_image_processing_pairs_by_name(make_app, tmp_path):
     directory = Path(dataset["directory"])
     other = client.post("/datasets/images/generic.json", data={"dataset_name": "other", "prebuilt_train_images": str(
         directory / "train_db"), "prebuilt_val_images": str(directory / "val_db")}).get_json()  # fmt: skip
-    assert wait_for_status(client, other["id"])["status"] == "Done"
+    wait_done(client, other["id"])
     copied = client.get(f"/datasets/{other['id']}.json").get_json()
     assert copied["entries"] == dataset["entries"] and copied["label_kind"] == "array" and copied["has_mean"]
     refused = client.post(
@@ -497,7 +489,7 @@ def test_image_processing_pairs_by_name(make_app, tmp_path):
     assert refused.status_code == 400 and "not an LMDB" in refused.get_json()["errors"]["prebuilt_train_images"][0]
 
 
-def test_image_segmentation_palette_and_classes(make_app, tmp_path):
+def test_image_segmentation_palette_and_classes(restart, tmp_path):
     images, labels = tmp_path / "images", tmp_path / "labels"
     images.mkdir()
     labels.mkdir()
@@ -510,7 +502,7 @@ def test_image_segmentation_palette_and_classes(make_app, tmp_path):
         label = Image.fromarray(mask, mode="P")
         label.putpalette(palette)
         label.save(labels / f"s{i}.png")
-    app, client = make_app()
+    app, client = restart()
     dataset = created_dataset(client, "image-segmentation", dataset_name="seg", feature_folder=str(images),
                               label_folder=str(labels), folder_pct_val="25",
                               class_names="background, red, green")  # fmt: skip
