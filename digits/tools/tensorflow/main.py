@@ -21,8 +21,14 @@ Events on stdout (besides ``progress``, ``{"done": step, "total": steps, "epoch"
 - ``{"event": "error", "message": ...}``: the user's file and line for errors in the network source.
 
 The graph runs in ``tf.compat.v1`` graph mode: one training tower per device (one on the CPU) sharing the
-variables of scope ``model``, and one validation tower reusing them. SIGTERM stops after the current step;
-``--resume`` continues from the latest checkpoint of ``--save``, optimizer state and epoch included.
+variables of scope ``model``, and one validation tower reusing them. SIGTERM stops after the current step
+(exit status 143); ``--resume`` continues from the latest checkpoint of ``--save``, optimizer state and epoch
+included.
+
+Read :func:`train` first: it is the whole run. :func:`plan_training` checks the arguments against the network
+and the databases, :func:`graph_on_devices` builds the graph, :func:`start_session` restores, then each step
+runs the function of :func:`make_step` and the callbacks :class:`TrainMetrics`, :class:`Validation` (with
+:class:`EarlyStopping`) and :class:`Snapshots`, which find their epochs with one :class:`Interval` each.
 """
 
 from __future__ import annotations
