@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import secrets
@@ -47,6 +48,11 @@ class Config:
     # Proxies in front of the server (counted hops) whose X-Forwarded-* headers are trusted; 0: none.
     trusted_proxies: int = 0
     session_hours: int = 24 * 7
+    # Images named by URL (image_url, an image_path or list line that is one): fetched over http(s) when on,
+    # each at most this many MiB and seconds. The server fetches what users name; 0 turns it off.
+    fetch_urls: bool = True
+    fetch_max_mb: int = 16
+    fetch_timeout: float = 10.0
 
     @classmethod
     def from_env(cls, **overrides) -> Config:
@@ -78,6 +84,12 @@ class Config:
             values["trusted_proxies"] = int(env["DIGITS_TRUSTED_PROXIES"])
         if env.get("DIGITS_SESSION_HOURS"):
             values["session_hours"] = int(env["DIGITS_SESSION_HOURS"])
+        if env.get("DIGITS_FETCH_URLS"):
+            values["fetch_urls"] = env["DIGITS_FETCH_URLS"].strip().lower() not in ("0", "false", "no", "off")
+        if env.get("DIGITS_FETCH_MAX_MB"):
+            values["fetch_max_mb"] = int(env["DIGITS_FETCH_MAX_MB"])
+        if env.get("DIGITS_FETCH_TIMEOUT"):
+            values["fetch_timeout"] = float(env["DIGITS_FETCH_TIMEOUT"])
         values.update({k: v for k, v in overrides.items() if v is not None})
         config = cls(**values)
         config.jobs_dir = Path(config.jobs_dir).resolve()
@@ -119,3 +131,13 @@ def normalize_prefix(prefix: str) -> str:
     """``digits/`` -> ``/digits``; empty stays empty."""
     prefix = (prefix or "").strip().strip("/")
     return f"/{prefix}" if prefix else ""
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or name to bind) is this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

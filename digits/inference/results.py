@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from digits.data_roots import outside_data_roots
+from digits.inference.fetch import is_url
 
 
 @dataclass
@@ -28,7 +29,8 @@ def parse_image_list(
     Relative paths are joined to ``folder`` (to the server's directory without one) and kept absolute, so
     the image read is the one checked. A path outside the data ``roots`` is not kept: its line is reported,
     as is one whose label is out of range (that image is kept, unlabelled). A last word that is neither a
-    class name nor a number is part of the path. ``limit`` keeps the first N images.
+    class name nor a number is part of the path. ``limit`` keeps the first N images. A URL (as DIGITS'
+    lists could name) is kept as it is, for the caller to fetch: it is not a server path.
     """
     parsed = ImageList()
     for number, raw in enumerate(text.splitlines(), start=1):
@@ -47,8 +49,11 @@ def parse_image_list(
                 label = labels[int(parts[1])]
             else:
                 problem = f"label {parts[1]} is not a class index (the model has {len(labels)} classes)"
-        path = os.path.abspath(os.path.join(folder, path.strip('"')))
-        refused = outside_data_roots(path, roots)
+        path = path.strip('"')
+        refused = None
+        if not is_url(path):
+            path = os.path.abspath(os.path.join(folder, path))
+            refused = outside_data_roots(path, roots)
         if refused or problem:
             parsed.problems.append({"line": number, "path": path, "error": refused or problem})
         if not refused:

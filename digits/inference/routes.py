@@ -1,7 +1,11 @@
 """Using a trained model: Classify One, Classify Many (a list, or the dataset's val/test database), Top N.
 
 Every route has its ``.json`` twin with DIGITS' field names (``job_id``, ``snapshot_epoch``, ``image_file``,
-``image_path``, ``show_visualizations``, ``image_list``, ``image_folder``, ``num_test_images``, ``top_n``).
+``image_path``, ``image_url``, ``show_visualizations``, ``image_list``, ``image_folder``, ``num_test_images``,
+``top_n``), read from the query string or the form alike, as DIGITS did (``classify_one.json?job_id=...``).
+An image may be named by an http(s) URL (``image_url``, an ``image_path`` or a list line that is a URL): the
+view fetches it (:mod:`digits.inference.fetch`, bounded by ``fetch_max_mb`` and ``fetch_timeout``; off with
+``DIGITS_FETCH_URLS=0``) into a scratch file the worker reads, removed after the answer.
 The work happens in the warm inference worker (a child process); the view only checks the form and shapes
 the answer. Lists longer than ``inference_sync_limit`` run as a background job (see ``digits.inference.jobs``).
 """
@@ -10,7 +14,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +22,7 @@ from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from markupsafe import Markup, escape
+from werkzeug.datastructures import CombinedMultiDict
 from wtforms import IntegerField, StringField
 from wtforms.validators import NumberRange, Optional
 
@@ -36,6 +41,7 @@ from digits.extensions.web import (
 )
 from digits.form_fields import Checkbox, Choice, add_error
 from digits.inference import jobs as inference_jobs
+from digits.inference.fetch import FetchError, fetch_image, is_url
 from digits.inference.results import parse_image_list, shape_results
 from digits.inference.spec import SpecError, model_spec
 from digits.inference.worker import InferenceError
@@ -47,18 +53,29 @@ from digits.web.services import current_services
 blueprint = Blueprint("inference", __name__)
 BASE = "/models/images/classification"
 TOP = 5
+# A list may name at most this many URLs, each fetched while the request waits.
+MAX_LIST_URLS = 100
+
+
+def path_or_url(form, field) -> None:
+    """WTForms validator: a URL (fetched later, not a server path) or a server path inside the data roots."""
+    if not is_url(field.data or ""):
+        inside_data_roots(form, field)
 
 
 class InferenceForm(FlaskForm):
-    """The fields of every inference request; each route reads the ones it needs.
+    """The fields of every inference request, from the form or the query string; each route reads the ones
+    it needs.
 
-    Server paths (an image, a list, a folder) must lie in the server's data roots (``roots``).
+    Server paths (an image, a list, a folder) must lie in the server's data roots (``roots``); URLs are not
+    server paths and are fetched instead.
     """
 
     job_id = StringField("Model")
     snapshot_epoch = StringField("Snapshot (epoch)", description="Empty for the last snapshot.")
     image_file = FileField("Upload image")
-    image_path = StringField("Image path on the server", validators=[inside_data_roots])
+    image_path = StringField("Image path on the server", validators=[path_or_url])
+    image_url = StringField("Image URL", description="An http or https address the server fetches the image from.")
     show_visualizations = Checkbox("Show visualizations and statistics")
     image_list = FileField("Upload image list", description="Lines of 'path [label]'.")
     image_list_path = StringField("Image list on the server", validators=[inside_data_roots])
@@ -70,6 +87,9 @@ class InferenceForm(FlaskForm):
     top_n = IntegerField("Images per class", default=9, validators=[Optional(), NumberRange(1, 100)])
 
     def __init__(self, *args, **kwargs):
+        if not args and "formdata" not in kwargs and not request.is_json:
+            # DIGITS' clients put job_id (and other values) in the query string as often as in the form.
+            kwargs["formdata"] = CombinedMultiDict([request.files, request.form, request.args])
         super().__init__(*args, **kwargs)
         self.roots = current_services().config.data_roots
 
@@ -124,6 +144,23 @@ def _scratch_dir() -> Path:
     return path
 
 
+@contextmanager
+def _fetched(url: str):
+    """The image at ``url`` saved to a scratch file, removed afterwards; raises FetchError (and when
+    fetching is off, says how it is turned on)."""
+    config = current_services().config
+    if not config.fetch_urls:
+        raise FetchError("this server does not fetch images from URLs (DIGITS_FETCH_URLS=0)")
+    body, suffix = fetch_image(url, max_bytes=config.fetch_max_mb << 20, timeout=config.fetch_timeout)
+    handle, path = tempfile.mkstemp(prefix="fetched-", suffix=suffix, dir=_scratch_dir())
+    try:
+        with os.fdopen(handle, "wb") as f:
+            f.write(body)
+        yield path
+    finally:
+        os.unlink(path)
+
+
 def _run(spec, paths: list[str], **options) -> dict:
     try:
         return current_services().inference.request(spec, paths, **options)
@@ -133,28 +170,43 @@ def _run(spec, paths: list[str], **options) -> dict:
 
 
 def _one_image(form: InferenceForm, **options):
-    """Run the model on the request's one image (``image_file`` or ``image_path``).
+    """Run the model on the request's one image: uploaded (``image_file``), fetched (``image_url``, or an
+    ``image_path`` that is a URL) or on the server (``image_path``).
 
     Returns ``(job, spec, reply)`` with the result named after the image, or ``(None, None, response)``:
-    the 400 that says what to fix (no image, not an image, a model that cannot be used).
+    the 400 that says what to fix (no image, a URL not fetched and why, not an image, a model that cannot
+    be used).
     """
     job, spec = _model_and_spec(form)
     upload = request.files.get("image_file")
     uploaded = bool(upload and upload.filename)
+    url = (form.image_url.data or "").strip()
     path = (form.image_path.data or "").strip()
-    if spec is not None and not uploaded and not path:
-        add_error(form.image_file, "Upload an image (image_file) or give its path on the server (image_path).")
+    field = form.image_file if uploaded else form.image_url if url else form.image_path
+    if not uploaded and not url and is_url(path):
+        url = path
+    if spec is not None and not uploaded and not url and not path:
+        add_error(form.image_file, "Upload an image (image_file), give its path on the server (image_path) "
+                                   "or its URL (image_url).")  # fmt: skip
     if spec is None or form.errors:
         return None, None, _bad_request(form)
-    if uploaded:
-        with _uploaded(upload) as saved:
-            reply = _run(spec, [saved], **options)
-    else:
-        reply = _run(spec, [path], **options)
+    name = upload.filename if uploaded else url or path
+    try:
+        with ExitStack() as stack:
+            if uploaded:
+                source = stack.enter_context(_uploaded(upload))
+            elif url:
+                source = stack.enter_context(_fetched(url))
+            else:
+                source = path
+            reply = _run(spec, [source], **options)
+    except FetchError as exc:
+        add_error(field, f"{url}: {exc}")
+        return None, None, _bad_request(form)
     result = reply["results"][0]
-    result["name"] = upload.filename if uploaded else path
+    result["name"] = name
     if "error" in result:
-        add_error(form.image_file if uploaded else form.image_path, f"{result['name']}: {result['error']}")
+        add_error(field, f"{name}: {result['error']}")
         return None, None, _bad_request(form)
     return job, spec, reply
 
@@ -226,18 +278,46 @@ def _many(mode: str):
     if form.db.data:
         return _start_job(job, spec, form, "infer_db" if generic else mode, db=form.db.data)
     paths, labels, problems = _image_list(form, spec)
+    urls = sum(is_url(p) for p in paths)
+    sync_limit = current_services().config.inference_sync_limit
+    if urls and len(paths) > sync_limit:
+        add_error(form.image_list, f"A list naming URLs is answered at once: at most {sync_limit} images.")
+    elif urls > MAX_LIST_URLS:
+        add_error(form.image_list, f"The list names {urls} URLs; at most {MAX_LIST_URLS} are fetched per request.")
     if form.errors:
         return _bad_request(form)
-    if len(paths) > current_services().config.inference_sync_limit:
+    if len(paths) > sync_limit:
         return _start_job(job, spec, form, mode, paths=paths, labels=labels, problems=problems)
     viewed = generic and not wants_json()  # a view extension draws on each input as well as its output
-    reply = _run(spec, paths, top=TOP, inputs=viewed)
+    with ExitStack() as stack:
+        paths, labels, names = _fetch_listed(stack, paths, labels, problems)
+        reply = _run(spec, paths, top=TOP, inputs=viewed)
+    for result in reply["results"]:
+        result["name"] = names.get(result["name"], result["name"])
     if viewed:
         return render_outputs(job, spec, reply["results"], "Infer Many")
     answer = shape_results(mode, reply["results"], labels, spec.labels, problems, form.top_n.data or 9)
     if wants_json():
         return answer
     return render_template(f"models/{mode}.html", job=job, spec=spec, **answer)
+
+
+def _fetch_listed(stack: ExitStack, paths: list[str], labels: list, problems: list):
+    """Fetch the list's URLs into scratch files that live as long as ``stack``. Returns the paths and labels
+    to run (a URL that failed joins ``problems`` with why) and, for each scratch file, the URL it came from."""
+    kept, kept_labels, names = [], [], {}
+    for path, label in zip(paths, labels, strict=True):
+        if is_url(path):
+            try:
+                saved = stack.enter_context(_fetched(path))
+            except FetchError as exc:
+                problems.append({"path": path, "error": str(exc)})
+                continue
+            names[saved] = path
+            path = saved
+        kept.append(path)
+        kept_labels.append(label)
+    return kept, kept_labels, names
 
 
 def _start_job(job: Job, spec, form: InferenceForm, mode: str, **source):
