@@ -59,6 +59,8 @@ class User:
     is_admin: bool = False
     disabled: bool = False
     created: float = 0.0
+    # Changes whenever the password does: a session remembers it, so a new password ends older sessions.
+    password_stamp: str = ""
 
     def to_dict(self) -> dict:
         return {"name": self.name, "is_admin": self.is_admin, "disabled": self.disabled, "created": self.created}
@@ -89,6 +91,11 @@ def check_password(password: str) -> str:
     if len(password or "") < MIN_PASSWORD:
         raise AccountError(f"A password has at least {MIN_PASSWORD} characters.")
     return password
+
+
+def _user(row: sqlite3.Row) -> User:
+    stamp = hashlib.sha256(row["password_hash"].encode()).hexdigest()[:16]
+    return User(row["name"], bool(row["is_admin"]), bool(row["disabled"]), row["created"], stamp)
 
 
 def _token_hash(token: str) -> str:
@@ -140,13 +147,12 @@ class Accounts:
 
     def get(self, name: str) -> User | None:
         with self._connect() as db:
-            row = db.execute("SELECT name, is_admin, disabled, created FROM users WHERE name = ?", (name,)).fetchone()
-        return User(row["name"], bool(row["is_admin"]), bool(row["disabled"]), row["created"]) if row else None
+            row = db.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone()
+        return _user(row) if row else None
 
     def all(self) -> list[User]:
         with self._connect() as db:
-            rows = db.execute("SELECT name, is_admin, disabled, created FROM users ORDER BY name").fetchall()
-        return [User(r["name"], bool(r["is_admin"]), bool(r["disabled"]), r["created"]) for r in rows]
+            return [_user(row) for row in db.execute("SELECT * FROM users ORDER BY name").fetchall()]
 
     def authenticate(self, name: str, password: str) -> User | None:
         """The enabled account ``name`` if ``password`` is its password; None otherwise (same cost either way)."""

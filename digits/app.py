@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -12,7 +13,8 @@ from flask_socketio import SocketIO
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from digits import __version__, auth
-from digits.config import Config
+from digits.accounts import open_accounts
+from digits.config import Config, check_single_user_host
 from digits.datasets.generic_routes import blueprint as generic_datasets_blueprint
 from digits.datasets.routes import blueprint as datasets_blueprint
 from digits.events import Publisher
@@ -25,7 +27,7 @@ from digits.models.routes import blueprint as models_blueprint
 from digits.pretrained.routes import blueprint as pretrained_blueprint
 from digits.scheduler import LocalScheduler, ResourcePools
 from digits.tensorboard import TensorBoardManager
-from digits.web import compare, errors, home, jobs, security
+from digits.web import account, compare, errors, home, jobs, security
 from digits.web import tensorboard as tensorboard_web
 from digits.web.services import EXTENSION_KEY, Services
 
@@ -98,13 +100,15 @@ def create_app(config: Config | None = None) -> Flask:
                                 config.inference_memory_mb)  # fmt: skip
     tensorboard = TensorBoardManager(config.tensorboard_max, config.tensorboard_idle, url_prefix=config.url_prefix,
                                      log_dir=config.jobs_dir / "tensorboard")  # fmt: skip
-    services = Services(config, store, pools, scheduler, publisher, socketio, inference, tensorboard=tensorboard)
+    services = Services(config, store, pools, scheduler, publisher, socketio, inference, tensorboard,
+                        accounts=open_accounts(config.jobs_dir))  # fmt: skip
+    services.setup_token = bootstrap_accounts(config, services.accounts)
     app.extensions[EXTENSION_KEY] = services
 
     auth.init_app(app)
     errors.init_app(app)
-    app.register_blueprint(auth.blueprint)
     app.register_blueprint(home.blueprint)
+    app.register_blueprint(account.blueprint)
     app.register_blueprint(jobs.blueprint)
     app.register_blueprint(datasets_blueprint)
     extensions_web.init_app(app)
@@ -126,6 +130,22 @@ def create_app(config: Config | None = None) -> Flask:
     scheduler.start()
     atexit.register(services.shutdown)
     return app
+
+
+def bootstrap_accounts(config: Config, accounts) -> str | None:
+    """Make sure someone can log in: the ``admin`` account from ``DIGITS_ADMIN_PASSWORD`` on a first start,
+    else a one-time setup token for the first admin (the console shows its link). Returns that token."""
+    check_single_user_host(config)
+    if config.auth == "none":
+        return None
+    if accounts.count():
+        return None
+    password = os.environ.get("DIGITS_ADMIN_PASSWORD")
+    if password:
+        accounts.add("admin", password, is_admin=True)
+        log.info("created the account admin from DIGITS_ADMIN_PASSWORD")
+        return None
+    return auth.new_setup_token()
 
 
 def _select_gpus(indices: list[int]):

@@ -72,7 +72,8 @@ class SignedIn:
         self.via_token = via_token
 
     def get_id(self) -> str:
-        return self.user.name
+        # The password's stamp goes into the session: changing the password logs out every other session.
+        return f"{self.user.name}|{self.user.password_stamp}"
 
 
 def accounts() -> Accounts:
@@ -125,14 +126,16 @@ def _login_name() -> str:
     return "login:" + (request.form.get("username") or "")
 
 
-def _load_session_user(name: str) -> SignedIn | None:
+def _load_session_user(session_id: str) -> SignedIn | None:
+    name, _, stamp = session_id.partition("|")
     if single_user():
         return SignedIn(User(name))
     user = accounts().get(name)
-    return SignedIn(user) if user and not user.disabled else None
+    if user is None or user.disabled or not hmac.compare_digest(stamp, user.password_stamp):
+        return None
+    return SignedIn(user)
 
 
-# A disabled account's token is refused with the same words: telling them apart would confirm a token exists.
 _BAD_TOKEN = ("This API token is unknown, was revoked, or its account is disabled: make a new one on your account "
               "page, or ask an admin to enable the account.")  # fmt: skip
 

@@ -12,7 +12,7 @@ from gunicorn.app.base import BaseApplication
 
 from digits import __version__
 from digits.accounts import AccountError, open_accounts
-from digits.config import Config
+from digits.config import Config, check_single_user_host
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -152,6 +152,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.debug:
         config.log_level = "debug"
     configure_logging(config)
+    try:
+        check_single_user_host(config)  # before the port is bound: nobody reaches a password-less server
+    except ValueError as exc:
+        sys.exit(f"digits-server: {exc}")
     DigitsServer(config).run()
 
 

@@ -141,3 +141,12 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def check_single_user_host(config: Config) -> None:
+    """Refuse single-user mode on an address others reach: ValueError saying what to do instead."""
+    if config.auth == "none" and not is_loopback(config.host):
+        raise ValueError(
+            f"--no-auth (DIGITS_AUTH=none) serves loopback addresses only, not {config.host}: "
+            "anyone who reaches the port could run code. Use accounts, or --host 127.0.0.1."
+        )

@@ -10,7 +10,7 @@ from pathlib import Path
 from flask import Blueprint, abort, current_app, render_template, request, send_file, url_for
 
 from digits import datasets
-from digits.auth import current_username, login_required
+from digits.auth import can_change, current_username, login_required
 from digits.datasets import generic_routes
 from digits.datasets import image_classification as classification
 from digits.datasets.explore import explore_page
@@ -91,7 +91,7 @@ def show(job_id: str):
     data = dataset_json(job)
     if wants_json():
         return data
-    return render_template("datasets/show.html", job=data, can_edit=current_username() == job.username)
+    return render_template("datasets/show.html", job=data, can_edit=can_change(job))
 
 
 @blueprint.route("/datasets/<job_id>.json")

@@ -8,7 +8,7 @@ from pathlib import Path
 from flask import Blueprint, Response, abort, render_template, request, url_for
 
 from digits import models
-from digits.auth import current_username, login_required, require_owner
+from digits.auth import can_change, current_username, login_required, require_owner
 from digits.datasets.generic import dataset_info
 from digits.hardware import gpu_usage, process_usage
 from digits.jobs import Job, Status
@@ -145,7 +145,7 @@ def show(job_id: str):
     data = model_json(job)
     if wants_json():
         return data
-    return render_template("models/show.html", job=data, can_edit=current_username() == job.username)
+    return render_template("models/show.html", job=data, can_edit=can_change(job))
 
 
 @blueprint.route("/models/<job_id>.json")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 
-from digits.auth import current_username, login_required
+from digits.auth import can_change, current_username, login_required
 from digits.form_fields import add_error
 from digits.inference import archive
 from digits.inference.spec import ModelSpec, SpecError, model_spec
@@ -235,7 +235,7 @@ def show(job_id: str):
     data = pretrained.describe(job)
     if wants_json():
         return data
-    return render_template("pretrained/show.html", job=data, can_edit=current_username() == job.username)
+    return render_template("pretrained/show.html", job=data, can_edit=can_change(job))
 
 
 @blueprint.route("/pretrained_models/<job_id>.json")

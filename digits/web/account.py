@@ -6,12 +6,13 @@ Each has its ``.json`` twin. A new API token is shown once, in the answer that m
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import login_user
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo
 
 from digits.accounts import AccountError
-from digits.auth import accounts, admin_required, current_username, login_required, single_user
+from digits.auth import SignedIn, accounts, admin_required, current_username, login_required, single_user
 from digits.form_fields import Checkbox
 from digits.web.responses import wants_json
 
@@ -75,6 +76,7 @@ def change_password():
             if accounts().authenticate(current_username(), form.current_password.data) is None:
                 raise AccountError("That is not your current password.")
             accounts().set_password(current_username(), form.new_password.data)
+            login_user(SignedIn(accounts().get(current_username())))  # this session goes on; the others end
         except AccountError as exc:
             form.current_password.errors = [str(exc)]
         else:
