@@ -29,6 +29,7 @@ from digits.scheduler import LocalScheduler, ResourcePools
 from digits.tensorboard import TensorBoardManager
 from digits.web import account, compare, errors, home, jobs, security
 from digits.web import tensorboard as tensorboard_web
+from digits.web.digits_urls import blueprint as digits_urls_blueprint
 from digits.web.services import EXTENSION_KEY, Services
 
 log = logging.getLogger(__name__)
@@ -118,6 +119,7 @@ def create_app(config: Config | None = None) -> Flask:
     tensorboard_web.init_app(app)
     app.register_blueprint(compare.blueprint)
     app.register_blueprint(pretrained_blueprint)
+    app.register_blueprint(digits_urls_blueprint)  # DIGITS 6 URLs that redirect to ours
 
     if config.url_prefix:
         app.wsgi_app = PrefixMiddleware(app.wsgi_app, config.url_prefix)

@@ -358,3 +358,37 @@ def test_urls_refused_with_the_reason(trained, images_server):
     finally:
         config.fetch_urls = True
     assert off.status_code == 400 and "DIGITS_FETCH_URLS=0" in off.get_json()["errors"]["image_url"][0]
+
+
+# -- DIGITS' page URLs -------------------------------------------------------------------------------------
+def test_digits_urls_redirect_to_ours(trained):
+    _, client, lenet, generic = trained
+    dataset = client.get(f"/models/{lenet}.json").get_json()["dataset"]["id"]
+    generic_dataset = client.get(f"/models/{generic}.json").get_json()["dataset"]["id"]
+    redirects = {
+        f"/datasets/images/classification/explore?job_id={dataset}&db=train&page=1&size=5":
+            f"/datasets/{dataset}/explore?",
+        f"/datasets/images/generic/explore?job_id={generic_dataset}&db=val_db": f"/datasets/{generic_dataset}/records?",
+        f"/datasets/generic/explore?job_id={generic_dataset}&db=train": f"/datasets/{generic_dataset}/records?",
+        f"/datasets/summary?job_id={dataset}": f"/datasets/{dataset}",
+        f"/datasets/images/classification/summary?job_id={dataset}": f"/datasets/{dataset}",
+        f"/datasets/images/generic/summary?job_id={generic_dataset}": f"/datasets/{generic_dataset}",
+        f"/datasets/generic/summary?job_id={generic_dataset}": f"/datasets/{generic_dataset}",
+        f"/models/images/classification/large_graph?job_id={lenet}": f"/models/{lenet}",
+        f"/models/images/generic/large_graph?job_id={generic}": f"/models/{generic}",
+        f"/models/timeline_tracing?job_id={lenet}": f"/models/{lenet}",
+        "/models/images/generic/new/image-gradients": "/models/images/generic/new",
+        "/extension-static/view/image-image-output/x.js": "/extensions/view/image-image-output/static/x.js",
+    }  # fmt: skip
+    for old, ours in redirects.items():
+        answer = client.get(old)
+        assert answer.status_code == 302, (old, answer.status_code)
+        assert answer.headers["Location"].startswith(ours), (old, answer.headers["Location"])
+    explore = client.get(f"/datasets/images/classification/explore?job_id={dataset}&db=train&size=5",
+                         follow_redirects=True, headers={"Accept": "application/json"})  # fmt: skip
+    assert explore.status_code == 200 and explore.get_json()["db"] == "train" and explore.get_json()["size"] == 5
+    assert client.get("/datasets/images/classification/explore?db=train").status_code == 400
+
+    pretrained = client.post(f"/models/{lenet}/to_pretrained")
+    assert pretrained.status_code == 307
+    assert pretrained.headers["Location"].endswith(f"/models/{lenet}/make_pretrained")
