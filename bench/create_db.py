@@ -37,7 +37,7 @@ def _make_png_class(args: tuple[str, int, int]) -> list[tuple[str, int]]:
 
     folder, label, count = args
     digits = load_digits()
-    sources = digits.imaging[digits.target == label]
+    sources = digits.images[digits.target == label]
     rng = np.random.default_rng(label)
     os.makedirs(folder, exist_ok=True)
     entries = []
