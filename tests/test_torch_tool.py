@@ -235,3 +235,80 @@ def test_every_solver_lowers_a_loss():
             optimizer.step()
             losses.append(loss.item())
         assert losses[-1] < 0.5 * losses[0], (solver, losses[0], losses[-1])
+
+
+def write_records(path: Path, records: list) -> None:
+    import lmdb
+
+    from digits.records import encode_record, record_key
+
+    env = lmdb.open(str(path), map_size=1 << 28)
+    with env.begin(write=True) as txn:
+        for index, record in enumerate(records):
+            txn.put(record_key(index), encode_record(record))
+    env.close()
+
+
+# Neither defines loss: the default for labels that are not classes is the mean squared error.
+REGRESSION = """\
+class UserModel(nn.Module):
+    def __init__(self, **facts):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 8, 3, padding=1)
+        self.fc = nn.Linear(8 * 16 * 16, 2)
+
+    def forward(self, x):
+        return self.fc(F.relu(self.conv(x / 255.0)).flatten(1))
+
+    def metrics(self, output, y):
+        return {"error": (output - y).abs().mean()}
+"""
+DENOISER = """\
+class UserModel(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 8, 3, padding=1)
+        self.conv2 = nn.Conv2d(8, 1, 3, padding=1)
+
+    def forward(self, x):
+        return self.conv2(F.relu(self.conv1(x)))
+"""
+
+
+def test_regression_and_image_to_image_databases_train(tmp_path):
+    """Records of data extensions: float vectors (slopes) and label arrays (clean images), NCHW as the inputs."""
+    import numpy as np
+
+    from digits.records import ImageRecord, LabelArray, encode_array
+
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:16, 0:16]
+    slopes, denoise = [], []
+    for _ in range(256):
+        a, b = rng.uniform(-1, 1, 2)
+        image = np.clip(128 + 7 * (a * x + b * y), 0, 255).astype(np.uint8)[:, :, None]
+        slopes.append(ImageRecord(image.tobytes(), "raw", 16, 16, 1, label_values=[a, b]))
+        noisy = np.clip(image + rng.normal(0, 20, image.shape), 0, 255).astype(np.uint8)
+        clean, fmt = encode_array(image, "png")
+        denoise.append(ImageRecord(noisy.tobytes(), "raw", 16, 16, 1, label_array=LabelArray(clean, fmt, (16, 16, 1))))
+    reported = {}
+    for name, records, source in (("slopes", slopes, REGRESSION), ("denoise", denoise, DENOISER)):
+        write_records(tmp_path / f"{name}_db", records)
+        network = tmp_path / f"{name}.py"
+        network.write_text(source)
+        job = tmp_path / name
+        job.mkdir()
+        status, events, stderr = run_module(
+            TOOL, "--network", network, "--train-db", tmp_path / f"{name}_db", "--epochs", 4, "--batch-size", 16,
+            *ADAM[:2], "--learning-rate", 0.01, "--aug-noise", 0.01, cwd=job,
+        )  # fmt: skip
+        assert status == 0, stderr
+        losses = [e["train"]["loss"] for e in events_of(events, "metrics") if "train" in e]
+        assert losses[-1] < 0.5 * losses[0], (name, losses)
+        reported[name] = set(events_of(events, "metrics")[0]["train"])
+    assert reported == {"slopes": {"loss", "error"}, "denoise": {"loss"}}
+    status, events, _ = run_module(
+        TOOL, "--network", tmp_path / "denoise.py", "--train-db", tmp_path / "denoise_db", "--epochs", 1,
+        "--aug-flip", "fliplr", cwd=tmp_path / "denoise",
+    )  # fmt: skip
+    assert status == 1 and "label arrays" in events_of(events, "error")[0]["message"]
