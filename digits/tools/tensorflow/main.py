@@ -18,7 +18,8 @@ Events on stdout (besides ``progress``, ``{"done": step, "total": steps, "epoch"
   working directory when under it);
 - ``{"event": "result", ...}``: ``weights`` (restored/new/mismatched variables), ``frozen``, ``best_epoch``,
   and at the end ``epochs_done``, ``images_per_second``, ``stopped_early``;
-- ``{"event": "error", "message": ...}``: the user's file and line for errors in the network source.
+- ``{"event": "error", "message": ...}``: the user's file and line for errors in the network source;
+- ``{"event": "status", "message": "Building the network"}``: what it does before the first step.
 
 The graph runs in ``tf.compat.v1`` graph mode: one training tower per device (one on the CPU) sharing the
 variables of scope ``model``, and one validation tower reusing them. SIGTERM stops after the current step
@@ -77,6 +78,11 @@ class Interrupted(Exception):
 def log(message: str) -> None:
     """Write a line for the job log (stderr; stdout carries the protocol)."""
     print(message, file=sys.stderr, flush=True)
+
+
+def metrics_text(values: dict[str, float]) -> str:
+    """``{"loss": 0.41, "accuracy": 0.875}`` as the job log reads it: ``loss 0.4100, accuracy 87.50%``."""
+    return ", ".join(f"{k} {v:.2%}" if "accuracy" in k else f"{k} {v:.4f}" for k, v in values.items())
 
 
 # --- The command line --------------------------------------------------------------------------------------
@@ -695,6 +701,8 @@ class TrainMetrics:
             return
         means = {k: v / self.count for k, v in self.sums.items()}
         emit("metrics", epoch=end.epoch, train=means, lr=end.learning_rate)
+        if end.at_end or any(interval.due(end.epoch) for interval in self.also_at):
+            log(f"epoch {end.epoch:g} train: {metrics_text(means)}, lr {end.learning_rate:.4g}")
         self.writer.add_summary(scalar_summary(means, "train/"), end.step)
         self.writer.add_summary(scalar_summary({"learning_rate": end.learning_rate}, ""), end.step)
         if end.summaries is not None:
@@ -721,6 +729,7 @@ class Validation:
         values = validate(self.sess, self.graph)
         Stop.check(end.epoch)
         emit("metrics", epoch=label, val=values)
+        log(f"epoch {label:g} val: {metrics_text(values)}")
         self.writer.add_summary(scalar_summary(values, "val/"), end.step)
         if self.early is None:
             return
@@ -851,12 +860,15 @@ class Stop:
 def train(args: argparse.Namespace) -> int:
     """Check the arguments, build the graph, start from scratch, a snapshot or weights, and run the steps with
     their callbacks, emitting the protocol events; returns the exit status. SIGTERM raises Interrupted."""
+    emit("status", message="Reading the dataset")
     plan = plan_training(args)
     schedule = plan.schedule
+    emit("status", message="Building the network")
     graph, session_config = graph_on_devices(args, plan)
     saver = tf.train.Saver(max_to_keep=None, save_relative_paths=True)
     os.makedirs(args.save, exist_ok=True)
     with tf.Session(config=session_config) as sess:
+        emit("status", message="Preparing the weights")
         start_session(sess, args, graph, saver)
         writer = tf.summary.FileWriter(args.tb_dir, sess.graph)
         first_step = step = int(sess.run(graph.global_step))
