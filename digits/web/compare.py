@@ -1,15 +1,69 @@
-"""The Compare page: several models' curves overlaid, by epoch or by wall time, without TensorBoard."""
+"""The Compare page: several models' curves overlaid, by epoch or by wall time, and their parameters side by side."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, render_template, request, url_for
 
-from digits.jobs import Job
+from digits.jobs import Job, JobStore
 from digits.web.responses import wants_json
 from digits.web.services import current_services
 from digits.web.tensorboard import selected_models
 
 blueprint = Blueprint("compare", __name__)
+
+# The rows of the parameters table: (key, title), in the order a reader explains two curves by.
+PARAMETERS = [
+    ("dataset", "Dataset"), ("network", "Network"), ("framework", "Framework"), ("epochs", "Epochs"),
+    ("batch_size", "Batch size"), ("solver", "Solver"), ("learning_rate", "Learning rate"),
+    ("lr_policy", "LR policy"), ("seed", "Random seed"), ("best_val_accuracy", "Best val accuracy"),
+    ("best_val_loss", "Best val loss"), ("duration", "Duration (s)"), ("status", "Status"),
+]  # fmt: skip
+
+
+def training_time(job: Job) -> tuple[float | None, float | None]:
+    """When the model's training started and, once it ended, how long it took in seconds: ``(started, duration)``."""
+    task = job.tasks[0] if job.tasks else None
+    if task is None or task.started is None:
+        return None, None
+    duration = round(task.finished - task.started, 1) if task.finished is not None else None
+    return task.started, duration
+
+
+def best_validation(job: Job, name: str) -> float | None:
+    """The best ``val/<name>`` the model reported (highest accuracy, lowest anything else), or None."""
+    values = [
+        entry["val"][name]
+        for entry in (job.tasks[0].data.get("metrics", []) if job.tasks else [])
+        if isinstance(entry.get("val"), dict) and isinstance(entry["val"].get(name), (int, float))
+    ]
+    if not values:
+        return None
+    return max(values) if "accuracy" in name else min(values)
+
+
+def model_parameters(job: Job, store: JobStore) -> dict[str, Any]:
+    """What tells one training run from another: its dataset, network, solver, seed, best validation and time."""
+    form = job.form
+    dataset = store.get(job.depends_on_jobs[0]) if job.depends_on_jobs else None
+    method = form.get("method", "standard")
+    network = form.get("standard_networks") if method == "standard" else method
+    return {
+        "dataset": dataset.name if dataset else None,
+        "network": network or None,
+        "framework": form.get("framework") or None,
+        "epochs": form.get("train_epochs") or None,
+        "batch_size": form.get("batch_size") or None,
+        "solver": form.get("solver_type") or None,
+        "learning_rate": form.get("learning_rate") or None,
+        "lr_policy": form.get("lr_policy") or None,
+        "seed": form.get("random_seed") or None,
+        "best_val_accuracy": best_validation(job, "accuracy"),
+        "best_val_loss": best_validation(job, "loss"),
+        "duration": training_time(job)[1],
+        "status": job.status,
+    }
 
 
 def _curves(job: Job) -> dict:
@@ -37,12 +91,14 @@ def _curves(job: Job) -> dict:
 @blueprint.route("/models/compare.json")
 @blueprint.route("/models/compare")
 def compare():
-    """The selected models' curves, one per model, for any metric they report (``train/loss``, ``val/accuracy``)."""
+    """The selected models' curves, one per model, for any metric they report (``train/loss``, ``val/accuracy``),
+    with each model's ``parameters`` (:func:`model_parameters`) and the table's rows in ``parameter_names``."""
     jobs = selected_models(request.args.getlist("job_id"))
-    with current_services().store.lock:
-        models = [_curves(job) for job in jobs]
+    store = current_services().store
+    with store.lock:
+        models = [{**_curves(job), "parameters": model_parameters(job, store)} for job in jobs]
     metrics = sorted({name for m in models for p in m["points"] for name in p["values"]})
-    data = {"models": models, "metrics": metrics}
+    data = {"models": models, "metrics": metrics, "parameter_names": PARAMETERS}
     if wants_json():
         return data
     tensorboard_url = url_for("tensorboard.open_tensorboard", job_id=[job.id for job in jobs])

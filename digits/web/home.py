@@ -2,18 +2,76 @@
 
 from __future__ import annotations
 
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
 from flask import Blueprint, render_template
 
 from digits import __version__
-from digits.jobs import JobStore
+from digits.jobs import Job, JobStore, Status
+from digits.web.compare import model_parameters, training_time
 from digits.web.services import current_services
 
 blueprint = Blueprint("home", __name__)
 
 
+@lru_cache(maxsize=4096)
+def _folder_size(directory: str, stamp: float) -> int:
+    """Bytes of the files under ``directory``; ``stamp`` (when the job last changed status) keys the cache,
+    so a finished dataset's folder is walked once, not at every visit of the home page."""
+    total = 0
+    for root, _dirs, files in os.walk(directory):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                pass  # removed while we walked: it no longer counts
+    return total
+
+
+def _dataset_columns(job: Job) -> dict[str, Any]:
+    from digits.datasets.generic import dataset_info
+
+    try:
+        entries = dataset_info(job).entries
+    except (OSError, ValueError, KeyError):
+        entries = {}
+    finished = job.status in Status.FINISHED and bool(job.status_history)
+    size = _folder_size(job.directory, job.status_history[-1][1]) if finished and Path(job.directory).is_dir() else None
+    return {"entries": sum(entries.values()) if entries else None, "size": size}
+
+
+def _model_columns(job: Job, store: JobStore) -> dict[str, Any]:
+    parameters = model_parameters(job, store)
+    return {
+        "dataset": parameters["dataset"],
+        "dataset_id": job.depends_on_jobs[0] if job.depends_on_jobs else None,
+        "network": parameters["network"],
+        "epochs": parameters["epochs"],
+        "started": training_time(job)[0],
+        "duration": parameters["duration"],
+        "best_val_accuracy": parameters["best_val_accuracy"],
+    }
+
+
 def job_lists(store: JobStore) -> dict[str, list[dict]]:
+    """The home page's three tables: each job's summary plus the columns of its table (``entries`` and ``size``
+    of datasets; ``dataset``, ``network``, ``epochs``, ``started``, ``duration`` and ``best_val_accuracy`` of
+    models)."""
+    jobs, datasets = [], []
     with store.lock:
-        jobs = [j.summary() for j in store.all()]
+        for job in store.all():
+            summary = job.summary()
+            if job.type == "dataset":
+                datasets.append((job, summary))
+            elif job.type == "model":
+                summary.update(_model_columns(job, store))
+            jobs.append(summary)
+    # Outside the lock: these read the disk, and the scheduler must not wait for them.
+    for job, summary in datasets:
+        summary.update(_dataset_columns(job))
     return {
         "datasets": [j for j in jobs if j["type"] == "dataset"],
         "models": [j for j in jobs if j["type"] == "model"],

@@ -20,12 +20,19 @@
         return DIGITS.url((pages[summary.type] || '/jobs/') + encodeURIComponent(summary.id));
     }
 
-    function jobRow(job, grouped) {
-        const check = el('input', {
-            type: 'checkbox', className: 'form-check-input job-check',
-            'aria-label': 'Select ' + job.name, dataset: {id: job.id},
-        });
-        check.checked = selected.has(job.id);
+    const dash = '\u2014';
+    function active(job) { return job.status === 'Running' || job.status === 'Waiting'; }
+    // Seconds of training: how long it took, or how long it has run so far.
+    function duration(job) {
+        if (job.duration != null) return job.duration;
+        return job.started && job.status === 'Running' ? Date.now() / 1000 - job.started : null;
+    }
+
+    function nameCell(job, grouped) {
+        return el('td', {className: grouped ? 'ps-4' : ''},
+            el('a', {href: jobUrl(job), className: 'job-name fw-semibold text-decoration-none'}, job.name));
+    }
+    function statusCell(job) {
         const status = el('td', {className: 'job-status'}, DIGITS.statusBadge(job.status));
         if (job.interrupted) {
             status.appendChild(document.createTextNode(' '));
@@ -34,28 +41,132 @@
                 title: 'The server stopped while this job ran',
             }, 'interrupted'));
         }
-        const active = job.status === 'Running' || job.status === 'Waiting';
-        const progress = el('td', {className: 'job-progress'},
-            active ? DIGITS.progressBar(job.progress, {
+        return status;
+    }
+    function progressCell(job) {
+        const cell = el('td', {className: 'job-progress'},
+            active(job) ? DIGITS.progressBar(job.progress, {
                 className: 'progress-thin', animated: job.status === 'Running', label: false,
                 barClass: job.status === 'Waiting' ? 'bg-secondary' : '',
             }) : null);
-        if (active) progress.title = Math.round((job.progress || 0) * 100) + '%';
-        return el('tr', {className: 'job-row', id: 'job-' + job.id, dataset: {id: job.id, group: job.group || ''}}, [
-            el('td', {className: 'col-check'}, check),
-            el('td', {className: grouped ? 'ps-4' : ''},
-                el('a', {href: jobUrl(job), className: 'job-name fw-semibold text-decoration-none'}, job.name)),
-            el('td', {className: 'text-muted small'}, DIGITS.kindTitle(job.kind)),
-            status,
-            progress,
-            el('td', {className: 'job-owner'}, job.username || ''),
-            el('td', {className: 'job-created text-nowrap small', title: String(job.created)}, DIGITS.formatTime(job.created)),
-        ]);
+        if (active(job)) cell.title = Math.round((job.progress || 0) * 100) + '%';
+        return cell;
+    }
+    function textCell(className, text, title) {
+        return el('td', {className: className, title: title || null}, text == null || text === '' ? dash : String(text));
     }
 
-    function groupRow(name, members) {
+    /* Each table's columns: key (sorting, data-sort of the header), title, the value sorted by, the cell.
+       Sorting compares values; missing values sort last either way. */
+    const common = {
+        name: {title: 'Name', value: function (j) { return (j.name || '').toLowerCase(); }, cell: nameCell},
+        kind: {title: 'Type', value: function (j) { return j.kind || ''; },
+               cell: function (j) { return el('td', {className: 'text-muted small'}, DIGITS.kindTitle(j.kind)); }},
+        status: {title: 'Status', value: function (j) { return j.status || ''; }, cell: statusCell},
+        progress: {title: 'Progress', width: '10rem', value: function (j) { return active(j) ? j.progress || 0 : null; },
+                   cell: progressCell},
+        username: {title: 'Owner', value: function (j) { return j.username || ''; },
+                   cell: function (j) { return textCell('job-owner', j.username); }},
+        created: {title: 'Created', value: function (j) { return j.created || 0; },
+                  cell: function (j) {
+                      return el('td', {className: 'job-created text-nowrap small', title: String(j.created)}, DIGITS.formatTime(j.created));
+                  }},
+    };
+    const COLUMNS = {
+        datasets: ['name', 'kind', 'status', 'progress', {
+            key: 'entries', title: 'Entries', numeric: true, value: function (j) { return j.entries; },
+            cell: function (j) { return textCell('job-entries text-end', j.entries != null ? DIGITS.formatNumber(j.entries) : null); },
+        }, {
+            key: 'size', title: 'Size', numeric: true, value: function (j) { return j.size; },
+            cell: function (j) { return textCell('job-size text-end text-nowrap', j.size != null ? DIGITS.formatBytes(j.size) : null); },
+        }, 'username', 'created'],
+        models: ['name', {
+            key: 'dataset', title: 'Dataset', value: function (j) { return (j.dataset || '').toLowerCase() || null; },
+            cell: function (j) {
+                return el('td', {className: 'job-dataset small'}, j.dataset
+                    ? el('a', {href: DIGITS.url('/datasets/' + encodeURIComponent(j.dataset_id)), className: 'text-decoration-none'}, j.dataset)
+                    : dash);
+            },
+        }, {
+            key: 'network', title: 'Network', value: function (j) { return j.network || null; },
+            cell: function (j) { return textCell('job-network small', j.network); },
+        }, {
+            key: 'epochs', title: 'Epochs', numeric: true, value: function (j) { return j.epochs != null ? Number(j.epochs) : null; },
+            cell: function (j) { return textCell('job-epochs text-end', j.epochs); },
+        }, 'status', 'progress', {
+            key: 'duration', title: 'Duration', numeric: true, value: duration,
+            cell: function (j) {
+                const seconds = duration(j);
+                return textCell('job-duration text-end text-nowrap small', seconds != null ? DIGITS.formatDuration(seconds) : null,
+                                j.duration == null && seconds != null ? 'so far' : null);
+            },
+        }, {
+            key: 'best_val_accuracy', title: 'Best val acc.', numeric: true, value: function (j) { return j.best_val_accuracy; },
+            cell: function (j) {
+                return textCell('job-accuracy text-end', j.best_val_accuracy != null ? (j.best_val_accuracy * 100).toFixed(2) + '%' : null);
+            },
+        }, 'username', 'created'],
+        pretrained_models: ['name', 'kind', 'status', 'username', 'created'],
+    };
+    Object.keys(COLUMNS).forEach(function (table) {
+        COLUMNS[table] = COLUMNS[table].map(function (c) { return typeof c === 'string' ? Object.assign({key: c}, common[c]) : c; });
+    });
+    // Newest first until the user clicks a header; a second click on it reverses.
+    const sorting = {datasets: {key: 'created', desc: true}, models: {key: 'created', desc: true},
+                     pretrained_models: {key: 'created', desc: true}};
+    let filterText = '';
+
+    function matches(job) {
+        if (!filterText) return true;
+        const haystack = [job.name, job.kind, job.status, job.username, job.group, job.dataset, job.network]
+            .filter(Boolean).join(' ').toLowerCase();
+        return filterText.split(/\s+/).every(function (word) { return haystack.indexOf(word) >= 0; });
+    }
+
+    function comparer(key) {
+        const column = COLUMNS[key].find(function (c) { return c.key === sorting[key].key; });
+        const sign = sorting[key].desc ? -1 : 1;
+        return function (a, b) {
+            const x = column.value(a), y = column.value(b);
+            if (x == null || x === '') return y == null || y === '' ? 0 : 1;
+            if (y == null || y === '') return -1;
+            if (x < y) return -sign;
+            if (x > y) return sign;
+            return (b.created || 0) - (a.created || 0);
+        };
+    }
+
+    function renderHeader(key) {
+        const row = document.getElementById(key + '-table').tHead.rows[0];
+        const cells = [el('th', {className: 'col-check'}, el('input', {
+            type: 'checkbox', className: 'form-check-input select-all', 'aria-label': 'Select all ' + key}))];
+        COLUMNS[key].forEach(function (column) {
+            const current = sorting[key].key === column.key;
+            cells.push(el('th', {
+                className: 'sortable text-nowrap' + (column.numeric ? ' text-end' : '') + (current ? ' sorted' : ''),
+                dataset: {sort: column.key}, style: column.width ? {width: column.width} : null, role: 'button',
+                'aria-sort': current ? (sorting[key].desc ? 'descending' : 'ascending') : 'none',
+                title: 'Sort by ' + column.title.toLowerCase(),
+            }, [column.title, current ? el('span', {className: 'sort-arrow'}, sorting[key].desc ? ' \u25BE' : ' \u25B4') : null]));
+        });
+        row.replaceChildren.apply(row, cells);
+    }
+
+    function jobRow(key, job, grouped) {
+        const check = el('input', {
+            type: 'checkbox', className: 'form-check-input job-check',
+            'aria-label': 'Select ' + job.name, dataset: {id: job.id},
+        });
+        check.checked = selected.has(job.id);
+        return el('tr', {className: 'job-row', id: 'job-' + job.id, dataset: {id: job.id, group: job.group || ''}},
+            [el('td', {className: 'col-check'}, check)].concat(COLUMNS[key].map(function (column) {
+                return column.cell(job, grouped);
+            })));
+    }
+
+    function groupRow(key, name, members) {
         const collapsed = collapsedGroups.has(name);
-        const running = members.filter(function (j) { return j.status === 'Running' || j.status === 'Waiting'; }).length;
+        const running = members.filter(active).length;
         return el('tr', {className: 'group-row', dataset: {group: name}, style: {cursor: 'pointer'},
                          onclick: function () {
                              if (collapsedGroups.has(name)) collapsedGroups.delete(name);
@@ -63,7 +174,7 @@
                              renderAll();
                          }}, [
             el('td', {className: 'col-check'}, collapsed ? '\u25B8' : '\u25BE'),
-            el('td', {colspan: 6}, [
+            el('td', {colspan: COLUMNS[key].length}, [
                 name, ' ',
                 el('span', {className: 'badge rounded-pill text-bg-secondary fw-normal'}, String(members.length)),
                 running ? el('span', {className: 'ms-2 small fw-normal text-primary'}, running + ' active') : null,
@@ -71,13 +182,12 @@
         ]);
     }
 
-    function newestFirst(a, b) { return (b.created || 0) - (a.created || 0); }
-
     function render(key) {
         const table = document.getElementById(key + '-table');
         const tbody = table.tBodies[0];
-        const list = Array.from(jobs[key].values()).sort(newestFirst);
-        // Ungrouped jobs stand alone; a group is placed where its newest job would be.
+        const all = Array.from(jobs[key].values());
+        const list = all.filter(matches).sort(comparer(key));
+        // Ungrouped jobs stand alone; a group is placed where its first job in this order would be.
         const entries = [];
         const groups = new Map();
         list.forEach(function (job) {
@@ -90,16 +200,21 @@
         });
         const rows = [];
         entries.forEach(function (entry) {
-            if (entry.job) { rows.push(jobRow(entry.job, false)); return; }
+            if (entry.job) { rows.push(jobRow(key, entry.job, false)); return; }
             const members = groups.get(entry.group);
-            rows.push(groupRow(entry.group, members));
+            rows.push(groupRow(key, entry.group, members));
             if (!collapsedGroups.has(entry.group)) {
-                members.forEach(function (job) { rows.push(jobRow(job, true)); });
+                members.forEach(function (job) { rows.push(jobRow(key, job, true)); });
             }
         });
+        renderHeader(key);
         tbody.replaceChildren.apply(tbody, rows);
-        document.getElementById(key + '-count').textContent = list.length;
-        table.closest('.card').querySelector('.empty-note').classList.toggle('d-none', list.length > 0);
+        document.getElementById(key + '-count').textContent = filterText ? list.length + '/' + all.length : all.length;
+        const note = table.closest('.card').querySelector('.empty-note');
+        note.classList.toggle('d-none', list.length > 0);
+        note.querySelector('.empty-none').classList.toggle('d-none', all.length > 0);
+        note.querySelector('.empty-filtered').classList.toggle('d-none', all.length === 0);
+        table.classList.toggle('d-none', all.length === 0);
         table.querySelector('.select-all').checked = list.length > 0 && list.every(function (j) { return selected.has(j.id); });
     }
 
@@ -138,15 +253,29 @@
     document.getElementById('tensorboard-selected').addEventListener('click', function () { postForSelectedModels('/tensorboard'); });
     document.getElementById('compare-selected').addEventListener('click', function () { openForSelectedModels('/models/compare'); });
 
+    // Live updates carry the summary only: the columns (accuracy, duration, size) are read again from
+    // /index.json when a job appears or changes status.
+    const reloadColumns = DIGITS.throttle(async function () {
+        try {
+            const lists = await DIGITS.fetchJSON(DIGITS.url('/index.json'));
+            Object.keys(jobs).forEach(function (key) {
+                (lists[key] || []).forEach(function (j) { if (jobs[key].has(j.id)) jobs[key].set(j.id, j); });
+            });
+            renderAll();
+        } catch (error) { /* the next update tries again */ }
+    }, 2000);
+
     function applyUpdate(summary) {
         if (!summary || !summary.id) return;
+        const key = tableFor(summary);
+        const known = key && jobs[key].get(summary.id);
+        if (!summary.deleted && key && (!known || known.status !== summary.status)) reloadColumns();
         if (summary.deleted) {
             jobs.datasets.delete(summary.id);
             jobs.models.delete(summary.id);
             jobs.pretrained_models.delete(summary.id);
             selected.delete(summary.id);
         } else {
-            const key = tableFor(summary);
             if (!key) return;
             jobs[key].set(summary.id, Object.assign({}, jobs[key].get(summary.id) || {}, summary));
         }
@@ -172,6 +301,24 @@
             renderAll();
         }
     });
+
+    document.querySelector('.tab-content').addEventListener('click', function (event) {
+        const header = event.target.closest('th.sortable');
+        if (!header) return;
+        const key = header.closest('table').id.replace('-table', '');
+        const sort = sorting[key];
+        const column = header.dataset.sort;
+        // A first click on a column shows the most (largest, newest) first for numbers, A to Z for text.
+        const numeric = COLUMNS[key].find(function (c) { return c.key === column; }).numeric || column === 'created';
+        sorting[key] = sort.key === column ? {key: column, desc: !sort.desc} : {key: column, desc: numeric};
+        render(key);
+    });
+
+    const filter = document.getElementById('job-filter');
+    filter.addEventListener('input', DIGITS.debounce(function () {
+        filterText = filter.value.trim().toLowerCase();
+        renderAll();
+    }, 150));
 
     async function forSelected(verb, request) {
         const ids = Array.from(selected);

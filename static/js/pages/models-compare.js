@@ -22,6 +22,11 @@
     const params = new URLSearchParams(window.location.search);
 
     function lowerIsBetter(metric) { return /loss|error|lr$/.test(metric); }
+    // Accuracy in percent, as the model pages plot it.
+    function isPercent(metric) { return metric.indexOf('accuracy') >= 0; }
+    function formatValue(metric, value) {
+        return isPercent(metric) ? value.toFixed(2) + '%' : DIGITS.formatMetric(value);
+    }
     function xAxis() { return byId('compare-x').value; }
     // Wall time in the unit that suits the longest run.
     function timeUnit() {
@@ -34,7 +39,9 @@
         return model.points.filter(function (p) {
             return p.values[metric] != null && isFinite(p.values[metric]) && p[axis] != null;
         }).map(function (p) {
-            return {x: axis === 'time' ? p.time / unit : p.epoch, y: p.values[metric], epoch: p.epoch, seconds: p.time};
+            const value = p.values[metric];
+            return {x: axis === 'time' ? p.time / unit : p.epoch, y: isPercent(metric) ? value * 100 : value,
+                    epoch: p.epoch, seconds: p.time};
         });
     }
 
@@ -66,9 +73,15 @@
                     borderWidth: 1.5, pointRadius: metric.indexOf('val/') === 0 ? 2.5 : 0, tension: 0, fill: false};
         });
         const xTitle = axis === 'time' ? 'wall time (' + timeUnit().name + ' since training started)' : 'epoch';
+        // By epoch the axis ends at the last epoch reached, not at the next round number.
+        const lastX = Math.max(0, ...series.flatMap(function (s) { return s.points.map(function (p) { return p.x; }); }));
         chart.draw({datasets: datasets}, function (options) {
             options.scales.x.title.text = xTitle;
-            options.scales.y.title.text = metric;
+            options.scales.x.max = axis === 'epoch' && lastX > 0 ? lastX : undefined;
+            options.scales.y.title.text = isPercent(metric) ? metric + ' (%)' : metric;
+            options.plugins.tooltip.callbacks.label = function (item) {
+                return item.dataset.label + ': ' + formatValue(metric, item.parsed.y);
+            };
         });
     }
 
@@ -83,11 +96,45 @@
             return el('tr', {className: 'compare-model', dataset: {id: s.model.id}}, [
                 el('td', null, [el('span', {style: {color: s.color}}, '\u25A0 '), el('a', {href: s.model.url}, s.model.name)]),
                 el('td', null, DIGITS.statusBadge(s.model.status)),
-                el('td', {className: 'text-end'}, last ? DIGITS.formatMetric(last.y) : '\u2014'),
-                el('td', {className: 'text-end'}, best ? DIGITS.formatMetric(best.y) + ' (' + DIGITS.formatEpoch(best.epoch) + ')' : '\u2014'),
+                el('td', {className: 'text-end'}, last ? formatValue(metric, last.y) : '\u2014'),
+                el('td', {className: 'text-end'}, best ? formatValue(metric, best.y) + ' (' + DIGITS.formatEpoch(best.epoch) + ')' : '\u2014'),
             ]);
         }));
     }
+
+    /* The runs' parameters side by side, one column per model; rows whose values differ are marked. */
+    function parameterText(key, value) {
+        if (value == null || value === '') return '\u2014';
+        if (key === 'best_val_accuracy') return (value * 100).toFixed(2) + '%';
+        if (key === 'best_val_loss') return DIGITS.formatMetric(value);
+        if (key === 'duration') return DIGITS.formatDuration(value);
+        return String(value);
+    }
+
+    function renderParameters() {
+        const onlyDifferences = byId('differences-only').checked;
+        const table = byId('parameters-table');
+        const head = table.tHead.rows[0];
+        head.replaceChildren.apply(head, [el('th', null, 'Parameter')].concat(data.models.map(function (model, i) {
+            return el('th', null, [el('span', {style: {color: DIGITS.chart.color(i)}}, '\u25A0 '), el('a', {href: model.url}, model.name)]);
+        })));
+        const rows = [];
+        (data.parameter_names || []).forEach(function (entry) {
+            const key = entry[0];
+            const texts = data.models.map(function (model) { return parameterText(key, (model.parameters || {})[key]); });
+            if (texts.every(function (t) { return t === '\u2014'; })) return;
+            const differs = data.models.length > 1 && new Set(texts).size > 1;
+            if (onlyDifferences && !differs) return;
+            rows.push(el('tr', {className: 'parameter' + (differs ? ' parameter-differs' : ''), dataset: {key: key}},
+                [el('th', {className: 'fw-semibold text-secondary text-nowrap', scope: 'row'}, entry[1])].concat(texts.map(function (text) {
+                    return el('td', {className: differs ? 'fw-semibold' : ''}, text);
+                }))));
+        });
+        const tbody = table.tBodies[0];
+        tbody.replaceChildren.apply(tbody, rows.length ? rows
+            : [el('tr', null, el('td', {colspan: data.models.length + 1, className: 'text-muted'}, 'The runs share every parameter.'))]);
+    }
+    byId('differences-only').addEventListener('change', renderParameters);
 
     function remember() {
         params.set('metric', byId('compare-metric').value);
@@ -107,9 +154,11 @@
             data = await DIGITS.fetchJSON(JSON_URL);
             renderMetricChoices();
             render();
+            renderParameters();
         } catch (error) { /* the next poll tries again */ }
     }, 5000);
 
     renderMetricChoices();
     render();
+    renderParameters();
 })();
