@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint, render_template, request, url_for
 
-from digits.jobs import Job, JobStore
+from digits.jobs import Job, JobStore, lists
 from digits.web.responses import wants_json
 from digits.web.services import current_services
 from digits.web.tensorboard import selected_models
@@ -31,16 +31,24 @@ def training_time(job: Job) -> tuple[float | None, float | None]:
     return task.started, duration
 
 
+def metrics_of(job: Job) -> list[dict]:
+    """The metrics events of a model's training task, in the order they came: read from the task's metrics
+    file (a job saved before those files: from its job.json). Call it without the store's lock held."""
+    task = job.tasks[0] if job.tasks else None
+    return lists.read_all(job.directory, task.id, task.data, "metrics") if task else []
+
+
 def best_validation(job: Job, name: str) -> float | None:
     """The best ``val/<name>`` the model reported (highest accuracy, lowest anything else), or None."""
-    values = [
-        entry["val"][name]
-        for entry in (job.tasks[0].data.get("metrics", []) if job.tasks else [])
-        if isinstance(entry.get("val"), dict) and isinstance(entry["val"].get(name), (int, float))
-    ]
-    if not values:
+    task = job.tasks[0] if job.tasks else None
+    if task is None:
         return None
-    return max(values) if "accuracy" in name else min(values)
+    if lists.BEST_VAL_KEY in task.data:  # kept in job.json as the metrics came
+        return task.data[lists.BEST_VAL_KEY].get(name)
+    best: dict[str, float] = {}
+    for entry in task.data.get("metrics", []):  # a job saved before the metrics files
+        lists.note_best(best, entry)
+    return best.get(name)
 
 
 def model_parameters(job: Job, store: JobStore) -> dict[str, Any]:
@@ -70,7 +78,7 @@ def _curves(job: Job) -> dict:
     """A model's metrics as points: ``epoch``, ``time`` (seconds since training started, when recorded), values."""
     started = next((at for status, at in job.status_history if status == "Running"), None)
     points = []
-    for entry in job.tasks[0].data.get("metrics", []) if job.tasks else []:
+    for entry in metrics_of(job):
         values = {f"{stage}/{name}": value for stage in ("train", "val")
                   for name, value in (entry.get(stage) or {}).items()}  # fmt: skip
         if entry.get("lr") is not None:
@@ -96,7 +104,9 @@ def compare():
     jobs = selected_models(request.args.getlist("job_id"))
     store = current_services().store
     with store.lock:
-        models = [{**_curves(job), "parameters": model_parameters(job, store)} for job in jobs]
+        copies = [Job.from_dict(store.snapshot(job)) for job in jobs]
+    # The curves come from the metrics files, read with the lock released.
+    models = [{**_curves(job), "parameters": model_parameters(job, store)} for job in copies]
     metrics = sorted({name for m in models for p in m["points"] for name in p["values"]})
     data = {"models": models, "metrics": metrics, "parameter_names": PARAMETERS}
     if wants_json():

@@ -185,11 +185,12 @@ window.DIGITS = (function () {
         return s + ' s';
     };
 
-    /** Seconds left -> "about 3 min left" (rounded the way people say it). */
+    /** Seconds left -> "about 40 s left", "about 3 min left" (rounded the way people say it, never below
+        what is left by more than the rounding: 70 s is "about 70 s", not "less than a minute"). */
     DIGITS.formatEta = function (seconds) {
         if (seconds == null || !isFinite(seconds)) return '';
-        if (seconds < 5) return 'almost done';
-        if (seconds < 60) return 'less than a minute left';
+        if (seconds < 10) return 'a few seconds left';
+        if (seconds < 90) return 'about ' + Math.round(seconds / 10) * 10 + ' s left';
         if (seconds < 3600) {
             const m = Math.round(seconds / 60);
             return 'about ' + m + ' min left';
@@ -228,14 +229,22 @@ window.DIGITS = (function () {
         });
     };
 
-    /** A task's progress while it runs ("40% · about 3 min left"), how long it took once done, or ''. */
+    /** A task's progress while it runs ("40% · about 3 min left", "almost done" past 95%), how long it took
+        once done, or ''. */
     DIGITS.taskTiming = function (task) {
         if (task.status === 'Running') {
-            const eta = DIGITS.formatEta(task.eta);
-            return Math.round((task.progress || 0) * 100) + '%' + (eta ? ' \u00b7 ' + eta : '');
+            const progress = task.progress || 0;
+            const eta = progress >= 0.95 ? 'almost done' : DIGITS.formatEta(task.eta);
+            return Math.round(progress * 100) + '%' + (eta ? ' \u00b7 ' + eta : '');
         }
         if (task.started && task.finished) return 'took ' + DIGITS.formatDuration(task.finished - task.started);
         return '';
+    };
+
+    /** What a task waits for, as a sentence: the scheduler's "waiting for dataset digits" -> "Waiting for dataset digits". */
+    DIGITS.waitingText = function (task) {
+        const text = String(task.waiting_for || '');
+        return text.charAt(0).toUpperCase() + text.slice(1);
     };
 
     /** A job kind for people: 'image-classification' -> "Image Classification". */

@@ -8,6 +8,7 @@
     const STAGE_COLORS = {train: '#0d6efd', val: '#fd7e14', test: '#198754'};
     const STAGE_TITLES = {train: 'Training', val: 'Validation', test: 'Test'};
     let job = DATA.job;
+    const SKIPPED_PAGE = new URLSearchParams(window.location.search).get('skipped_page');
     const JOB_ID = job.id;
     const chart = DIGITS.chart('distribution-chart', {
         type: 'bar',
@@ -102,7 +103,7 @@
             parts.push(DIGITS.progressBar(task.progress, {className: 'mt-1', animated: active}));
         }
         if (task.waiting_for && task.status !== 'Done') {
-            parts.push(el('div', {className: 'small text-muted mt-1 task-waiting'}, 'Waiting for ' + task.waiting_for));
+            parts.push(el('div', {className: 'small text-muted mt-1 task-waiting'}, DIGITS.waitingText(task)));
         }
         if (task.error) {
             parts.push(el('div', {className: 'text-danger small mt-1 task-error'}, task.error.message || 'Error'));
@@ -156,7 +157,9 @@
                 }));
             }
         } else {
-            box.replaceChildren(el('span', {className: 'text-muted small'}, 'Computed with the training database.'));
+            const building = ['Done', 'Error', 'Aborted'].indexOf(job.status) < 0;
+            box.replaceChildren(el('span', {className: 'text-muted small', id: 'mean-image-none'}, building
+                ? 'Not computed yet: it is made with the training database.' : 'This dataset has no mean image.'));
         }
     }
 
@@ -211,7 +214,10 @@
         countsBody.replaceChildren.apply(countsBody, countRows.map(function (r) {
             return el('tr', null, [el('td', null, stageTitle(r[0])), el('td', null, r[1]), el('td', {className: 'text-end'}, String(r[2]))]);
         }));
-        byId('skipped-total').textContent = skipped.length;
+        // The JSON holds one page of the skipped images (a job may skip a million) and their total.
+        const total = job.skipped_total != null ? job.skipped_total : skipped.length;
+        byId('skipped-total').textContent = total;
+        renderSkippedPager(total, skipped.length);
         const skippedBody = byId('skipped-table').tBodies[0];
         skippedBody.replaceChildren.apply(skippedBody, skipped.map(function (s) {
             return el('tr', null, [
@@ -221,6 +227,22 @@
                 el('td', null, s.reason),
             ]);
         }));
+    }
+
+    function renderSkippedPager(total, shown) {
+        const pager = byId('skipped-pager');
+        const size = job.skipped_page_size || shown || 1;
+        const number = job.skipped_page || 1;
+        const pages = Math.max(1, Math.ceil(total / size));
+        pager.classList.toggle('d-none', total <= shown && number === 1);
+        const first = total ? (number - 1) * size + 1 : 0;
+        const link = function (to, text) {
+            if (to < 1 || to > pages || to === number) return el('span', {className: 'text-muted mx-1'}, text);
+            return el('a', {className: 'mx-1', href: '?skipped_page=' + to}, text);
+        };
+        pager.replaceChildren(
+            'Showing ' + first + '\u2013' + Math.min(total, first + shown - 1) + ' of ' + total + ' \u00b7 page ' + number + ' of ' + pages + ' ',
+            link(number - 1, '\u2039 previous'), link(number + 1, 'next \u203a'));
     }
 
     function render(data) {
@@ -236,7 +258,8 @@
 
     const page = DIGITS.jobPage({
         jobId: JOB_ID, kind: 'dataset', canEdit: CAN_EDIT, homeUrl: HOME_URL,
-        jsonUrl: DIGITS.url('/datasets/' + encodeURIComponent(JOB_ID) + '.json'), resumeUrl: null,
+        jsonUrl: DIGITS.url('/datasets/' + encodeURIComponent(JOB_ID) + '.json'
+            + (SKIPPED_PAGE ? '?skipped_page=' + encodeURIComponent(SKIPPED_PAGE) : '')), resumeUrl: null,
         getJob: function () { return job; }, render: render,
     });
 

@@ -28,6 +28,8 @@
         byId('interrupted-resume-hint').classList.toggle('d-none', !(job.can_resume && CAN_EDIT));
     }
 
+    function finished() { return ['Done', 'Error', 'Aborted'].indexOf(job.status) >= 0; }
+
     function lastEpoch() {
         const metrics = job.metrics || [];
         return metrics.length ? metrics[metrics.length - 1].epoch : null;
@@ -54,9 +56,12 @@
             : (total ? DIGITS.formatEpoch(total) + ' epochs to train' : '');
 
         const waiting = byId('task-waiting');
-        const isWaiting = !!task.waiting_for && ['Done', 'Error', 'Aborted'].indexOf(task.status) < 0;
-        waiting.classList.toggle('d-none', !isWaiting);
-        waiting.textContent = isWaiting ? 'Waiting for ' + task.waiting_for : '';
+        const isWaiting = !!task.waiting_for && !finished();
+        // Before the first step the tool says what it does; until its first word, it is loading TensorFlow.
+        const starting = running && !(task.progress > 0);
+        waiting.classList.toggle('d-none', !(isWaiting || starting));
+        waiting.textContent = isWaiting ? DIGITS.waitingText(task)
+            : starting ? (job.status_message || 'Starting TensorFlow') + '\u2026' : '';
 
         const error = job.error || task.error || null;
         byId('job-error').classList.toggle('d-none', !error);
@@ -172,7 +177,16 @@
         const lr = lrPoints();
         const total = totalEpochs();
         const best = job.best_epoch != null ? job.best_epoch : null;
-        byId('metrics-empty').classList.toggle('d-none', series.length > 0 || lr.length > 0);
+        const noMetrics = byId('metrics-empty');
+        noMetrics.classList.toggle('d-none', series.length > 0 || lr.length > 0);
+        noMetrics.textContent = finished() ? 'No metrics: training ended before it reported any.'
+            : 'No metrics yet: they appear as training runs.';
+        // Nothing to look at in TensorBoard before the first metrics.
+        const tensorboard = byId('tensorboard-button');
+        if (tensorboard) {
+            tensorboard.disabled = series.length === 0 && lr.length === 0;
+            tensorboard.title = tensorboard.disabled ? 'Nothing to show yet: no metrics were recorded' : "TensorBoard on this job's tb/ folder";
+        }
         byId('training-chart').parentNode.classList.toggle('d-none', series.length === 0);
         byId('lr-chart').parentNode.classList.toggle('d-none', lr.length === 0);
         const early = job.early_stopping || {};
@@ -182,7 +196,8 @@
         byId('best-epoch-note').textContent = note;
 
         function mark(options) {
-            options.scales.x.suggestedMax = total || undefined;
+            // The axis ends at the last epoch (15 of 15), not at the next round number Chart.js would pick.
+            options.scales.x.max = Math.max(total || 0, lastEpoch() || 0) || undefined;
             options.plugins.epochMarker.epoch = best;
         }
         if (series.length) trainingChart.draw({datasets: series.map(datasetFor)}, mark);
@@ -234,15 +249,24 @@
         return DIGITS.progressBar(fraction, {className: 'hardware-meter flex-grow-1', label: false, barClass: barClass});
     }
 
+    // The last reading taken while training ran: kept, marked as such, once it ends.
+    let lastHardware = null;
+
     function renderHardware() {
         const box = byId('hardware');
-        const hw = job.hardware;
+        const live = !!job.hardware;
+        if (live) lastHardware = {reading: job.hardware, at: Date.now()};
+        const hw = live ? job.hardware : lastHardware && lastHardware.reading;
         if (!hw) {
             box.replaceChildren(el('span', {className: 'text-muted', id: 'hardware-none',
                                             title: 'Shown while the training runs'}, '\u2014'));
             return;
         }
         const parts = [];
+        if (!live) {
+            parts.push(el('div', {className: 'text-muted fst-italic mb-2', id: 'hardware-last'},
+                'Last reading, ' + DIGITS.formatTime(lastHardware.at / 1000) + ', before training ended'));
+        }
         (hw.gpus || []).forEach(function (gpu) {
             const memFraction = gpu.memory_total ? gpu.memory_used / gpu.memory_total : 0;
             parts.push(el('div', {className: 'mb-2 hardware-gpu', dataset: {index: gpu.index}}, [
@@ -289,7 +313,13 @@
                 el('td', null, el('code', {className: 'small', title: snap.path}, snap.path)),
                 el('td', {className: 'text-end text-nowrap'}, snap.size != null ? DIGITS.formatBytes(snap.size) : ''),
             ]);
-        }) : [el('tr', null, el('td', {colspan: 3, className: 'text-muted'}, 'No snapshot yet.'))]);
+        }) : [el('tr', null, el('td', {colspan: 3, className: 'text-muted'},
+                                  finished() ? 'No snapshot was saved.' : 'No snapshot yet.'))]);
+        const download = byId('download-button');
+        if (download) {
+            download.disabled = files.length === 0 && finished();
+            download.title = download.disabled ? 'Nothing to download: training saved no snapshot' : '';
+        }
         if (atBottom) scroller.scrollTop = scroller.scrollHeight;   // newest last: follow them
         DIGITS.useModelSnapshots(files.map(function (snap) { return snap.epoch; }));
     }
