@@ -115,6 +115,7 @@ def model_json(job: Job) -> dict:
         snapshots=[s["epoch"] for s in snapshots],
         snapshot_files=snapshots,
         best_epoch=train["data"].get("best_epoch"),
+        status_message=train["data"].get("status_message"),
         early_stopping={
             "metric": form.get("early_stopping_metric") or None,
             "patience": form.get("early_stopping_patience") or None,

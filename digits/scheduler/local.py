@@ -319,5 +319,9 @@ def apply_event(task: Task, kind: str, event: dict) -> bool:
         # Tools may say more (the user's file and line); keep all of it.
         task.error = {"message": "", "traceback": "", **event}
         return True
+    if kind == "status":
+        # What a tool does before it can count progress ("Building the network"): shown until progress moves.
+        task.data["status_message"] = str(event.get("message") or "")[:200]
+        return False
     log.warning("task %s sent an unknown event %r", task.id, kind)
     return False
