@@ -1,7 +1,8 @@
 """Tools as child processes: start one, read its JSON lines, write to its stdin, stop its process group.
 
 ``start_tool(command, log=...)`` runs ``python -m <tool> ARGS`` in a session of its own (so a signal reaches
-every process the tool starts), with its stderr appended to ``log`` and ``DIGITS_PARENT_PID`` set (so it
+every process the tool starts), with its stderr appended to ``log`` (TensorFlow's start-up notices
+folded into one line, :data:`STARTUP_NOTICE`) and ``DIGITS_PARENT_PID`` set (so it
 exits when this process is gone, see :func:`digits.tools.protocol.exit_when_orphaned`). A thread reads its
 stdout: each line that is a JSON object goes to ``on_event``, any other line to ``on_line``, and
 ``on_exit(returncode)`` comes last, once the tool has ended and everything it wrote has been read. When the
@@ -16,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -26,6 +28,15 @@ from typing import Protocol
 from digits.tools.protocol import PARENT_PID_ENV
 
 log = logging.getLogger(__name__)
+
+# What TensorFlow's C++ side prints as it starts (absl before its log is set up, oneDNN, CUDA probing on a
+# machine without a GPU): true and harmless, but in a log tail "failed call to cuInit" reads as a failure.
+# Such lines are folded into one line of the task's log (two on a machine without a usable GPU).
+STARTUP_NOTICE = re.compile(
+    r"^(?:WARNING: All log messages before absl::InitializeLog"
+    r"|[IWE]\d{4} [\d:. ]+\d+ (?:port|cudart_stub|cuda_platform|cuda_executor|cuda_diagnostics|cpu_feature_guard)\.cc:)"
+)
+NO_GPU_NOTICE = re.compile(r"cuInit|Could not find cuda drivers")
 
 OnEvent = Callable[[dict], None]
 OnLine = Callable[[str], None]
@@ -80,12 +91,12 @@ def start_tool(
             env=child_env,
             stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
             stdout=log_file if stdout_to_log else subprocess.PIPE,
-            stderr=log_file,
+            stderr=log_file if stdout_to_log else subprocess.PIPE,
             start_new_session=True,
             text=True,
             bufsize=1,
         )
-    return ToolProcess(popen, on_event, on_line, on_exit)
+    return ToolProcess(popen, on_event, on_line, on_exit, log)
 
 
 def run_to_end(
@@ -109,13 +120,17 @@ class ToolProcess:
     """A tool running as a child process of this one, leading a process group of its own."""
 
     def __init__(self, popen: subprocess.Popen, on_event: OnEvent | None, on_line: OnLine | None,
-                 on_exit: OnExit | None):  # fmt: skip
+                 on_exit: OnExit | None, log: Path | None = None):  # fmt: skip
         self._popen = popen
         self._on_event = on_event
         self._on_line = on_line
         self._on_exit = on_exit
         self._done = threading.Event()
         reading = popen.stdout is not None
+        self._stderr = None
+        if popen.stderr is not None:
+            self._stderr = threading.Thread(target=self._copy_stderr, args=(log,), name=f"err-{popen.pid}", daemon=True)
+            self._stderr.start()
         threading.Thread(target=self._reap, args=(not reading,), name=f"reap-{popen.pid}", daemon=True).start()
         if reading:
             threading.Thread(target=self._read, name=f"tool-{popen.pid}", daemon=True).start()
@@ -164,7 +179,25 @@ class ToolProcess:
             else:
                 self._call(self._on_line, line)
         stdout.close()
+        if self._stderr is not None:
+            self._stderr.join()  # the log is whole when on_exit runs
         self._report_exit()
+
+    def _copy_stderr(self, log: Path) -> None:
+        folded, no_gpu = False, False
+        with open(log, "a") as log_file:
+            for line in self._popen.stderr:
+                if STARTUP_NOTICE.match(line):
+                    if not folded:
+                        log_file.write("TensorFlow started (its start-up notices are left out of this log)\n")
+                        folded = True
+                    if not no_gpu and NO_GPU_NOTICE.search(line):
+                        log_file.write("TensorFlow found no usable GPU (no CUDA driver): it runs on the CPU\n")
+                        no_gpu = True
+                else:
+                    log_file.write(line)
+                log_file.flush()
+        self._popen.stderr.close()
 
     def _reap(self, report: bool) -> None:
         # When the tool itself ends, whatever it started must end too: leftover workers would keep its stdout
