@@ -27,7 +27,7 @@ from digits.models.routes import blueprint as models_blueprint
 from digits.pretrained.routes import blueprint as pretrained_blueprint
 from digits.scheduler import LocalScheduler, ResourcePools
 from digits.tensorboard import TensorBoardManager
-from digits.web import account, compare, errors, home, jobs, security
+from digits.web import account, api, compare, errors, home, jobs, security
 from digits.web import tensorboard as tensorboard_web
 from digits.web.digits_urls import blueprint as digits_urls_blueprint
 from digits.web.services import EXTENSION_KEY, Services
@@ -119,6 +119,7 @@ def create_app(config: Config | None = None) -> Flask:
     tensorboard_web.init_app(app)
     app.register_blueprint(compare.blueprint)
     app.register_blueprint(pretrained_blueprint)
+    app.register_blueprint(api.blueprint)  # /api/openapi.json
     app.register_blueprint(digits_urls_blueprint)  # DIGITS 6 URLs that redirect to ours
 
     if config.url_prefix:

@@ -262,7 +262,8 @@ def login():
             session.permanent = True
             return {"username": user.name} if wants_json() else redirect(safe_next(form.next.data))
         form.password.errors = ["Wrong user name or password, or the account is disabled (ask an admin)."]
-    if request.method == "POST" and wants_json():
+    # Scripts (curl's */*) get JSON, as from the error handler; browsers ask for text/html.
+    if request.method == "POST" and (wants_json() or "text/html" not in request.headers.get("Accept", "")):
         return {"errors": form.errors}, 401 if form.password.errors else 400
     status = 401 if form.password.errors else 400 if form.errors else 200
     return render_template("login.html", form=form), status

@@ -18,6 +18,8 @@ from wtforms.validators import StopValidation
 def outside_data_roots(path: str | os.PathLike, roots: Sequence[Path]) -> str | None:
     """Why the server may not read ``path``: the message naming the roots when, symlinks followed, it lies
     in none of ``roots``; None when it lies in one. A relative path is taken from the server's directory."""
+    if "\0" in os.fspath(path):
+        return f"{path!r} holds a NUL character: no file has such a name."
     real = os.path.realpath(path)
     for root in roots:
         top = os.path.realpath(root)

@@ -96,12 +96,18 @@ def new_token():
     return _account_page(new_token=secret)
 
 
+# Token ids are SQLite integers: a larger number in the URL names no token (and SQLite would refuse it).
+MAX_TOKEN_ID = 2**63 - 1
+
+
 @blueprint.route("/account/tokens/<int:token_id>/revoke.json", methods=["POST"])
 @blueprint.route("/account/tokens/<int:token_id>/revoke", methods=["POST"])
 @blueprint.route("/account/tokens/<int:token_id>", methods=["DELETE"])
 @login_required
 def revoke_token(token_id: int):
     try:
+        if token_id > MAX_TOKEN_ID:
+            raise AccountError(f"{current_username()} has no token {token_id}.")
         accounts().revoke_token(current_username(), token_id)
     except AccountError as exc:
         abort(404, description=str(exc))
