@@ -247,6 +247,55 @@ window.DIGITS = (function () {
         return text.charAt(0).toUpperCase() + text.slice(1);
     };
 
+    const FORM_KEY = 'digits.form:';
+
+    /**
+     * Keep `form`'s fields across a login: a POST refused for want of a login sends the browser to the login
+     * page, which brings it back here (GET) with the form empty. The fields are kept in sessionStorage (this
+     * tab only) on submit and put back when the page is reached from the login page; a job page forgets
+     * them (the form was accepted). Files and passwords are never kept. Returns true when fields were restored.
+     */
+    DIGITS.keepFormAcrossLogin = function (form) {
+        const key = FORM_KEY + window.location.pathname;
+        form.addEventListener('submit', function () {
+            const fields = [];
+            Array.from(form.elements).forEach(function (field) {
+                if (!field.name || field.name === 'csrf_token' || field.type === 'file' || field.type === 'password'
+                    || field.type === 'submit' || field.type === 'button') return;
+                if (field.type === 'checkbox' || field.type === 'radio') fields.push([field.name, field.value, field.checked]);
+                else if (field.multiple) fields.push([field.name, Array.from(field.selectedOptions).map(function (o) { return o.value; })]);
+                else fields.push([field.name, field.value]);
+            });
+            try { sessionStorage.setItem(key, JSON.stringify({at: Date.now(), fields: fields})); } catch (error) { /* full: not kept */ }
+        });
+        const fromLogin = !!document.referrer && /\/login\/?$/.test(new URL(document.referrer).pathname);
+        const saved = sessionStorage.getItem(key);
+        if (!saved || !fromLogin) return false;
+        sessionStorage.removeItem(key);
+        JSON.parse(saved).fields.forEach(function (entry) {
+            const named = Array.from(form.elements).filter(function (field) { return field.name === entry[0]; });
+            named.forEach(function (field) {
+                if (field.type === 'checkbox' || field.type === 'radio') {
+                    if (field.value === entry[1]) field.checked = entry[2];
+                } else if (field.multiple) {
+                    Array.from(field.options).forEach(function (o) { o.selected = entry[1].indexOf(o.value) >= 0; });
+                } else if (named.length === 1) {
+                    field.value = entry[1];
+                }
+                field.dispatchEvent(new Event('input', {bubbles: true}));
+                field.dispatchEvent(new Event('change', {bubbles: true}));
+            });
+        });
+        return true;
+    };
+
+    /** Forget every form kept by keepFormAcrossLogin (a job page: the form that made it was accepted). */
+    DIGITS.forgetKeptForms = function () {
+        try {
+            Object.keys(sessionStorage).forEach(function (key) { if (key.indexOf(FORM_KEY) === 0) sessionStorage.removeItem(key); });
+        } catch (error) { /* no storage: nothing kept */ }
+    };
+
     /** A job kind for people: 'image-classification' -> "Image Classification". */
     DIGITS.kindTitle = function (kind) {
         return (kind || '').split(/[-_]/).filter(Boolean).map(function (w) {
@@ -434,6 +483,7 @@ window.DIGITS = (function () {
      * header and the Job card of templates/macros/job.html}.
      */
     DIGITS.jobPage = function (options) {
+        DIGITS.forgetKeptForms();
         const JOB_ID = options.jobId;
         const jobUrl = DIGITS.url('/jobs/' + encodeURIComponent(JOB_ID));
         const byId = function (id) { return document.getElementById(id); };

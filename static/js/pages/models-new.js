@@ -267,6 +267,7 @@
         setTimeout(function () { button.disabled = true; button.textContent = 'Creating\u2026'; }, 0);
     });
 
+    DIGITS.keepFormAcrossLogin(form);
     renderDataset();
     renderVisualizeFor();
     showMethod();
