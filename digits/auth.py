@@ -155,7 +155,10 @@ def _unauthorized():
         how = "POST /login with username" if single_user() else "POST /login with username and password"
         abort(401, description=f"Log in first: {how}, or send Authorization: Bearer <API token>.")
     flash("Log in to continue.", "warning")
-    return redirect(url_for("auth.login", next=request.full_path if request.method == "GET" else request.referrer))
+    # A refused POST has no page of its own: back to the form it came from (its path; safe_next refuses URLs).
+    referrer = urlsplit(request.referrer or "")
+    back = referrer.path + (f"?{referrer.query}" if referrer.query else "") if referrer.netloc == request.host else ""
+    return redirect(url_for("auth.login", next=request.full_path if request.method == "GET" else back))
 
 
 def _require_login():
