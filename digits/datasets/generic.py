@@ -43,6 +43,7 @@ TITLE = "Generic Dataset"
 PREBUILT_KIND = "generic-images"
 PREBUILT_TITLE = "Other Image Dataset (prebuilt LMDBs)"
 TASK_ID = "create_generic_db"
+DETECTION_EXTENSION = "image-object-detection"
 FORM_FILE = "extension_form.json"
 USERDATA_FILE = "extension_userdata.json"
 UPLOADS = "uploads"
@@ -242,7 +243,10 @@ def describe(job: Job) -> dict[str, Any]:
         "label_dims": data.get("label_dims"),
         "label_dtype": data.get("label_dtype"),
         "entries": data.get("entries", {}),
-        "distribution": {},
+        # Extensions may count what each stage holds (detection: boxes per class) and list label problems.
+        "distribution": userdata.get("box_counts") or {},
+        "label_problems": userdata.get("label_problems") or [],
+        "label_problems_total": userdata.get("label_problems_total", 0),
         "skipped": skipped,
         "skipped_counts": skipped_counts,
         "dropped_classes": [],
@@ -312,6 +316,8 @@ def default_view(info: DatasetInfo) -> str:
     """The view extension that shows a dataset's records best: overlays for masks, images for image labels."""
     from digits.utils.constants import COLOR_PALETTE_ATTRIBUTE
 
+    if info.extension_id == DETECTION_EXTENSION:
+        return "image-bounding-boxes"
     if info.label_kind == "array":
         return "image-segmentation" if info.extension_userdata.get(COLOR_PALETTE_ATTRIBUTE) else "image-image-output"
     return "all-raw-data"

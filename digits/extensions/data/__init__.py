@@ -36,9 +36,9 @@ REQUIRED = (
 
 def builtin_extensions() -> list[type]:
     """The data extensions shipped with DIGITS."""
-    from digits.extensions.data import imageProcessing, imageSegmentation
+    from digits.extensions.data import imageProcessing, imageSegmentation, objectDetection
 
-    return [imageProcessing.DataIngestion, imageSegmentation.DataIngestion]
+    return [imageProcessing.DataIngestion, imageSegmentation.DataIngestion, objectDetection.DataIngestion]
 
 
 def discover_data_extensions() -> Catalog:
