@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from functools import partial
 from pathlib import Path
 
@@ -131,13 +133,29 @@ def model_json(job: Job) -> dict:
     return data
 
 
+# A reading blocks ~50 ms (psutil samples CPU over an interval; NVML per GPU): one per job and second serves
+# every page and poller of that job (50 open pages made it a third of each answer's time).
+HARDWARE_MAX_AGE = 1.0
+_hardware_readings: dict[tuple[str, int], tuple[float, dict]] = {}
+_hardware_lock = threading.Lock()
+
+
 def _hardware(job: Job) -> dict | None:
-    """What the training uses right now: its GPUs, and its process's CPU and memory."""
+    """What the training uses right now: its GPUs, and its process's CPU and memory (at most a second old)."""
     task = job.tasks[0]
     pid = current_services().scheduler.pid(job, task)
     if pid is None:
         return None
-    return {"gpus": gpu_usage(task.assigned.get("gpus", [])), "process": process_usage(pid)}
+    with _hardware_lock:
+        now = time.monotonic()
+        taken, reading = _hardware_readings.get((job.id, pid), (-HARDWARE_MAX_AGE, {}))
+        if now - taken >= HARDWARE_MAX_AGE:
+            reading = {"gpus": gpu_usage(task.assigned.get("gpus", [])), "process": process_usage(pid)}
+            # Only running tasks have a pid; readings of ended ones go.
+            for key in [k for k, (at, _) in _hardware_readings.items() if now - at > 60]:
+                del _hardware_readings[key]
+            _hardware_readings[(job.id, pid)] = (now, reading)
+    return reading
 
 
 @blueprint.route("/models/<job_id>")
