@@ -27,7 +27,7 @@ from digits.models.routes import blueprint as models_blueprint
 from digits.pretrained.routes import blueprint as pretrained_blueprint
 from digits.scheduler import LocalScheduler, ResourcePools
 from digits.tensorboard import TensorBoardManager
-from digits.web import account, api, compare, errors, home, jobs, security
+from digits.web import account, api, compare, errors, home, jobs, limits, security, thumbnails
 from digits.web import tensorboard as tensorboard_web
 from digits.web.digits_urls import blueprint as digits_urls_blueprint
 from digits.web.services import EXTENSION_KEY, Services
@@ -71,7 +71,6 @@ def create_app(config: Config | None = None) -> Flask:
     app.config.update(
         SECRET_KEY=config.load_secret_key(),
         TESTING=config.testing,
-        MAX_CONTENT_LENGTH=1 << 30,
         # CSRF is checked once, in auth.check_csrf, which also lets scripts in (see there).
         WTF_CSRF_ENABLED=False,
         WTF_CSRF_TIME_LIMIT=None,
@@ -98,7 +97,7 @@ def create_app(config: Config | None = None) -> Flask:
     # defaults; both are canonical, so Werkzeug must not redirect one to the other.
     app.url_map.redirect_defaults = False
     inference = InferenceWorker(config.jobs_dir / "inference-worker.log", config.inference_models,
-                                config.inference_memory_mb)  # fmt: skip
+                                config.inference_memory_mb, wait=config.inference_wait)  # fmt: skip
     tensorboard = TensorBoardManager(config.tensorboard_max, config.tensorboard_idle, url_prefix=config.url_prefix,
                                      log_dir=config.jobs_dir / "tensorboard")  # fmt: skip
     services = Services(config, store, pools, scheduler, publisher, socketio, inference, tensorboard,
@@ -106,6 +105,7 @@ def create_app(config: Config | None = None) -> Flask:
     services.setup_token = bootstrap_accounts(config, services.accounts)
     app.extensions[EXTENSION_KEY] = services
 
+    limits.init_app(app, config)  # first: the CSRF check reads bodies, within the route's limit
     auth.init_app(app)
     errors.init_app(app)
     app.register_blueprint(home.blueprint)
@@ -116,6 +116,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(generic_datasets_blueprint)
     app.register_blueprint(models_blueprint)
     app.register_blueprint(inference_blueprint)
+    app.register_blueprint(thumbnails.blueprint)
     tensorboard_web.init_app(app)
     app.register_blueprint(compare.blueprint)
     app.register_blueprint(pretrained_blueprint)
