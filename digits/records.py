@@ -36,6 +36,10 @@ ENCODINGS = ("none", "png", "jpg")
 FORMAT_BY_ENCODING = {"none": "raw", "png": "png", "jpg": "jpg"}
 
 
+# Beside a database's records: the file each record came from, one path a line, in record order.
+SOURCES_FILE = "sources.txt"
+
+
 def record_key(index: int) -> bytes:
     """The LMDB key of the ``index``-th record: keys sort in insertion order."""
     return b"%08d" % index
@@ -208,12 +212,18 @@ def encode_array(array: np.ndarray, encoding: str) -> tuple[bytes, str]:
 
 
 def decode_array(encoded: bytes, fmt: str, shape, dtype: str = "uint8") -> np.ndarray:
-    """The HxWxC array of stored bytes (the inverse of :func:`encode_array`)."""
+    """The HxWxC array of stored bytes (the inverse of :func:`encode_array`).
+
+    Raises :class:`~digits.imaging.ImageError` for an array (its stored shape, or a PNG's header) over the pixel
+    limit, before decoding it.
+    """
+    from digits.imaging import check_pixels, open_image
+
+    check_pixels(int(shape[0]), int(shape[1]), "the stored array")
     if fmt == "raw":
         return np.frombuffer(encoded, dtype=np.dtype(dtype)).reshape(tuple(shape))
-    from PIL import Image
-
-    array = np.asarray(Image.open(io.BytesIO(encoded)))
+    with open_image(io.BytesIO(encoded)) as image:
+        array = np.asarray(image)
     return array.reshape(tuple(shape)) if array.size == int(np.prod(shape)) else array
 
 

@@ -7,7 +7,8 @@
 
 List lines are ``"<path> <label index>"`` (the label follows the last space). Records are
 ``digits.records`` examples under keys ``record_key(0..n-1)``, in (shuffled) list order, with no
-gap for skipped images; ``labels.npy`` in DIR holds the label of every record.
+gap for skipped images; ``labels.npy`` in DIR holds the label of every record and ``sources.txt`` the
+file it came from (one path a line), so results over the database can name the original image.
 
 A pool of worker processes loads, resizes and encodes chunks of images; this process only writes
 them to LMDB, in large transactions. The database is built in ``DIR.partial`` and renamed to DIR
@@ -17,6 +18,7 @@ when complete, so a failed or killed creation never leaves DIR behind.
 from __future__ import annotations
 
 import argparse
+import errno
 import functools
 import io
 import multiprocessing
@@ -46,7 +48,7 @@ from digits.imaging import (
     load_image,
     resize_image,
 )
-from digits.records import ENCODINGS, ImageRecord, encode_record, record_key
+from digits.records import ENCODINGS, SOURCES_FILE, ImageRecord, encode_record, record_key
 from digits.tools.protocol import ProgressReporter, die_with_parent, emit, run_tool
 
 COMMIT_RECORDS = 1000
@@ -284,12 +286,38 @@ def ordered_map(process: Callable[[list], object], chunks: list[list], workers: 
             pipe.close()
 
 
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+LOW_SPACE = 2 * COMMIT_BYTES  # below this much free space, a failing write is taken for a full disk
+
+
+class DiskFull(Exception):
+    """A write failed for want of space: the message is "no space left in <dir>"."""
+
+
+def disk_full(exc: BaseException, directory: str) -> DiskFull | None:
+    """``exc`` as a :class:`DiskFull` naming ``directory`` when it is a write failing for want of space: ENOSPC
+    (EDQUOT), or LMDB's errors on a disk that has (next to) no space left ("mdb_txn_commit: Input/output error"
+    is what a full tmpfs gives); None for any other failure. Call it before removing what was written."""
+    if isinstance(exc, DiskFull):
+        return exc
+    if not isinstance(exc, (OSError, lmdb.Error)):
+        return None
+    full = getattr(exc, "errno", None) in NO_SPACE or "No space left" in str(exc)
+    if not full and (isinstance(exc, lmdb.Error) or getattr(exc, "errno", None) == errno.EIO):
+        try:
+            full = shutil.disk_usage(directory).free < LOW_SPACE
+        except OSError:
+            return None
+    return DiskFull(f"no space left in {os.path.abspath(directory)}") if full else None
+
+
 @contextmanager
 def building(db_path: str) -> Iterator[str]:
     """A fresh ``db_path + ".partial"`` folder to build a database in.
 
     When the block ends normally the folder replaces ``db_path`` (removing an older database there);
-    when it raises, the folder is removed: a failed or killed build never leaves ``db_path`` behind.
+    when it raises, the folder is removed: a failed or killed build never leaves ``db_path`` behind. A full
+    disk raises :class:`DiskFull`.
     """
     partial = db_path.rstrip(os.sep) + ".partial"
     shutil.rmtree(partial, ignore_errors=True)
@@ -299,9 +327,22 @@ def building(db_path: str) -> Iterator[str]:
         if os.path.exists(db_path):
             shutil.rmtree(db_path)
         os.replace(partial, db_path)
-    except BaseException:
+    except BaseException as exc:
+        full = disk_full(exc, os.path.dirname(os.path.abspath(partial)))  # before the space is freed again
         shutil.rmtree(partial, ignore_errors=True)
+        if full is not None and full is not exc:
+            raise full from exc
         raise
+
+
+def report_disk_full(failure: DiskFull) -> int:
+    """Tell the scheduler (an ``error`` event) and the log; the tool's exit status."""
+    emit("error", message=str(failure), traceback="")
+    try:
+        print(f"error: {failure}", file=sys.stderr)
+    except OSError:
+        pass  # the log is on the full disk too
+    return 1
 
 
 def create_db(
@@ -331,6 +372,7 @@ def create_db(
     skipped: Counter = Counter()
     pixel_sum = np.zeros((settings.height, settings.width, settings.channels), np.uint64)
     labels_written: list[int] = []
+    sources_written: list[str] = []
     progress = ProgressReporter(len(entries))
     done = 0
     results = ordered_map(functools.partial(_process_chunk, s=settings), chunks, workers)
@@ -348,6 +390,7 @@ def create_db(
                     writer.put(record)
                     distribution[label] += 1
                     labels_written.append(label)
+                    sources_written.append(path)
                 if chunk_sum is not None:
                     pixel_sum += chunk_sum
                 done += len(chunk)
@@ -360,6 +403,8 @@ def create_db(
         if writer.count == 0:
             raise ValueError(f"none of the {len(entries)} images could be read, the database would be empty")
         np.save(os.path.join(partial, "labels.npy"), np.asarray(labels_written, dtype=np.int32))
+        with open(os.path.join(partial, SOURCES_FILE), "w") as f:
+            f.writelines(f"{source}\n" for source in sources_written)
         db_bytes = sum(e.stat().st_size for e in os.scandir(partial) if e.is_file())
     mean = (pixel_sum / writer.count).astype(np.float32) if settings.compute_mean else None
     return DbSummary(writer.count, distribution, skipped, mean, db_bytes)
@@ -435,11 +480,17 @@ def main(argv: Sequence[str]) -> int:
         file=sys.stderr,
     )
     start = time.perf_counter()
-    summary = create_db(
-        entries, args.db, settings, workers=workers, label_names=label_names, initial_map_size=args.initial_map_size
-    )
-    if summary.mean is not None:
-        save_mean(summary.mean, args.mean)
+    try:
+        summary = create_db(
+            entries, args.db, settings, workers=workers, label_names=label_names, initial_map_size=args.initial_map_size
+        )
+        if summary.mean is not None:
+            save_mean(summary.mean, args.mean)
+    except (OSError, lmdb.Error, DiskFull) as exc:
+        full = disk_full(exc, os.path.dirname(os.path.abspath(args.db)))
+        if full is None:
+            raise
+        return report_disk_full(full)
     seconds = time.perf_counter() - start
     print(
         f"wrote {summary.entries} images, skipped {sum(summary.skipped.values())}, {summary.db_bytes >> 20} MiB "

@@ -5,8 +5,10 @@
 
 ``spec.json`` is a :class:`~digits.inference.spec.ModelSpec`; ``list.json`` is ``{"paths": [...], "labels":
 [name or null, ...]}``; ``--db`` reads a dataset's LMDB, whose records carry their labels. Writes
-``results.json`` (``{"results": [{"name", "predictions"} or {"name", "error"}], "labels": [...]}``) when
-done, and speaks the JSON-lines protocol meanwhile (``progress`` events, a ``result`` with the count).
+``results.json`` (``{"results": [{"name", "predictions"} or {"name", "error"}], "labels": [...]}``; over a
+database each result also has its ``record`` index and is named by the file the record came from) when
+done, and speaks the JSON-lines protocol meanwhile (``progress`` events saying what it is ``doing``, a
+``result`` with the count).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from digits.inference.spec import ModelSpec  # noqa: E402
 from digits.jobs.store import write_json_atomic  # noqa: E402
-from digits.records import decode_record, record_image  # noqa: E402
+from digits.records import SOURCES_FILE, decode_record, record_image  # noqa: E402
 from digits.tools.protocol import ProgressReporter, emit, run_tool  # noqa: E402
 from digits.tools.tensorflow.data import open_db  # noqa: E402
 from digits.tools.tensorflow.predictor import Item, Predictor, classify, load_batch  # noqa: E402
@@ -36,10 +38,16 @@ def list_chunks(spec: ModelSpec, paths: list[str]) -> Iterator[list[Item]]:
 
 
 def db_items(path: str, limit: int | None) -> tuple[int, Iterator[tuple[Item, int | None]]]:
-    """The record count of a dataset database and its records as items with their label index."""
+    """The record count of a dataset database and its records as items with their label index.
+
+    An item is named by the file its record came from (the database's ``sources.txt``), or by its key
+    (``val_db/00000012``) in databases made before that file existed.
+    """
     env = open_db(path)
     total = env.stat()["entries"]
     total = min(total, limit) if limit else total
+    sources = Path(path) / SOURCES_FILE
+    names = sources.read_text().splitlines()[:total] if sources.is_file() else []
 
     def generate():
         with env.begin() as txn:
@@ -47,7 +55,8 @@ def db_items(path: str, limit: int | None) -> tuple[int, Iterator[tuple[Item, in
                 if number >= total:
                     break
                 record = decode_record(value)
-                yield Item(f"{os.path.basename(path)}/{key.decode()}", record_image(record)), record.label
+                name = names[number] if number < len(names) else f"{os.path.basename(path)}/{key.decode()}"
+                yield Item(name, record_image(record)), record.label
         env.close()
 
     return total, generate()
@@ -88,15 +97,20 @@ def main(argv: Sequence[str]) -> int:
         truth = []
         total, items = db_items(args.db, args.limit)
         chunks = db_chunks(items, spec.labels, truth)
+    emit("progress", done=0, total=total, doing="Loading the model")  # the page says so while the graph builds
     predictor = Predictor(spec)
     progress = ProgressReporter(total)
     results: list[dict] = []
     for chunk in chunks:
         done = len(results)
         results += classify(
-            predictor, chunk, top=args.top, inputs=args.inputs, progress=lambda n, done=done: progress.update(done + n)
-        )
-    progress.update(total)
+            predictor, chunk, top=args.top, inputs=args.inputs,
+            progress=lambda n, done=done: progress.update(done + n, doing="Classifying"),
+        )  # fmt: skip
+    progress.update(total, doing="Writing the results")
+    if args.db:
+        for number, result in enumerate(results):
+            result["record"] = number  # the page shows the record itself: its file may have moved since
     write_json_atomic(Path(args.out), {"results": results, "labels": truth})
     emit("result", classified=sum("predictions" in r or "outputs" in r for r in results), total=total)
     return 0
