@@ -95,12 +95,18 @@ def summarize(results: list[dict], truth: list[str | None], labels: list[str]) -
     }
 
 
+def _record(result: dict) -> dict:
+    """``{"record": index}`` for a result over a database (its picture is that record), else nothing."""
+    return {"record": result["record"]} if "record" in result else {}
+
+
 def top_n(results: list[dict], labels: list[str], count: int) -> dict[str, list[dict]]:
-    """For each class, the ``count`` images the model is most sure belong to it (by that class's percent)."""
+    """For each class, the ``count`` images the model is most sure belong to it (by that class's percent):
+    ``{class: [{"name", "percent"} (and "record" over a database)]}``."""
     best: dict[str, list[dict]] = {name: [] for name in labels}
     for result in results:
         for name, percent in result.get("predictions", []):
-            best[name].append({"name": result["name"], "percent": percent})
+            best[name].append({"name": result["name"], "percent": percent, **_record(result)})
     return {name: sorted(items, key=lambda item: -item["percent"])[:count] for name, items in best.items()}
 
 
@@ -108,16 +114,21 @@ def shape_results(mode: str, results: list[dict], labels: list, classes: list[st
     """The answer of Classify Many (``classify_many``), Top N (``top_n``) or a generic model's Infer Many
     (``infer_*``: each image's output) from per-image results.
 
-    ``problems`` are the list's bad lines; images that could not be classified join them as errors.
+    ``problems`` are the list's bad lines; images that could not be classified join them as errors. Over a
+    database, Classify Many's ``records`` maps each image to its record index (where its thumbnail is).
     """
     errors = problems + [{"path": r["name"], "error": r["error"]} for r in results if "error" in r]
     if mode.startswith("infer_"):
         return {"outputs": {r["name"]: {"output": r["outputs"]} for r in results if "outputs" in r}, "errors": errors}
     if mode == "top_n":
         return {"top_n": top_n(results, classes, count), "errors": errors}
-    return {
+    answer = {
         "classifications": {r["name"]: r["predictions"] for r in results if "predictions" in r},
         "labels": {r["name"]: label for r, label in zip(results, labels, strict=True) if label is not None},
         "summary": summarize(results, labels, classes),
         "errors": errors,
     }
+    records = {r["name"]: r["record"] for r in results if "record" in r and "predictions" in r}
+    if records:
+        answer["records"] = records
+    return answer

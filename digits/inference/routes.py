@@ -40,6 +40,7 @@ from digits.extensions.web import (
     render_view,
 )
 from digits.form_fields import Checkbox, Choice, add_error
+from digits.imaging import ImageError, open_image
 from digits.inference import jobs as inference_jobs
 from digits.inference.fetch import FetchError, fetch_image, is_url
 from digits.inference.results import parse_image_list, shape_results
@@ -127,12 +128,14 @@ def _model_and_spec(form: InferenceForm):
 
 @contextmanager
 def _uploaded(storage):
-    """The upload saved to a temporary file (the worker reads files), removed afterwards."""
+    """The upload saved to a temporary file (the worker reads files), removed afterwards; ImageError when it is
+    not an image or is over the pixel limit (read from its header, so the worker never decodes it)."""
     suffix = Path(storage.filename or "").suffix[:10]
     handle, path = tempfile.mkstemp(prefix="upload-", suffix=suffix, dir=_scratch_dir())
     try:
         with os.fdopen(handle, "wb") as f:
             storage.save(f)
+        open_image(path).close()
         yield path
     finally:
         os.unlink(path)
@@ -202,6 +205,9 @@ def _one_image(form: InferenceForm, **options):
             reply = _run(spec, [source], **options)
     except FetchError as exc:
         add_error(field, f"{url}: {exc}")
+        return None, None, _bad_request(form)
+    except ImageError as exc:
+        add_error(field, f"{name}: {exc.reason}")
         return None, None, _bad_request(form)
     result = reply["results"][0]
     result["name"] = name
@@ -276,7 +282,8 @@ def _many(mode: str):
         return _bad_request(form)
     generic = mode == "infer_many"
     if form.db.data:
-        return _start_job(job, spec, form, "infer_db" if generic else mode, db=form.db.data)
+        return _start_job(job, spec, form, "infer_db" if generic else mode, db=form.db.data,
+                          limit=form.num_test_images.data or None)  # fmt: skip
     paths, labels, problems = _image_list(form, spec)
     urls = sum(is_url(p) for p in paths)
     sync_limit = current_services().config.inference_sync_limit
@@ -291,7 +298,8 @@ def _many(mode: str):
     viewed = generic and not wants_json()  # a view extension draws on each input as well as its output
     with ExitStack() as stack:
         paths, labels, names = _fetch_listed(stack, paths, labels, problems)
-        reply = _run(spec, paths, top=TOP, inputs=viewed)
+        # Top N ranks every image by each class's score, so it needs every class's, not the top 5.
+        reply = _run(spec, paths, top=len(spec.labels) if mode == "top_n" else TOP, inputs=viewed)
     for result in reply["results"]:
         result["name"] = names.get(result["name"], result["name"])
     if viewed:
@@ -329,7 +337,11 @@ def _start_job(job: Job, spec, form: InferenceForm, mode: str, **source):
         )
     except SpecError as exc:
         add_error(form.db, str(exc))
-        return _bad_request(form)
+        if wants_json():
+            return _bad_request(form)
+        message = str(exc)[0].upper() + str(exc)[1:]
+        return render_template("error.html", code=400, title="Cannot test the dataset", message=message,
+                               details=None), 400  # fmt: skip
     services.scheduler.submit(created)
     url = url_for("inference.show_job", job_id=created.id)
     if wants_json():
@@ -421,12 +433,26 @@ def infer_db():
     if not form.db.data:
         add_error(form.db, "Choose the database to run: val or test.")
         return _bad_request(form)
-    return _start_job(job, spec, form, "infer_db", db=form.db.data)
+    return _start_job(job, spec, form, "infer_db", db=form.db.data, limit=form.num_test_images.data or None)
 
 
 for _name, _view in (("infer_one", infer_one), ("infer_many", infer_many), ("infer_db", infer_db)):
     for _suffix in ("", ".json"):
         blueprint.add_url_rule(f"{GENERIC_BASE}/{_name}{_suffix}", _name, _view, methods=["POST"])
+
+
+@blueprint.app_context_processor
+def _test_stages():
+    """``test_stages(job_id)`` for "Test the dataset": ``[(stage, name)]`` of the model dataset's databases."""
+
+    def test_stages(job_id: str) -> list[tuple[str, str]]:
+        store = current_services().store
+        model = store.get(job_id)
+        dataset = store.get(model.form.get("dataset", "")) if model else None
+        have = inference_jobs.dataset_stages(dataset)
+        return [(stage, inference_jobs.STAGE_NAMES[stage]) for stage in ("val", "test") if stage in have]
+
+    return {"test_stages": test_stages}
 
 
 @blueprint.app_context_processor
