@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import glob
 from functools import partial
 from pathlib import Path
 
@@ -115,7 +116,7 @@ def model_json(job: Job) -> dict:
         solver={k: form.get(k) for k in ("train_epochs", "batch_size", "solver_type", "learning_rate", "lr_policy")},
         metrics=train["data"].get("metrics", []),
         snapshots=[s["epoch"] for s in snapshots],
-        snapshot_files=snapshots,
+        snapshot_files=[{**s, "size": snapshot_bytes(Path(job.directory), s.get("path", ""))} for s in snapshots],
         best_epoch=train["data"].get("best_epoch"),
         status_message=train["data"].get("status_message"),
         early_stopping={
@@ -138,6 +139,17 @@ def model_json(job: Job) -> dict:
 HARDWARE_MAX_AGE = 1.0
 _hardware_readings: dict[tuple[str, int], tuple[float, dict]] = {}
 _hardware_lock = threading.Lock()
+
+
+def snapshot_bytes(directory: Path, path: str) -> int | None:
+    """The size on disk of a snapshot (a file, or a TensorFlow checkpoint prefix and its ``.index`` and
+    ``.data-*`` files), ``path`` relative to the job's ``directory``; None when it is gone."""
+    if not path:
+        return None
+    prefix = directory / path
+    files = [prefix, *prefix.parent.glob(glob.escape(prefix.name) + ".*")]
+    sizes = [f.stat().st_size for f in files if f.is_file()]
+    return sum(sizes) if sizes else None
 
 
 def _hardware(job: Job) -> dict | None:
