@@ -53,6 +53,18 @@ class Config:
     fetch_urls: bool = True
     fetch_max_mb: int = 16
     fetch_timeout: float = 10.0
+    # Work one request may cause: jobs of one sweep; exports and Visualize runs at once (the rest answered 503);
+    # seconds an inference request waits for the warm worker before a 503.
+    max_sweep: int = 64
+    max_exports: int = 2
+    max_visualizations: int = 4
+    inference_wait: float = 30.0
+    # Request bodies in MiB: forms and JSON edits; uploads (list files, archives, images).
+    max_form_mb: int = 1
+    max_upload_mb: int = 1024
+    # An uploaded model archive may unpack to this many times its size, with at most this many members.
+    archive_max_ratio: float = 20.0
+    archive_max_members: int = 10_000
 
     @classmethod
     def from_env(cls, **overrides) -> Config:
@@ -71,9 +83,13 @@ class Config:
         if env.get("DIGITS_GPUS"):
             values["gpus"] = [int(g) for g in env["DIGITS_GPUS"].split(",") if g.strip()]
         for name in ("inference_models", "inference_memory_mb", "inference_sync_limit", "tensorboard_max",
-                     "tensorboard_idle"):  # fmt: skip
+                     "tensorboard_idle", "max_sweep", "max_exports", "max_visualizations", "max_form_mb",
+                     "max_upload_mb", "archive_max_members"):  # fmt: skip
             if env.get(f"DIGITS_{name.upper()}"):
                 values[name] = int(env[f"DIGITS_{name.upper()}"])
+        for name in ("inference_wait", "archive_max_ratio"):
+            if env.get(f"DIGITS_{name.upper()}"):
+                values[name] = float(env[f"DIGITS_{name.upper()}"])
         if env.get("DIGITS_AUTH"):
             values["auth"] = env["DIGITS_AUTH"]
         if env.get("DIGITS_DATA_ROOTS"):

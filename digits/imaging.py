@@ -10,7 +10,6 @@ import io
 import os
 import re
 import struct
-import warnings
 from typing import BinaryIO
 
 import numpy as np
@@ -27,10 +26,6 @@ RESAMPLE = Image.Resampling.BILINEAR
 
 _MODE_BY_CHANNELS = {1: "L", 3: "RGB"}
 
-# load_image enforces its own pixel limit (refusing with a reason), so Pillow's warning for images
-# between its limit and twice it would only repeat that, once per image, in the task log.
-warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
-
 
 class ImageError(ValueError):
     """An image that cannot be used; ``reason`` says why in words for the user."""
@@ -38,6 +33,43 @@ class ImageError(ValueError):
     def __init__(self, reason: str):
         super().__init__(reason)
         self.reason = reason
+
+
+def open_image(path_or_file: str | os.PathLike | BinaryIO, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Open an image, reading its header only; returns the (not yet decoded) PIL image.
+
+    Images over ``max_pixels`` are refused before any pixel is decoded. Raises :class:`ImageError` with the
+    reason when the file is not an image or is too large.
+    """
+    try:
+        img = Image.open(path_or_file)
+    except FileNotFoundError:
+        raise ImageError("file not found") from None
+    except IsADirectoryError:
+        raise ImageError("is a directory, not an image file") from None
+    except UnidentifiedImageError:
+        raise ImageError("not an image (format not recognized)") from None
+    except Image.DecompressionBombError as exc:
+        raise ImageError(_bomb_reason_from_pillow(str(exc), max_pixels)) from None
+    except OSError as exc:
+        raise ImageError(f"cannot read the file: {exc}") from None
+    width, height = img.size
+    if width * height > max_pixels:
+        img.close()
+        raise ImageError(
+            f"image is {width}x{height} ({width * height / 1e6:.1f} megapixels), "
+            f"over the {max_pixels / 1e6:.1f} megapixel limit"
+        )
+    return img
+
+
+def check_pixels(height: int, width: int, what: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+    """Raise :class:`ImageError` when a ``height`` x ``width`` array (``what``: "record 12") is over ``max_pixels``."""
+    if height * width > max_pixels:
+        raise ImageError(
+            f"{what} is {width}x{height} ({height * width / 1e6:.1f} megapixels), "
+            f"over the {max_pixels / 1e6:.1f} megapixel limit"
+        )
 
 
 def load_image(
@@ -57,32 +89,12 @@ def load_image(
     if channels not in _MODE_BY_CHANNELS:
         raise ValueError(f"channels must be 1 or 3, not {channels}")
     mode = _MODE_BY_CHANNELS[channels]
+    img = open_image(path_or_file, max_pixels=max_pixels)
     try:
-        img = Image.open(path_or_file)
-    except FileNotFoundError:
-        raise ImageError("file not found") from None
-    except IsADirectoryError:
-        raise ImageError("is a directory, not an image file") from None
-    except UnidentifiedImageError:
-        raise ImageError("not an image (format not recognized)") from None
-    except Image.DecompressionBombError as exc:
-        raise ImageError(_bomb_reason_from_pillow(str(exc), max_pixels)) from None
-    except OSError as exc:
-        raise ImageError(f"cannot read the file: {exc}") from None
-    try:
-        width, height = img.size
-        if width * height > max_pixels:
-            raise ImageError(
-                f"image is {width}x{height} ({width * height / 1e6:.1f} megapixels), "
-                f"over the {max_pixels / 1e6:.1f} megapixel limit"
-            )
         if draft_size is not None and img.format == "JPEG":
             img.draft(mode if img.mode == "RGB" else None, draft_size)
         # Animated images (GIF, APNG, WebP) open on their first frame; loading decodes only that one.
         img.load()
-    except ImageError:
-        img.close()
-        raise
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         img.close()
         raise ImageError(f"corrupt or truncated image: {exc}") from None

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import sys
 import tempfile
-import threading
+from contextlib import nullcontext
 from pathlib import Path
 
+from digits.busy import Slots
 from digits.processes import run_to_end
 
 VISUALIZE_TIMEOUT = 60.0
-MAX_VISUALIZATIONS = 4
 LOG_TAIL_LINES = 15
 # A network's description needs no GPU (it must not take memory from training); TensorFlow's C++ notices
 # would bury the user's error.
@@ -35,9 +35,6 @@ class NetworkBuildError(Exception):
                 "traceback": self.traceback}  # fmt: skip
 
 
-_visualizations = threading.BoundedSemaphore(MAX_VISUALIZATIONS)
-
-
 def parse_shape(text: str) -> list[int]:
     """``"28,28,1"`` (or ``28x28x1``) -> ``[28, 28, 1]``; ValueError for anything but three positive integers."""
     parts = [p.strip() for p in text.lower().replace("x", ",").split(",") if p.strip()]
@@ -56,16 +53,16 @@ def visualize_network(
     nclasses: int | None,
     timeout: float = VISUALIZE_TIMEOUT,
     python: str = sys.executable,
+    slots: Slots | None = None,
 ) -> dict:
     """Build the network ``source`` in a child process for ``shape`` [H, W, C] images; returns its description.
 
     The description is ``digits.tools.tensorflow.visualize``'s result: ``{"layers": [...], "total_params": N,
     ...}``. Raises :class:`NetworkBuildError` when the network does not build, or not within ``timeout`` seconds
-    (its process group is killed then).
+    (its process group is killed then). With ``slots``, one of them is held while the child runs: when all are
+    taken, :class:`~digits.busy.Busy` is raised at once.
     """
-    if not _visualizations.acquire(timeout=timeout):
-        raise NetworkBuildError(f"{MAX_VISUALIZATIONS} networks are being built already; try again in a minute")
-    try:
+    with slots.take() if slots else nullcontext():
         with tempfile.TemporaryDirectory(prefix="digits-visualize-") as folder:
             network = Path(folder) / "network.py"
             network.write_text(source)
@@ -78,8 +75,6 @@ def visualize_network(
             if returncode is None:
                 raise NetworkBuildError(f"building the network did not finish in {timeout:g} s")
             stderr = log.read_text(errors="replace")
-    finally:
-        _visualizations.release()
     for event in events:
         if event.get("event") == "result":
             return {k: v for k, v in event.items() if k != "event"}

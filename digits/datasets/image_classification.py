@@ -7,6 +7,7 @@ stage. Its directory holds ``labels.txt``, the list files ``<stage>.txt``, the L
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from collections.abc import Sequence
@@ -19,14 +20,19 @@ from wtforms.validators import DataRequired, NumberRange, Optional, ValidationEr
 from digits.data_roots import outside_data_roots
 from digits.datasets.kinds import DatasetKind
 from digits.form_fields import Checkbox, Choice, RadioChoice, Upload, add_error
-from digits.jobs import Job, Task
+from digits.jobs import Job, Task, lists
 from digits.jobs.creation import FormProblem
-from digits.tools.parse_folder import find_classes, find_images
+from digits.tools.parse_folder import ScanBudget, find_classes, iter_images
 from digits.utils.constants import STAGES, TEST_DB, TRAIN_DB, VAL_DB
+
+log = logging.getLogger(__name__)
 
 KIND = "image-classification"
 TITLE = "Image Classification Dataset"
 MAX_SIZE = 8192
+# The folder check of the form runs in a request thread: at most this many folder entries and seconds.
+CHECK_ENTRIES = 20_000
+CHECK_SECONDS = 2.0
 
 
 def _readable_folder(path: str) -> str | None:
@@ -42,25 +48,44 @@ def _readable_folder(path: str) -> str | None:
     return None
 
 
-def check_class_folder(path: str, min_per_class: int, need_classes: int) -> None:
-    """Raise ValidationError unless ``path`` has ``need_classes`` class sub-folders holding enough images."""
+def check_class_folder(
+    path: str, min_per_class: int, need_classes: int, *, max_entries: int = CHECK_ENTRIES,
+    max_seconds: float = CHECK_SECONDS,
+) -> str | None:  # fmt: skip
+    """Raise ValidationError unless ``path`` has ``need_classes`` class sub-folders holding enough images.
+
+    The check runs in the request, so it looks at no more than ``max_entries`` folder entries and
+    ``max_seconds``, and stops as soon as enough classes have enough images. When the budget runs out first,
+    the folder is accepted and the parse task counts the rest; the note saying so is returned (else None).
+    Links out of the folder are not followed (as the parse task does not).
+    """
     problem = _readable_folder(path)
     if problem:
         raise ValidationError(problem)
-    classes = find_classes(path)
-    if not classes:
+    budget = ScanBudget(max_entries, max_seconds)
+    classes = find_classes(path, budget)
+    if not classes and not budget.exhausted:
         raise ValidationError(f"{path} has no sub-folders: put the images of each class in a folder of its own.")
-    counts = {name: len(find_images(os.path.join(path, name))) for name in classes}
+    counts: dict[str, int] = {}
+    for name in classes:
+        counts[name] = 0
+        for _ in iter_images(os.path.join(path, name), top=path, budget=budget):
+            counts[name] += 1
+            if counts[name] >= min_per_class:
+                break
+        if sum(count >= min_per_class for count in counts.values()) >= need_classes:
+            return None
+    if budget.exhausted:
+        return f"checked the first {max_entries} entries of {path} (or {max_seconds:g} s); the parse task counts all"
     if not any(counts.values()):
         raise ValidationError(f"No images found in the class folders of {path}.")
     enough = [name for name, count in counts.items() if count >= min_per_class]
-    if len(enough) < need_classes:
-        few = ", ".join(f"{n} ({c})" for n, c in counts.items() if c < min_per_class)
-        detail = f"; too few images in {few}" if few else ""
-        raise ValidationError(
-            f"{path} needs at least {need_classes} classes with {min_per_class} or more images each, "
-            f"found {len(enough)}{detail}."
-        )
+    few = ", ".join(f"{n} ({c})" for n, c in counts.items() if c < min_per_class)
+    detail = f"; too few images in {few}" if few else ""
+    raise ValidationError(
+        f"{path} needs at least {need_classes} classes with {min_per_class} or more images each, "
+        f"found {len(enough)}{detail}."
+    )
 
 
 def _local_file(path: str) -> str | None:
@@ -173,7 +198,9 @@ class ImageClassificationDatasetForm(Form):
                 ok = self._fail(folder, problem)
                 continue
             try:
-                check_class_folder(path, minimum.data or 1, classes)
+                note = check_class_folder(path, minimum.data or 1, classes)
+                if note:
+                    log.info("dataset form: %s", note)
             except ValidationError as exc:
                 ok = self._fail(folder, str(exc))
         return ok
@@ -327,12 +354,16 @@ def read_labels(directory: Path) -> list[str]:
         return []
 
 
-def describe(job: Job) -> dict[str, Any]:
-    """What the dataset page and ``/datasets/<id>.json`` show, computed from the tasks' results and files."""
+def describe(job: Job, skipped_page: int = 1) -> dict[str, Any]:
+    """What the dataset page and ``/datasets/<id>.json`` show, computed from the tasks' results and files.
+
+    Of the skipped images, ``skipped_total`` counts them all and ``skipped`` is one page of them
+    (``skipped_page``, :data:`~digits.jobs.lists.PAGE_SIZE` a page): a list of a million stays out of the page.
+    """
     directory = Path(job.directory)
     parse = next((t for t in job.tasks if t.id == "parse_folder"), None)
     planned = (parse.data.get("stages") if parse else None) or {}
-    entries, distribution, skipped, skipped_counts = {}, {}, [], {}
+    entries, distribution, skipped_counts, listed = {}, {}, {}, []
     for task in job.tasks:
         if not task.id.startswith("create_db_"):
             continue
@@ -340,8 +371,10 @@ def describe(job: Job) -> dict[str, Any]:
         if "entries" in task.data:
             entries[stage] = task.data["entries"]
         distribution[stage] = task.data.get("distribution") or planned.get(stage, {}).get("distribution", {})
-        skipped += [{"stage": stage, **item} for item in task.data.get("skipped_images", [])]
+        listed.append((task.id, task.data))
         skipped_counts[stage] = task.data.get("skipped", {})
+    skipped_total, page = lists.page_across(directory, listed, "skipped_images", skipped_page)
+    skipped = [{"stage": task_id.removeprefix("create_db_"), **item} for task_id, item in page]
     form = job.form
     return {
         "labels": read_labels(directory),
@@ -355,6 +388,9 @@ def describe(job: Job) -> dict[str, Any]:
         "entries": entries,
         "distribution": distribution,
         "skipped": skipped,
+        "skipped_total": skipped_total,
+        "skipped_page": skipped_page,
+        "skipped_page_size": lists.PAGE_SIZE,
         "skipped_counts": skipped_counts,
         "dropped_classes": parse.data.get("dropped_classes", []) if parse else [],
         "has_mean": (directory / "mean.png").is_file(),
@@ -373,8 +409,8 @@ class ImageClassificationDataset(DatasetKind):
     def build_tasks(self, forms: list[Form], staging: Path) -> list[Task]:
         return build_tasks(forms[0], staging, self.workers())
 
-    def describe(self, job: Job) -> dict[str, Any]:
-        return describe(job)
+    def describe(self, job: Job, skipped_page: int = 1) -> dict[str, Any]:
+        return describe(job, skipped_page)
 
     def info(self, job: Job):
         from digits.datasets.generic import DatasetInfo

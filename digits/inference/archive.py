@@ -27,11 +27,13 @@ import time
 import zipfile
 import zlib
 from collections.abc import Iterable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from digits import __version__
+from digits.busy import Slots
 from digits.inference.spec import ModelSpec, SpecError
 from digits.processes import run_to_end
 
@@ -45,8 +47,12 @@ FORMATS = {"tar": "application/x-tar", "tar.gz": "application/gzip", "zip": "app
 EXPORT_FORMATS = ("savedmodel", "onnx")
 EXPORT_TOOL = "digits.tools.tensorflow.export"
 CHUNK = 1 << 20
-# Unpacked size an uploaded archive may claim: far above any model this server trains, far below a full disk.
-MAX_UNPACKED_BYTES = 16 << 30
+# What an uploaded archive may unpack to: this many times its own size (weights barely compress, so a real
+# model is near 1x; a bomb is thousands), never less than the floor (small text files compress well), and
+# at most this many members (a model has a handful of files).
+MAX_UNPACK_RATIO = 20
+UNPACK_FLOOR_BYTES = 1 << 20
+MAX_MEMBERS = 10_000
 
 
 class ArchiveError(ValueError):
@@ -233,38 +239,60 @@ def safe_member_name(name: str) -> str | None:
     return "/".join(parts) or None
 
 
-def extract_archive(path: Path, dest: Path, max_bytes: int = MAX_UNPACKED_BYTES) -> None:
+def extract_archive(path: Path, dest: Path, *, max_ratio: float = MAX_UNPACK_RATIO, max_members: int = MAX_MEMBERS
+                    ) -> None:  # fmt: skip
     """Unpack the tar, tar.gz or zip at ``path`` into the existing directory ``dest``.
 
     Only regular files and directories are accepted; when every member lies in one top-level folder with
     ``info.json``, that folder is unpacked as the root. Raises :class:`ArchiveError` (leaving ``dest`` to the
-    caller to remove) for anything else, and for archives without ``info.json``.
+    caller to remove) for anything else, for archives without ``info.json``, with more than ``max_members``
+    members, or whose members add up to more than ``max_ratio`` times the archive's size. Sizes are the
+    members' headers: the readers never return more than a member declares.
     """
+    size = path.stat().st_size
+    max_bytes = max(int(size * max_ratio), UNPACK_FLOOR_BYTES)
     if zipfile.is_zipfile(path):
         try:
             with zipfile.ZipFile(path) as archive:
-                files = [(_zip_name(info), info.file_size, info) for info in archive.infolist() if not info.is_dir()]
-                _unpack(files, archive.open, dest, max_bytes)
+                infos = archive.infolist()
+                _check_count(len(infos), max_members)
+                files = [(_zip_name(info), info.file_size, info) for info in infos if not info.is_dir()]
+                _unpack(files, archive.open, dest, max_bytes, max_ratio)
         except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
             raise ArchiveError(f"the archive is damaged: {exc}") from None
     elif _is_tar(path):
         try:
             with tarfile.open(path, "r:*") as archive:
-                files = [(_tar_name(member), member.size, member) for member in archive if not member.isdir()]
-                _unpack(files, archive.extractfile, dest, max_bytes)
+                files = []
+                # Members are counted while the headers are read: a tar of a million empty files stops early.
+                for count, member in enumerate(archive, start=1):
+                    _check_count(count, max_members)
+                    if not member.isdir():
+                        files.append((_tar_name(member), member.size, member))
+                _unpack(files, archive.extractfile, dest, max_bytes, max_ratio)
         except (tarfile.TarError, zlib.error, EOFError) as exc:
             raise ArchiveError(f"the archive is damaged: {exc}") from None
     else:
         raise ArchiveError("the upload is not a tar, tar.gz or zip archive")
 
 
-def _unpack(files: list[tuple[str, int, Any]], open_member, dest: Path, max_bytes: int) -> None:
-    """Copy ``(name, size, member)`` files (names already checked) under ``dest``, from its root folder."""
+def _check_count(count: int, max_members: int) -> None:
+    if count > max_members:
+        raise ArchiveError(f"the archive has more than {max_members:,} members; a model archive has a few files")
+
+
+def _unpack(files: list[tuple[str, int, Any]], open_member, dest: Path, max_bytes: int, max_ratio: float) -> None:
+    """Copy ``(name, size, member)`` files (names already checked) under ``dest``, from its root folder;
+    refused when they add up to more than ``max_bytes`` (``max_ratio`` times the archive, for the message)."""
     names = [name for name, _, _ in files]
     if len(set(names)) != len(names):
         raise ArchiveError("the archive lists a file twice")
-    if sum(size for _, size, _ in files) > max_bytes:
-        raise ArchiveError(f"the archive unpacks to more than {max_bytes >> 30} GiB")
+    total = sum(size for _, size, _ in files)
+    if total > max_bytes:
+        raise ArchiveError(
+            f"the archive unpacks to {total / (1 << 20):,.1f} MiB, more than {max_ratio:g} times its own size "
+            f"({max_bytes / (1 << 20):,.1f} MiB): refused as a possible archive bomb"
+        )
     root = _archive_root(names)
     for name, _, member in files:
         if not name.startswith(root):
@@ -399,10 +427,13 @@ def network_problem(source: str) -> str | None:
 # -- exporting (a child process) ---------------------------------------------------------------------------
 
 
-def export_model(spec: ModelSpec, cache: Path, fmt: str, timeout: float = 600.0) -> Path:
+def export_model(spec: ModelSpec, cache: Path, fmt: str, timeout: float = 600.0, *, slots: Slots | None = None
+                 ) -> Path:  # fmt: skip
     """The export of ``spec`` in ``fmt`` (savedmodel or onnx), made by the export tool once and kept in ``cache``.
 
-    Raises :class:`ExportError` with the tool's message when it fails.
+    With ``slots``, the tool runs only in one of them: when all are taken, :class:`~digits.busy.Busy` is raised
+    at once (an export already made is answered all the same). Raises :class:`ExportError` with the tool's
+    message when it fails.
     """
     if fmt not in EXPORT_FORMATS:
         raise ArchiveError(f"unknown export format {fmt!r}; use one of: {', '.join(EXPORT_FORMATS)}")
@@ -410,6 +441,11 @@ def export_model(spec: ModelSpec, cache: Path, fmt: str, timeout: float = 600.0)
     done = cache / f"{epoch}-{fmt}"
     if done.is_dir():
         return done
+    with slots.take() if slots else nullcontext():
+        return _run_export(spec, cache, fmt, done, timeout)
+
+
+def _run_export(spec: ModelSpec, cache: Path, fmt: str, done: Path, timeout: float) -> Path:
     cache.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".export-", dir=cache))
     try:

@@ -17,7 +17,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from PIL import Image, UnidentifiedImageError
+from digits.imaging import ImageError, open_image
 
 ALLOWED_SCHEMES = ("http", "https")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
@@ -99,9 +99,11 @@ def fetch_image(url: str, *, max_bytes: int, timeout: float) -> tuple[bytes, str
     does, or when the answer is not an image."""
     body = fetch(url, max_bytes=max_bytes, timeout=timeout)
     try:
-        with Image.open(io.BytesIO(body)) as image:
+        with open_image(io.BytesIO(body)) as image:
             image_format = (image.format or "").lower()
             image.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except ImageError as exc:
+        raise FetchError(f"the answer is not a usable image: {exc.reason}") from None
+    except (OSError, SyntaxError, ValueError) as exc:
         raise FetchError(f"the answer is not an image ({type(exc).__name__})") from None
     return body, f".{image_format or 'img'}"

@@ -3,6 +3,7 @@
 The worker is started on the first request and kept: a second request to the same model pays neither
 TensorFlow's start-up nor the model's loading. Requests are answered in order; one that takes longer than
 its timeout kills the worker (the next request starts a fresh one), so a stuck model never hangs the server.
+A request waits at most ``wait`` seconds for the one before it; past that it is answered "busy" (:class:`Busy`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 import threading
 from pathlib import Path
 
+from digits.busy import Busy
 from digits.inference.spec import ModelSpec
 from digits.processes import RunningTool, start_tool
 
@@ -29,8 +31,10 @@ class InferenceError(RuntimeError):
 class InferenceWorker:
     """One warm worker process, started on demand, restarted when it dies or hangs."""
 
-    def __init__(self, log_path: Path, max_models: int = 4, max_memory_mb: int = 4096, python: str = sys.executable):
+    def __init__(self, log_path: Path, max_models: int = 4, max_memory_mb: int = 4096, python: str = sys.executable,
+                 wait: float = 30.0):  # fmt: skip
         self.log_path = log_path
+        self.wait = wait
         self.command = [
             python, "-m", "digits.tools.tensorflow.inference_worker",
             "--max-models", str(max_models), "--max-memory-mb", str(max_memory_mb),
@@ -42,10 +46,16 @@ class InferenceWorker:
 
     def request(self, spec: ModelSpec, paths: list[str], *, top: int = 5, layers: bool = False,
                 image: bool = False, inputs: bool = False, timeout: float = 300.0) -> dict:  # fmt: skip
-        """Classify ``paths`` with the model of ``spec``; returns the worker's reply (see its module)."""
+        """Classify ``paths`` with the model of ``spec``; returns the worker's reply (see its module).
+
+        Raises :class:`Busy` when another request holds the worker for longer than ``wait`` seconds.
+        """
         payload = {"spec": spec.to_dict(), "paths": paths, "top": top, "layers": layers, "image": image,
                    "inputs": inputs}  # fmt: skip
-        with self._lock:
+        if not self._lock.acquire(timeout=self.wait):
+            raise Busy(f"the inference worker is busy with another request (waited {self.wait:g} s, "
+                       "DIGITS_INFERENCE_WAIT); try again shortly", retry_after=max(1, round(self.wait)))  # fmt: skip
+        try:
             process = self._ensure_started()
             payload["id"] = request_id = next(self._ids)
             try:
@@ -58,6 +68,8 @@ class InferenceWorker:
             except queue.Empty:
                 self._stop()
                 raise InferenceError(f"inference did not finish in {timeout:g} s; the worker was restarted") from None
+        finally:
+            self._lock.release()
         if reply is None:
             raise InferenceError(f"the inference worker died; see {self.log_path}")
         if reply.get("id") != request_id:

@@ -16,7 +16,7 @@ from wtforms import FloatField, Form, IntegerField, SelectMultipleField, StringF
 from wtforms.validators import DataRequired, NumberRange, Optional, ValidationError
 
 from digits.data_roots import inside_data_roots
-from digits.form_fields import Checkbox, Choice, RadioChoice, checked
+from digits.form_fields import Checkbox, Choice, RadioChoice, add_error, checked
 from digits.inference.spec import find_snapshot, pretrained_spec, snapshots_of
 from digits.jobs import Job, JobStore, Status
 from digits.models.kinds import ModelKind
@@ -254,6 +254,20 @@ def lr_policy_of(form_data: dict[str, Any], base_lr: float) -> LRPolicy:
 def sweep(form: ImageClassificationModelForm) -> list[tuple[float, int]]:
     """Every (learning rate, batch size) combination the form asks for: one job each."""
     return list(itertools.product(form.learning_rate.values, form.batch_size.values))
+
+
+def check_sweep_size(form: ImageClassificationModelForm, max_sweep: int) -> bool:
+    """Whether the sweep makes at most ``max_sweep`` jobs; when not, a form error on the learning rate says
+    how many were asked. Counted before any combination is made."""
+    rates, sizes = len(form.learning_rate.values), len(form.batch_size.values)
+    if rates * sizes <= max_sweep:
+        return True
+    add_error(
+        form.learning_rate,
+        f"{rates} learning rates x {sizes} batch sizes make {rates * sizes} jobs; one form may make at most "
+        f"{max_sweep} (DIGITS_MAX_SWEEP). Split the sweep.",
+    )
+    return False
 
 
 def network_source(form: ImageClassificationModelForm, store: JobStore) -> str:

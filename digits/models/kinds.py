@@ -18,6 +18,8 @@ from digits.pretrained.jobs import pretrained_models
 from digits.scheduler import ResourcePools
 
 TRAIN_TOOL = "digits.tools.tensorflow.main"
+# Jobs one form may make (learning rates x batch sizes): the server's DIGITS_MAX_SWEEP.
+MAX_SWEEP = 64
 
 
 class ModelKind(JobKind):
@@ -62,12 +64,13 @@ def previous_models(store: JobStore) -> list[Job]:
 
 
 def create(
-    store: JobStore, kind: ModelKind, data: MultiDict | dict, owner: str, pools: ResourcePools, *, roots: Sequence[Path]
-) -> list[Job]:
+    store: JobStore, kind: ModelKind, data: MultiDict | dict, owner: str, pools: ResourcePools, *,
+    roots: Sequence[Path], max_sweep: int = MAX_SWEEP,
+) -> list[Job]:  # fmt: skip
     """Validate ``data`` for ``kind`` and add one model job per (learning rate, batch size) of the sweep.
 
     ``pools`` are the scheduler's resources: GPUs asked for must exist; server paths the data names must
-    lie in the data ``roots``. Returns the jobs, not yet
+    lie in the data ``roots``; a sweep makes at most ``max_sweep`` jobs. Returns the jobs, not yet
     submitted to a scheduler. Raises :class:`~digits.jobs.creation.FormInvalid`; then nothing is created.
     """
     from digits.models import image_classification as classification
@@ -75,7 +78,7 @@ def create(
     data = as_multidict(data)
     forms = kind.validated(kind.forms(data, store=store, roots=roots))
     form = forms[0]
-    if not _check_choices(form, store, pools):
+    if not _check_choices(form, store, pools) or not classification.check_sweep_size(form, max_sweep):
         raise FormInvalid(form)
     dataset = store.get(form.dataset.data)
     source = classification.network_source(form, store)

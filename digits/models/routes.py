@@ -21,6 +21,7 @@ from digits.models.lr_policy import LRPolicy
 from digits.scheduler.local import log_tail
 from digits.visualize import NetworkBuildError, parse_shape, visualize_network
 from digits.web.jobs import create_and_submit, form_data, get_job, kind_or_404
+from digits.web.limits import current_limits
 from digits.web.responses import wants_json
 from digits.web.services import current_services
 
@@ -75,7 +76,15 @@ def create(kind: str):
     kind = kind_or_404(models.KINDS, kind, "model")
     services, data, owner = current_services(), form_data(), current_username()
     return create_and_submit(
-        lambda: models.create(services.store, kind, data, owner, services.pools, roots=services.config.data_roots),
+        lambda: models.create(
+            services.store,
+            kind,
+            data,
+            owner,
+            services.pools,
+            roots=services.config.data_roots,
+            max_sweep=services.config.max_sweep,
+        ),
         partial(_render_form, kind),
         "models.show",
     )
@@ -251,6 +260,6 @@ def visualize_network_view():
     except ValueError as exc:
         return {"errors": {"input_shape": [str(exc)]}}, 400
     try:
-        return visualize_network(source, shape, nclasses or 10)
+        return visualize_network(source, shape, nclasses or 10, slots=current_limits().visualizations)
     except NetworkBuildError as exc:
         return {"errors": str(exc), **exc.as_dict()}, 400

@@ -18,14 +18,15 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from digits import __version__
-from digits.imaging import RESIZE_MODES
+from digits.imaging import RESIZE_MODES, ImageError, load_image
 from digits.inference.archive import (
     FRAMEWORK,
     INFO_FILE,
     LABELS_FILE,
+    MAX_MEMBERS,
+    MAX_UNPACK_RATIO,
     MEAN_FILE,
     NETWORK_FILE,
     ArchiveError,
@@ -75,14 +76,16 @@ def from_snapshot(store: JobStore, model: Job, epoch: str | None, name: str, use
         return _add(store, staging, job_id, name or f"{model.name} (epoch {spec.snapshot_epoch:g})", username, source)
 
 
-def from_archive(store: JobStore, archive: Path, filename: str, name: str, username: str) -> Job:
+def from_archive(store: JobStore, archive: Path, filename: str, name: str, username: str, *,
+                 max_ratio: float = MAX_UNPACK_RATIO, max_members: int = MAX_MEMBERS) -> Job:  # fmt: skip
     """A pretrained model unpacked from a DIGITS model archive (tar, tar.gz or zip with ``info.json``).
 
-    Raises :class:`~digits.inference.archive.ArchiveError` (and leaves nothing behind) when it is not one.
+    Raises :class:`~digits.inference.archive.ArchiveError` (and leaves nothing behind) when it is not one, or
+    when it unpacks to more than ``max_ratio`` times its size or has more than ``max_members`` members.
     """
     job_id = new_job_id()
     with store.staging(job_id) as staging:
-        extract_archive(archive, staging)
+        extract_archive(archive, staging, max_ratio=max_ratio, max_members=max_members)
         info = read_model_dir(staging)
         write_json_atomic(staging / INFO_FILE, info)
         if not (staging / LABELS_FILE).is_file():
@@ -182,11 +185,10 @@ def _save_mean(upload: Upload, target: Path, image_shape: list[int]) -> None:
         mean = np.load(io.BytesIO(data), allow_pickle=False)
     except (ValueError, OSError):
         try:
-            image = Image.open(io.BytesIO(data))
-            image = image.convert("L" if image_shape[2] == 1 else "RGB")
-            mean = np.asarray(image, np.float32)
-        except (UnidentifiedImageError, OSError):
-            raise ArchiveError(f"mean_file {upload.filename}: neither a .npy array nor an image") from None
+            image = load_image(io.BytesIO(data), 1 if image_shape[2] == 1 else 3)
+        except ImageError as exc:
+            raise ArchiveError(f"mean_file {upload.filename}: not a .npy array, nor a usable image: {exc}") from None
+        mean = np.asarray(image, np.float32)
     mean = mean[:, :, None] if mean.ndim == 2 else mean
     if list(mean.shape) != list(image_shape):
         raise ArchiveError(f"mean_file {upload.filename}: its shape {list(mean.shape)} is not {image_shape}")

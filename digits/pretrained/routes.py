@@ -26,6 +26,7 @@ from digits.pretrained import jobs as pretrained
 from digits.pretrained.forms import ArchiveForm, FilesForm
 from digits.web import jobs as job_views
 from digits.web.jobs import get_job
+from digits.web.limits import current_limits
 from digits.web.responses import wants_json
 from digits.web.services import current_services
 
@@ -86,7 +87,10 @@ def download_pretrained(job_id: str, extension: str):
 @blueprint.route("/pretrained_models/<job_id>/export.zip", methods=["POST"], defaults={"job_type": "pretrained"})
 @login_required
 def export(job_id: str, job_type: str):
-    """A SavedModel (``format=savedmodel``, the default) or ONNX model of the snapshot, zipped."""
+    """A SavedModel (``format=savedmodel``, the default) or ONNX model of the snapshot, zipped.
+
+    At most ``DIGITS_MAX_EXPORTS`` export tools run at once; past that the answer is 503 with ``Retry-After``.
+    """
     job = get_job(job_id, job_type)
     fmt = (request.values.get("format") or "savedmodel").lower()
     if fmt not in archive.EXPORT_FORMATS:
@@ -96,7 +100,7 @@ def export(job_id: str, job_type: str):
                                "(pip install tf2onnx); the SavedModel export works without it.")  # fmt: skip
     spec = _spec_or_400(job)
     try:
-        exported = archive.export_model(spec, Path(job.directory) / "exports", fmt)
+        exported = archive.export_model(spec, Path(job.directory) / "exports", fmt, slots=current_limits().exports)
     except archive.ExportError as exc:
         where = f" (network.py, line {exc.user_line})" if exc.user_line else ""
         abort(400 if exc.user_line else 500, description=f"Export failed: {exc}{where}")

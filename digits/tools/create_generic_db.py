@@ -43,6 +43,7 @@ import lmdb
 import numpy as np
 
 from digits.extensions.data import SkipEntry, create_extension, discover_data_extensions
+from digits.imaging import ImageError, check_pixels, open_image
 from digits.records import (
     ImageRecord,
     LabelArray,
@@ -106,12 +107,15 @@ def _numeric(array: np.ndarray, what: str) -> np.ndarray:
 
 
 def _hwc(array: np.ndarray, what: str) -> np.ndarray:
-    """CHW (or HxW) from the extension -> HWC as records store it."""
+    """CHW (or HxW) from the extension -> HWC as records store it; ImageError past the pixel limit."""
     if array.ndim == 2:
-        return array[:, :, np.newaxis]
-    if array.ndim == 3:
-        return np.transpose(array, (1, 2, 0))
-    raise ValueError(f"{what} must be a 3-D array CHW (or 2-D HxW), got shape {tuple(array.shape)}")
+        array = array[:, :, np.newaxis]
+    elif array.ndim == 3:
+        array = np.transpose(array, (1, 2, 0))
+    else:
+        raise ValueError(f"{what} must be a 3-D array CHW (or 2-D HxW), got shape {tuple(array.shape)}")
+    check_pixels(array.shape[0], array.shape[1], what)
+    return array
 
 
 def encode_sample(feature, label, encoding: Encoding) -> Sample:
@@ -383,6 +387,8 @@ def inspect_db(path: str) -> tuple[int, tuple]:
         try:
             record = decode_record(value)
             record_image(record)
+        except ImageError as exc:
+            raise ValueError(f"the records of {path}: {exc}") from None
         except Exception as exc:  # noqa: BLE001 - any failure means: not our record format
             raise ValueError(f"the records of {path} are not DIGITS records (tf.train.Example with "
                              f"image/encoded...): {type(exc).__name__}: {exc}") from None  # fmt: skip
@@ -405,9 +411,8 @@ def _load_mean(path: str) -> np.ndarray:
     if path.endswith(".npy"):
         mean = np.load(path)
     else:
-        from PIL import Image
-
-        mean = np.asarray(Image.open(path), dtype=np.float32)
+        with open_image(path) as image:
+            mean = np.asarray(image, dtype=np.float32)
     mean = np.asarray(mean, dtype=np.float32)
     return mean[:, :, np.newaxis] if mean.ndim == 2 else mean
 

@@ -5,7 +5,8 @@
         [--val-folder F [--val-min-per-class N] [--val-max-per-class N]]
         [--test-folder F [--test-min-per-class N] [--test-max-per-class N]]
 
-Each sub-folder of FOLDER is a class (its name is the label); its images are found recursively.
+Each sub-folder of FOLDER is a class (its name is the label); its images are found recursively. Links are
+followed only when they point inside FOLDER (a link out of it, or a loop, is skipped).
 List lines are ``"<absolute path> <label index>"``: the label follows the last space, so paths may
 contain spaces. Emits ``progress`` while scanning and a final ``result`` event (see :func:`main`).
 """
@@ -16,7 +17,8 @@ import argparse
 import os
 import random
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 
 from digits.tools.protocol import ProgressReporter, emit, run_tool
 from digits.utils.constants import STAGES, TEST_DB, TRAIN_DB, VAL_DB
@@ -24,25 +26,94 @@ from digits.utils.constants import STAGES, TEST_DB, TRAIN_DB, VAL_DB
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".gif", ".tif", ".tiff", ".webp")
 
 
-def find_classes(folder: str) -> list[str]:
-    """Return the class sub-folder names of ``folder``, sorted case-insensitively, hidden ones left out."""
+class ScanBudget:
+    """How much of a folder a scan may look at: ``entries`` directory entries and ``seconds`` of time (None: all).
+
+    ``spend()`` counts one entry and says whether the scan may go on; ``exhausted`` stays True once it may not.
+    """
+
+    def __init__(self, entries: int | None = None, seconds: float | None = None):
+        self.entries_left = entries
+        self.deadline = time.monotonic() + seconds if seconds is not None else None
+        self.exhausted = False
+
+    def spend(self) -> bool:
+        if self.entries_left is not None:
+            self.entries_left -= 1
+            self.exhausted = self.exhausted or self.entries_left < 0
+        if self.deadline is not None and not self.exhausted:
+            self.exhausted = time.monotonic() > self.deadline
+        return not self.exhausted
+
+
+def _inside(path: str, top: str) -> bool:
+    """Whether ``path`` (a link's target, resolved) lies inside the resolved folder ``top``."""
+    real = os.path.realpath(path)
+    return real.startswith(top.rstrip(os.sep) + os.sep)
+
+
+def find_classes(folder: str, budget: ScanBudget | None = None) -> list[str]:
+    """Return the class sub-folder names of ``folder``, sorted case-insensitively, hidden ones left out.
+
+    A sub-folder that is a link is a class only when it points inside ``folder``. Stops early when the
+    ``budget`` is spent (the caller checks ``budget.exhausted``).
+    """
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"folder {folder!r} does not exist or is not a folder")
-    names = [e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith(".")]
+    top = os.path.realpath(folder)
+    names = []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if budget is not None and not budget.spend():
+                break
+            if entry.name.startswith(".") or not entry.is_dir():
+                continue
+            if entry.is_symlink() and not _inside(entry.path, top):
+                continue
+            names.append(entry.name)
     return sorted(names, key=lambda name: (name.lower(), name))
 
 
-def find_images(folder: str) -> list[str]:
-    """Return the absolute paths of the image files under ``folder`` (recursively, sorted), hidden ones left out."""
-    found = []
-    for root, dirs, files in os.walk(folder, followlinks=True):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        found.extend(
-            os.path.abspath(os.path.join(root, name))
-            for name in files
-            if not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS)
-        )
-    return sorted(found)
+def iter_images(folder: str, top: str | None = None, budget: ScanBudget | None = None) -> Iterator[str]:
+    """Yield the absolute paths of the image files under ``folder`` (recursively), hidden ones left out.
+
+    Links are followed only to files and folders inside ``top`` (``folder`` by default), each folder once,
+    so a link out of the folder (to ``/proc``, to another tree) or a link loop is never walked. Stops when
+    the ``budget`` is spent.
+    """
+    top = os.path.realpath(top or folder)
+    seen: set[tuple[int, int]] = set()
+    pending = [os.path.abspath(folder)]
+    while pending:
+        directory = pending.pop()
+        try:
+            info = os.stat(directory)
+            if (info.st_dev, info.st_ino) in seen:
+                continue
+            seen.add((info.st_dev, info.st_ino))
+            entries = os.scandir(directory)
+        except OSError:
+            continue
+        with entries:
+            for entry in entries:
+                if budget is not None and not budget.spend():
+                    return
+                if entry.name.startswith("."):
+                    continue
+                try:
+                    if entry.is_symlink() and not _inside(entry.path, top):
+                        continue
+                    if entry.is_dir():
+                        pending.append(entry.path)
+                    elif entry.name.lower().endswith(IMAGE_EXTENSIONS) and entry.is_file():
+                        yield entry.path
+                except OSError:
+                    continue
+
+
+def find_images(folder: str, top: str | None = None) -> list[str]:
+    """Return the absolute paths of the image files under ``folder`` (as :func:`iter_images` finds them), sorted."""
+    return sorted(iter_images(folder, top))
 
 
 def scan_folder(
@@ -58,7 +129,7 @@ def scan_folder(
     kept: dict[str, list[str]] = {}
     dropped = []
     for done, name in enumerate(classes, start=1):
-        images = find_images(os.path.join(folder, name))
+        images = find_images(os.path.join(folder, name), top=folder)
         rng.shuffle(images)
         if len(images) < min_per_class:
             reason = f"{len(images)} images in the {where}, fewer than the minimum of {min_per_class}"

@@ -15,6 +15,7 @@ import lmdb
 import numpy as np
 import tensorflow as tf_root
 
+from digits.imaging import check_pixels
 from digits.records import decode_record, record_key
 
 tf = tf_root.compat.v1
@@ -86,6 +87,10 @@ def db_info(path: str) -> LmdbInfo:
         else:
             label = LabelInfo("class" if record.label is not None else "none")
         shape = [record.height, record.width, record.channels]
+        # The graph decodes every record at this size: one too large to decode is refused before training starts.
+        check_pixels(record.height, record.width, f"the images of {path}")
+        if record.label_array is not None:
+            check_pixels(record.label_array.shape[0], record.label_array.shape[1], f"the label arrays of {path}")
         return LmdbInfo(path, entries, shape, record.format, record.dtype, label)
     finally:
         env.close()
