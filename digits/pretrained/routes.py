@@ -163,8 +163,11 @@ def upload_archive():
     try:
         with os.fdopen(handle, "wb") as f:
             upload.save(f)
-        job = pretrained.from_archive(current_services().store, Path(saved), upload.filename,
-                                      (form.job_name.data or "").strip(), current_username())  # fmt: skip
+        config = current_services().config
+        job = pretrained.from_archive(
+            current_services().store, Path(saved), upload.filename, (form.job_name.data or "").strip(),
+            current_username(), max_ratio=config.archive_max_ratio, max_members=config.archive_max_members,
+        )  # fmt: skip
     except archive.ArchiveError as exc:
         return _refused(form, FilesForm(formdata=None), form.archive, f"{upload.filename}: {exc}")
     finally:
