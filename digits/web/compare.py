@@ -18,7 +18,7 @@ PARAMETERS = [
     ("dataset", "Dataset"), ("network", "Network"), ("framework", "Framework"), ("epochs", "Epochs"),
     ("batch_size", "Batch size"), ("solver", "Solver"), ("learning_rate", "Learning rate"),
     ("lr_policy", "LR policy"), ("seed", "Random seed"), ("best_val_accuracy", "Best val accuracy"),
-    ("best_val_loss", "Best val loss"), ("duration", "Duration (s)"), ("status", "Status"),
+    ("best_val_loss", "Best val loss"), ("duration", "Duration"), ("status", "Status"),
 ]  # fmt: skip
 
 
