@@ -53,16 +53,8 @@ import tensorflow as tf_root  # noqa: E402
 
 from digits.models.lr_policy import POLICIES, LRPolicy, parse_percents  # noqa: E402
 from digits.tools.protocol import ProgressReporter, emit, run_tool  # noqa: E402
-from digits.tools.tensorflow import detection  # noqa: E402
 from digits.tools.tensorflow.data import Augmentation, LmdbInfo, db_info, make_dataset, mean_to_subtract  # noqa: E402
-from digits.tools.tensorflow.model import (  # noqa: E402
-    GraphKeys,
-    NetworkError,
-    Tower,
-    building,
-    error_fields,
-    load_network,
-)
+from digits.tools.tensorflow.model import NetworkError, Tower, building, error_fields, load_network  # noqa: E402
 
 tf = tf_root.compat.v1
 SOLVERS = ("SGD", "MOMENTUM", "NESTEROV", "ADAGRAD", "ADAGRADDA", "ADADELTA", "ADAM", "RMSPROP", "FTRL")
@@ -129,9 +121,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--freeze", default="", help="comma list of regexes: matching variables are not trained")
     add_augmentation_arguments(parser)
     parser.add_argument("--early-stopping-metric", help="e.g. val/loss or val/accuracy")
-    parser.add_argument(
-        "--detection", action="store_true", help="labels are box rows: validation adds precision, recall and mAP"
-    )
     parser.add_argument("--patience", type=int, default=5, help="validations without improvement before stopping")
     parser.add_argument(
         "--cpu-towers", type=int, default=1,
@@ -293,8 +282,6 @@ class TrainGraph:
     train_summaries: object | None
     val_scalars: dict[str, object] = field(default_factory=dict)
     val_batch: object | None = None
-    val_detections: tuple | None = None  # a detection network's (boxes, box rows) of the validation batch
-    class_names: list[str] = field(default_factory=list)  # of --labels: detection scores each class
     iterators: list = field(default_factory=list)
     val_iterator: object | None = None
     model_vars: list = field(default_factory=list)
@@ -366,12 +353,9 @@ def build_graph(
         val_data = make_dataset(
             val, args.batch_size, training=False, mean=mean, crop_size=args.crop_size, augmentation=augmentation
         )
-        graph.val_iterator, graph.val_scalars, graph.val_batch, graph.val_detections = build_validation(
+        graph.val_iterator, graph.val_scalars, graph.val_batch = build_validation(
             args, model_class, val_data, input_shape, nclasses
         )
-    if args.detection and args.labels:
-        with open(args.labels) as f:
-            graph.class_names = [line.strip() for line in f if line.strip()]
     return graph
 
 
@@ -379,16 +363,13 @@ def build_validation(
     args: argparse.Namespace, model_class: type, val_data, input_shape: list[int], nclasses: int | None
 ) -> tuple[object, dict[str, object], object]:
     """The validation tower, reusing the training variables: returns the iterator over ``val_data``, the
-    tower's scalars (its losses and the network's scalar summaries), the size of the batch they are of and,
-    with ``--detection``, the tower's boxes and the batch's box rows (see ``digits.tools.tensorflow.detection``)."""
+    tower's scalars (its losses and the network's scalar summaries) and the size of the batch they are of."""
     iterator = tf.data.make_initializable_iterator(val_data)
     vx, vy = iterator.get_next()
     with tf.name_scope("val"), tf.variable_scope(MODEL_SCOPE, reuse=True):
         tower = model_class(vx, vy, input_shape, nclasses, is_training=False)
-        fine_tune = bool(args.weights) and not args.resume
-        losses, scalars, _ = tower_outputs(tower, args.network, fine_tune, GraphKeys.SUMMARIES_VAL)
-        detections = (detection.detection_boxes(tower.inference, input_shape, nclasses), vy) if args.detection else None
-    return iterator, {**named_losses(losses), **scalars}, tf.shape(vx)[0], detections
+        losses, scalars, _ = tower_outputs(tower, args.network, bool(args.weights) and not args.resume)
+    return iterator, {**named_losses(losses), **scalars}, tf.shape(vx)[0]
 
 
 def build_towers(
@@ -416,27 +397,22 @@ def build_towers(
 
 
 def tower_outputs(
-    tower: Tower, network_path: str, fine_tune: bool = False, collection: str = GraphKeys.SUMMARIES_TRAIN
+    tower: Tower, network_path: str, fine_tune: bool = False
 ) -> tuple[list[tuple[object, list | None]], dict, list]:
     """Build a tower's graph: returns ``([(loss, vars or None)], {metric name: scalar}, [other summaries])``.
 
-    The summaries are those of ``self.summaries`` and those the network added to the graph ``collection``
-    while this tower was built (``digits.GraphKeys.SUMMARIES_TRAIN`` for a training tower, ``SUMMARIES_VAL``
-    for the validation tower). ``inference`` may return a list or tuple of tensors: only ``loss`` reads it here.
     With ``fine_tune`` (training starts from other weights), the network's ``fineTuneHook(net)`` gets the
     inference output and what it returns is ``self.inference`` from then on, for ``loss`` too.
     Errors raised from the user's source become :class:`NetworkError` naming the user's line.
     """
-    collected = len(tf.get_collection(collection))
     with building(network_path):
         inference = tower.inference  # building the inference graph first gives errors their proper line
         if fine_tune:
             tower.set_inference(tower.fineTuneHook(inference))
         loss = tower.loss
-    added = [s for s in tf.get_collection(collection)[collected:] if not any(s is t for t in tower.summaries)]
     scalars: dict[str, object] = {}
     others = []
-    for summary in [*tower.summaries, *added]:
+    for summary in tower.summaries:
         op = getattr(summary, "op", summary)
         if op.type == "ScalarSummary":
             tag = np.asarray(tf_root.get_static_value(op.inputs[0])).item()
@@ -766,28 +742,19 @@ class Validation:
 
 
 def validate(sess, graph: TrainGraph) -> dict[str, float]:
-    """Run the validation tower over the whole validation set; returns each scalar averaged over images, and
-    for a detection network its precision, recall, mAP and AP per class over the whole set."""
+    """Run the validation tower over the whole validation set; returns each scalar averaged over images."""
     sess.run(graph.val_iterator.initializer)
     sums = dict.fromkeys(graph.val_scalars, 0.0)
     count = 0
-    found: list = []
-    truths: list = []
     while not Stop.requested:
         try:
-            values, n, boxes = sess.run([graph.val_scalars, graph.val_batch, graph.val_detections or []])
+            values, n = sess.run([graph.val_scalars, graph.val_batch])
         except tf.errors.OutOfRangeError:
             break
-        if boxes:
-            found += list(boxes[0])
-            truths += list(boxes[1])
         for key, value in values.items():
             sums[key] += float(value) * n
         count += n
-    values = {k: v / max(count, 1) for k, v in sums.items()}
-    if graph.val_detections is not None:
-        values.update(detection.evaluate(found, truths, graph.class_names))
-    return values
+    return {k: v / max(count, 1) for k, v in sums.items()}
 
 
 class EarlyStopping:
@@ -832,14 +799,7 @@ class Snapshots:
         # "the snapshot of epoch 1" is snapshot_1.0 whatever the batch size.
         label = self.interval.take(end.epoch)
         prefix = os.path.join(self.folder, snapshot_name(label))
-        try:
-            self.saver.save(self.sess, prefix, write_meta_graph=False)
-        except Exception as exc:
-            if "No space left" not in str(exc) and getattr(exc, "errno", None) != 28:  # ENOSPC
-                raise
-            from digits.tools.create_db import DiskFull
-
-            raise DiskFull(f"no space left in {os.path.abspath(self.folder)} for snapshot {label}") from exc
+        self.saver.save(self.sess, prefix, write_meta_graph=False)
         emit("snapshot", epoch=label, path=display_path(prefix))
 
 
