@@ -2,9 +2,10 @@
 
 The dataset's records carry any label a data extension makes (a value vector for regression, a label
 array for segmentation or image-to-image networks), so the network defines what its output means. The
-form is the image classification one; its standard network is the segmentation FCN. When the dataset's
-extension names classes (``class_labels`` in its user data), the model directory gets a ``labels.txt``
-and ``self.nclasses`` is their count.
+form is the image classification one; its standard networks are the segmentation FCN and the DetectNet
+detector (for datasets of the ``image-object-detection`` extension, see ``docs/detection.md``). When the
+dataset's extension names classes (``class_labels`` in its user data), the model directory gets a
+``labels.txt`` and ``self.nclasses`` is their count.
 """
 
 from __future__ import annotations
@@ -41,9 +42,11 @@ class GenericImageModel(ModelKind):
     standard_networks = SEGMENTATION_NETWORKS
 
     def prepare(self, directory: Path, dataset: Job) -> list[str]:
-        """The dataset's class names, when its extension names them, as the model's ``labels.txt``."""
-        labels = generic_datasets.dataset_info(dataset).labels
-        if not labels:
-            return []
-        (directory / "labels.txt").write_text("".join(f"{name}\n" for name in labels))
-        return ["--labels", "labels.txt"]
+        """The dataset's class names, when its extension names them, as the model's ``labels.txt``; a
+        detection dataset's model is trained with ``--detection`` (validation reports mAP)."""
+        info = generic_datasets.dataset_info(dataset)
+        args = ["--detection"] if info.extension_id == generic_datasets.DETECTION_EXTENSION else []
+        if not info.labels:
+            return args
+        (directory / "labels.txt").write_text("".join(f"{name}\n" for name in info.labels))
+        return [*args, "--labels", "labels.txt"]

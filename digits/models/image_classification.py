@@ -35,6 +35,7 @@ STANDARD_NETWORKS = [
 # Standard networks of generic models (digits.models.generic); their sources live beside the others.
 SEGMENTATION_NETWORKS = [
     ("fcn", "FCN", "A small fully convolutional network: a class for every pixel (segmentation datasets)."),
+    ("detectnet", "DetectNet", "A single-shot grid detector: boxes, classes and confidences (detection datasets)."),
 ]
 SOLVERS = [
     ("SGD", "Stochastic Gradient Descent (SGD)"),

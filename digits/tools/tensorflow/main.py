@@ -53,6 +53,7 @@ import tensorflow as tf_root  # noqa: E402
 
 from digits.models.lr_policy import POLICIES, LRPolicy, parse_percents  # noqa: E402
 from digits.tools.protocol import ProgressReporter, emit, run_tool  # noqa: E402
+from digits.tools.tensorflow import detection  # noqa: E402
 from digits.tools.tensorflow.data import Augmentation, LmdbInfo, db_info, make_dataset, mean_to_subtract  # noqa: E402
 from digits.tools.tensorflow.model import NetworkError, Tower, building, error_fields, load_network  # noqa: E402
 
@@ -121,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--freeze", default="", help="comma list of regexes: matching variables are not trained")
     add_augmentation_arguments(parser)
     parser.add_argument("--early-stopping-metric", help="e.g. val/loss or val/accuracy")
+    parser.add_argument(
+        "--detection", action="store_true", help="labels are box rows: validation adds precision, recall and mAP"
+    )
     parser.add_argument("--patience", type=int, default=5, help="validations without improvement before stopping")
     parser.add_argument(
         "--cpu-towers", type=int, default=1,
@@ -282,6 +286,8 @@ class TrainGraph:
     train_summaries: object | None
     val_scalars: dict[str, object] = field(default_factory=dict)
     val_batch: object | None = None
+    val_detections: tuple | None = None  # a detection network's (boxes, box rows) of the validation batch
+    class_names: list[str] = field(default_factory=list)  # of --labels: detection scores each class
     iterators: list = field(default_factory=list)
     val_iterator: object | None = None
     model_vars: list = field(default_factory=list)
@@ -353,9 +359,12 @@ def build_graph(
         val_data = make_dataset(
             val, args.batch_size, training=False, mean=mean, crop_size=args.crop_size, augmentation=augmentation
         )
-        graph.val_iterator, graph.val_scalars, graph.val_batch = build_validation(
+        graph.val_iterator, graph.val_scalars, graph.val_batch, graph.val_detections = build_validation(
             args, model_class, val_data, input_shape, nclasses
         )
+    if args.detection and args.labels:
+        with open(args.labels) as f:
+            graph.class_names = [line.strip() for line in f if line.strip()]
     return graph
 
 
@@ -363,13 +372,15 @@ def build_validation(
     args: argparse.Namespace, model_class: type, val_data, input_shape: list[int], nclasses: int | None
 ) -> tuple[object, dict[str, object], object]:
     """The validation tower, reusing the training variables: returns the iterator over ``val_data``, the
-    tower's scalars (its losses and the network's scalar summaries) and the size of the batch they are of."""
+    tower's scalars (its losses and the network's scalar summaries), the size of the batch they are of and,
+    with ``--detection``, the tower's boxes and the batch's box rows (see ``digits.tools.tensorflow.detection``)."""
     iterator = tf.data.make_initializable_iterator(val_data)
     vx, vy = iterator.get_next()
     with tf.name_scope("val"), tf.variable_scope(MODEL_SCOPE, reuse=True):
         tower = model_class(vx, vy, input_shape, nclasses, is_training=False)
         losses, scalars, _ = tower_outputs(tower, args.network, bool(args.weights) and not args.resume)
-    return iterator, {**named_losses(losses), **scalars}, tf.shape(vx)[0]
+        detections = (detection.detection_boxes(tower.inference, input_shape, nclasses), vy) if args.detection else None
+    return iterator, {**named_losses(losses), **scalars}, tf.shape(vx)[0], detections
 
 
 def build_towers(
@@ -742,19 +753,28 @@ class Validation:
 
 
 def validate(sess, graph: TrainGraph) -> dict[str, float]:
-    """Run the validation tower over the whole validation set; returns each scalar averaged over images."""
+    """Run the validation tower over the whole validation set; returns each scalar averaged over images, and
+    for a detection network its precision, recall, mAP and AP per class over the whole set."""
     sess.run(graph.val_iterator.initializer)
     sums = dict.fromkeys(graph.val_scalars, 0.0)
     count = 0
+    found: list = []
+    truths: list = []
     while not Stop.requested:
         try:
-            values, n = sess.run([graph.val_scalars, graph.val_batch])
+            values, n, boxes = sess.run([graph.val_scalars, graph.val_batch, graph.val_detections or []])
         except tf.errors.OutOfRangeError:
             break
+        if boxes:
+            found += list(boxes[0])
+            truths += list(boxes[1])
         for key, value in values.items():
             sums[key] += float(value) * n
         count += n
-    return {k: v / max(count, 1) for k, v in sums.items()}
+    values = {k: v / max(count, 1) for k, v in sums.items()}
+    if graph.val_detections is not None:
+        values.update(detection.evaluate(found, truths, graph.class_names))
+    return values
 
 
 class EarlyStopping:

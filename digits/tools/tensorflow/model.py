@@ -155,6 +155,8 @@ def rgb_to_bgr(x):
 
 def digits_helpers() -> types.SimpleNamespace:
     """The ``digits`` object a network sees: the helper functions and ``GraphKeys``."""
+    from digits.tools.tensorflow import detection  # it imports this module
+
     return types.SimpleNamespace(
         classification_loss=classification_loss,
         classification_accuracy=classification_accuracy,
@@ -167,6 +169,9 @@ def digits_helpers() -> types.SimpleNamespace:
         chw_to_hwc=chw_to_hwc,
         bgr_to_rgb=bgr_to_rgb,
         rgb_to_bgr=rgb_to_bgr,
+        detection_targets=detection.detection_targets,
+        detection_loss=detection.detection_loss,
+        detection_boxes=detection.detection_boxes,
         GraphKeys=GraphKeys,
     )
 
