@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shlex
 import signal
 import sys
@@ -285,12 +286,21 @@ class TaskRun:
         return log_tail(self.log_path, lines)
 
 
-def log_tail(path: Path, lines: int = 20) -> str:
-    """The last ``lines`` lines of a task's log ("" before it has one)."""
+def log_tail(path: Path, lines: int = 20, max_bytes: int = 64 * 1024) -> str:
+    """The last ``lines`` lines of a task's log ("" before it has one), read from the file's end.
+
+    Pages ask for it with every model JSON: only the last ``max_bytes`` are read, however long the log.
+    """
     try:
-        return "".join(path.read_text(errors="replace").splitlines(keepends=True)[-lines:])
+        with open(path, "rb") as log_file:
+            size = log_file.seek(0, os.SEEK_END)
+            log_file.seek(max(0, size - max_bytes))
+            kept = log_file.read().decode(errors="replace").splitlines(keepends=True)
     except OSError:
         return ""
+    if size > max_bytes:
+        kept = kept[1:]  # the first line read may be cut
+    return "".join(kept[-lines:])
 
 
 # Events kept as lists in the task's data, under these names.
