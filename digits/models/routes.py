@@ -260,6 +260,13 @@ def visualize_network_view():
     except ValueError as exc:
         return {"errors": {"input_shape": [str(exc)]}}, 400
     try:
+        # A syntax error needs no child process: compiling runs nothing and answers at once.
+        compile(source, "network.py", "exec")
+    except SyntaxError as exc:
+        line = (exc.text or "").rstrip("\n") or None
+        error = NetworkBuildError(f"SyntaxError: {exc.msg} (network.py, line {exc.lineno})", exc.lineno, line)
+        return {"errors": str(error), **error.as_dict()}, 400
+    try:
         return visualize_network(source, shape, nclasses or 10, slots=current_limits().visualizations)
     except NetworkBuildError as exc:
         return {"errors": str(exc), **exc.as_dict()}, 400

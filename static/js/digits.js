@@ -247,6 +247,70 @@ window.DIGITS = (function () {
         return text.charAt(0).toUpperCase() + text.slice(1);
     };
 
+    /**
+     * A code editor over `textarea` (CodeMirror 5 with Python highlighting and line numbers, vendored in
+     * static/vendor/codemirror/, when the page loads it; the plain textarea otherwise). The textarea stays the
+     * form field: it is kept equal to the editor, and gets an `input` event at each change.
+     * Returns {value() -> the source, setValue(text), showLine(n, isError) -> selects line n (1-based) and, for
+     * an error, marks it until the next change}.
+     */
+    DIGITS.codeEditor = function (textarea) {
+        if (textarea.codeEditor) return textarea.codeEditor;
+        const cm = typeof CodeMirror === 'undefined' ? null : CodeMirror.fromTextArea(textarea, {
+            mode: 'python', lineNumbers: true, indentUnit: 4, tabSize: 4, indentWithTabs: false,
+            extraKeys: {Tab: function (editor) {
+                if (editor.somethingSelected()) editor.indentSelection('add');
+                else editor.replaceSelection('    ');
+            }, 'Shift-Tab': function (editor) { editor.indentSelection('subtract'); }},
+        });
+        let marked = null;
+        if (cm) {
+            // Made while its tab is hidden, CodeMirror measures nothing: measure again once it is shown.
+            if (window.ResizeObserver) new ResizeObserver(function () { cm.refresh(); }).observe(cm.getWrapperElement());
+            cm.on('change', function () {
+                cm.save();
+                if (marked !== null) { cm.removeLineClass(marked, 'background', 'cm-error-line'); marked = null; }
+                textarea.dispatchEvent(new Event('input', {bubbles: true}));
+            });
+        } else {
+            DIGITS.indentOnTab(textarea);
+        }
+        const api = {
+            value: function () { return cm ? cm.getValue() : textarea.value; },
+            setValue: function (text) {
+                if (cm) { cm.setValue(text); cm.setCursor(0, 0); cm.scrollTo(0, 0); } else { textarea.value = text; }
+            },
+            showLine: function (number, isError) {
+                const lines = api.value().split('\n');
+                if (number < 1 || number > lines.length) return;
+                if (cm) {
+                    const line = number - 1;
+                    cm.focus();
+                    cm.setSelection({line: line, ch: 0}, {line: line, ch: lines[line].length});
+                    cm.scrollIntoView({line: line, ch: 0}, 80);
+                    if (isError) {
+                        if (marked !== null) cm.removeLineClass(marked, 'background', 'cm-error-line');
+                        marked = cm.addLineClass(line, 'background', 'cm-error-line');
+                    }
+                    return;
+                }
+                const start = lines.slice(0, number - 1).reduce(function (n, text) { return n + text.length + 1; }, 0);
+                textarea.focus();
+                textarea.setSelectionRange(start, start + lines[number - 1].length);
+                const lineHeight = parseFloat(getComputedStyle(textarea).lineHeight) || 18;
+                textarea.scrollTop = Math.max(0, (number - 5) * lineHeight);
+            },
+        };
+        textarea.codeEditor = api;
+        return api;
+    };
+
+    /** On a form opened by Clone (?clone=<id>), make the name field say it is a new job: "digits (clone)". */
+    DIGITS.suggestCloneName = function (field) {
+        if (!field || !field.value || !new URLSearchParams(window.location.search).has('clone')) return;
+        if (!/\(clone( \d+)?\)$/.test(field.value)) field.value += ' (clone)';
+    };
+
     const FORM_KEY = 'digits.form:';
 
     /**
@@ -280,7 +344,8 @@ window.DIGITS = (function () {
                 } else if (field.multiple) {
                     Array.from(field.options).forEach(function (o) { o.selected = entry[1].indexOf(o.value) >= 0; });
                 } else if (named.length === 1) {
-                    field.value = entry[1];
+                    if (field.codeEditor) field.codeEditor.setValue(entry[1]);
+                    else field.value = entry[1];
                 }
                 field.dispatchEvent(new Event('input', {bubbles: true}));
                 field.dispatchEvent(new Event('change', {bubbles: true}));
@@ -711,14 +776,7 @@ DIGITS.visualizeNetwork = function (options) {
     }
 
     function selectLine(number) {
-        const editor = options.editor;
-        const lines = editor.value.split('\n');
-        if (number < 1 || number > lines.length) return;
-        const start = lines.slice(0, number - 1).reduce(function (n, line) { return n + line.length + 1; }, 0);
-        editor.focus();
-        editor.setSelectionRange(start, start + lines[number - 1].length);
-        const lineHeight = parseFloat(getComputedStyle(editor).lineHeight) || 18;
-        editor.scrollTop = Math.max(0, (number - 5) * lineHeight);
+        DIGITS.codeEditor(options.editor).showLine(number, true);
     }
 
     function renderLayers(result) {
@@ -751,6 +809,7 @@ DIGITS.visualizeNetwork = function (options) {
         const line = data.user_line;
         const parts = [el('div', {className: 'alert alert-danger py-2 mb-2', id: 'network-error-message'}, message)];
         if (line != null) {
+            selectLine(line);   // marked in the editor until the next change
             parts.push(el('div', {id: 'network-error-line'}, [
                 el('div', {className: 'small fw-semibold mb-1'}, [
                     'Your network, ', el('a', {href: '#custom_network', onclick: function (event) {

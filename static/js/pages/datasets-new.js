@@ -69,6 +69,7 @@
         setTimeout(function () { button.disabled = true; button.textContent = 'Creating\u2026'; }, 0);
     });
 
+    DIGITS.suggestCloneName(form.elements.dataset_name);
     DIGITS.keepFormAcrossLogin(form);
     showMethod();
     showRevealed();

@@ -156,9 +156,17 @@
     /* ---------- networks ---------- */
 
     const editor = byId('custom_network');
+    const code = DIGITS.codeEditor(editor);
     let editorDirty = false;   // typed in since the last Customize: ask before replacing
-    DIGITS.indentOnTab(editor);
     editor.addEventListener('input', function () { editorDirty = true; });
+    // Our standard networks carry lint comments for our own checks; they mean nothing in the user's network.
+    function withoutLintComments(source) {
+        return source.split('\n').map(function (line) {
+            return line.replace(/\s*#\s*(ruff:|noqa\b|fmt:|type:\s*ignore|pylint:).*$/, '');
+        }).filter(function (line, i, lines) {
+            return line.trim() !== '' || (lines[i - 1] || '').trim() !== '' || i === 0;   // no doubled blank lines
+        }).join('\n');
+    }
 
     function chooseMethod(method) {
         const radio = form.querySelector('input[name="method"][value="' + method + '"]');
@@ -172,7 +180,7 @@
         link.addEventListener('click', async function (event) {
             event.preventDefault();
             const name = link.dataset.network;
-            if (editorDirty && editor.value.trim()
+            if (editorDirty && code.value().trim()
                     && !window.confirm('Replace your custom network with the source of ' + name + '?')) return;
             const status = byId('custom-network-status');
             link.classList.add('disabled');
@@ -180,13 +188,11 @@
                 const response = await fetch(NETWORK_SOURCE_URL.replace('__NAME__', encodeURIComponent(name)),
                                              {credentials: 'same-origin', headers: {'Accept': 'text/plain'}});
                 if (!response.ok) throw new Error(response.status + ' ' + (response.statusText || 'error'));
-                editor.value = await response.text();
+                const source = withoutLintComments(await response.text());
+                chooseMethod('custom');
+                code.setValue(source);
                 editorDirty = false;
                 status.textContent = 'Started from ' + name;
-                chooseMethod('custom');
-                editor.focus();
-                editor.setSelectionRange(0, 0);
-                editor.scrollTop = 0;
             } catch (error) {
                 DIGITS.alert('Could not load the source of ' + name + ': ' + error.message);
             } finally {
@@ -222,7 +228,7 @@
         result: byId('visualize-result'),
         fields: function () {
             const data = new FormData();
-            data.set('custom_network', editor.value);
+            data.set('custom_network', code.value());
             const dataset = DATASETS.find(function (d) { return d.id === byId('dataset').value; });
             if (dataset) data.set('dataset', dataset.id);
             else {
@@ -267,6 +273,7 @@
         setTimeout(function () { button.disabled = true; button.textContent = 'Creating\u2026'; }, 0);
     });
 
+    DIGITS.suggestCloneName(form.elements.model_name);
     DIGITS.keepFormAcrossLogin(form);
     renderDataset();
     renderVisualizeFor();
