@@ -131,3 +131,11 @@ def test_classify_many_filters_mistakes_sorts_and_opens_matrix_cells(trained, pa
     page.click("#cell-filter-clear")
     assert shown.count() == total
     assert not page.js_errors
+
+
+def test_the_snapshot_table_shows_each_snapshots_size(trained, page):
+    _, model, _ = trained
+    page.goto(f"models/{model}")
+    page.wait_for_selector("#snapshot-table tr.snapshot")
+    sizes = page.locator("#snapshot-table tr.snapshot td:last-child").all_inner_texts()
+    assert len(sizes) == 2 and all(size.strip().endswith("B") for size in sizes), sizes
