@@ -36,6 +36,10 @@ CREATE TABLE IF NOT EXISTS users (
     disabled INTEGER NOT NULL DEFAULT 0,
     created REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS ended_sessions (
+    nonce TEXT PRIMARY KEY,
+    ended REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS tokens (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     username TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
@@ -202,6 +206,20 @@ class Accounts:
         others = db.execute("SELECT COUNT(*) FROM users").fetchone()[0]
         if others and not admins:
             raise AccountError("That would leave no enabled admin; make another account admin first.")
+
+    # -- sessions -------------------------------------------------------------------------------------
+    # A session lives in a signed cookie; logging out records its nonce, so a copy of the cookie is refused too.
+    def end_session(self, nonce: str, keep_seconds: float) -> None:
+        """Refuse the session ``nonce`` from now on; ended sessions older than ``keep_seconds`` are forgotten
+        (their cookies have expired by then)."""
+        now = time.time()
+        with self._write_lock, self._connect() as db:
+            db.execute("INSERT OR REPLACE INTO ended_sessions (nonce, ended) VALUES (?, ?)", (nonce, now))
+            db.execute("DELETE FROM ended_sessions WHERE ended < ?", (now - keep_seconds,))
+
+    def session_ended(self, nonce: str) -> bool:
+        with self._connect() as db:
+            return db.execute("SELECT 1 FROM ended_sessions WHERE nonce = ?", (nonce,)).fetchone() is not None
 
     # -- API tokens -----------------------------------------------------------------------------------
     def new_token(self, name: str, label: str) -> tuple[Token, str]:

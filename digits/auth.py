@@ -33,6 +33,8 @@ blueprint = Blueprint("auth", __name__)
 
 # Endpoints anyone may reach in password mode: logging in, the first admin's setup, the files those pages use.
 PUBLIC_ENDPOINTS = {"auth.login", "auth.setup", "static"}
+# A random value per login, kept in the session cookie: logging out ends it on the server too.
+SESSION_NONCE = "nonce"
 # Failed logins allowed per address and per account name before answers are refused for a while.
 FAILED_LOGINS = "10 per minute"
 
@@ -130,6 +132,8 @@ def _load_session_user(session_id: str) -> SignedIn | None:
     name, _, stamp = session_id.partition("|")
     if single_user():
         return SignedIn(User(name))
+    if accounts().session_ended(session.get(SESSION_NONCE, "")):
+        return None
     user = accounts().get(name)
     if user is None or user.disabled or not hmac.compare_digest(stamp, user.password_stamp):
         return None
@@ -250,6 +254,14 @@ def safe_next(target: str | None) -> str:
     return target
 
 
+def start_session(user: User) -> None:
+    """Log ``user`` in with a fresh session (a new cookie, no data of an earlier one: no session fixation)."""
+    session.clear()
+    login_user(SignedIn(user), remember=False)
+    session[SESSION_NONCE] = secrets.token_urlsafe(16)
+    session.permanent = True
+
+
 @blueprint.route("/login", methods=["GET", "POST"])
 def login():
     """Log in with a name and password (a name alone in single-user mode); the cookie keeps the session."""
@@ -260,9 +272,7 @@ def login():
         else:
             user = accounts().authenticate(form.username.data, form.password.data or "")
         if user is not None:
-            session.clear()  # a new session id for a new login (no session fixation)
-            login_user(SignedIn(user), remember=False)
-            session.permanent = True
+            start_session(user)
             return {"username": user.name} if wants_json() else redirect(safe_next(form.next.data))
         form.password.errors = ["Wrong user name or password, or the account is disabled (ask an admin)."]
     # Scripts (curl's */*) get JSON, as from the error handler; browsers ask for text/html.
@@ -274,6 +284,11 @@ def login():
 
 @blueprint.route("/logout", methods=["POST"])
 def logout():
+    """End the session, here and on the server: a copy of its cookie no longer logs anyone in."""
+    nonce = session.get(SESSION_NONCE)
+    if nonce and not single_user():
+        lifetime = current_app.permanent_session_lifetime.total_seconds()
+        accounts().end_session(nonce, keep_seconds=lifetime)
     logout_user()
     session.clear()
     return {"logged_out": True} if wants_json() else redirect(url_for("auth.login"))
@@ -298,9 +313,7 @@ def setup():
         else:
             services.setup_token = None
             log.info("first admin %s created through the setup link", user.name)
-            session.clear()
-            login_user(SignedIn(user))
-            session.permanent = True
+            start_session(user)
             return redirect(url_for("home.index"))
     return render_template("setup.html", form=form), 400 if form.errors else 200
 

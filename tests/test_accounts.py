@@ -398,3 +398,24 @@ def test_the_users_command_manages_the_servers_accounts(server, admin):
     assert "betty" not in [u["name"] for u in admin.get(server.url + "/admin/users.json").json()["users"]]
     missing = users_command(server, "remove", "betty")
     assert missing.returncode == 2 and "no account 'betty'" in missing.stderr
+
+
+def test_logging_out_ends_the_session_on_the_server(server, admin):
+    session = login(server, "admin", ADMIN_PASSWORD)
+    copied = requests.Session()
+    copied.cookies.update(session.cookies)
+    assert copied.get(server.url + "/index.json").status_code == 200
+    assert session.post(server.url + "/logout", headers=JSON).json() == {"logged_out": True}
+    # A copy of the cookie (a stolen one, another tab's) is refused as well, not only the browser's own.
+    assert copied.get(server.url + "/index.json").status_code == 401
+    assert admin.get(server.url + "/index.json").status_code == 200  # the admin's other session goes on
+
+
+def test_a_new_password_ends_the_other_sessions(server, admin):
+    admin.post(server.url + "/admin/users.json", data={"username": "barney", "password": "barney pass 1"})
+    laptop, desktop = login(server, "barney", "barney pass 1"), login(server, "barney", "barney pass 1")
+    answer = laptop.post(server.url + "/account/password.json", headers=JSON, data={
+        "current_password": "barney pass 1", "new_password": "barney pass 2", "confirm": "barney pass 2"})  # fmt: skip
+    assert answer.json() == {"changed": True}
+    assert laptop.get(server.url + "/index.json").status_code == 200
+    assert desktop.get(server.url + "/index.json").status_code == 401
