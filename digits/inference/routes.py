@@ -29,6 +29,7 @@ from wtforms.validators import NumberRange, Optional
 from digits.auth import current_username
 from digits.data_roots import inside_data_roots
 from digits.datasets.generic import dataset_info
+from digits.detection import bbox_answer, kitti_zip, score_list, split_label_files
 from digits.extensions.data import create_extension
 from digits.extensions.web import (
     ExtensionError,
@@ -285,6 +286,12 @@ def _many(mode: str):
         return _start_job(job, spec, form, "infer_db" if generic else mode, db=form.db.data,
                           limit=form.num_test_images.data or None)  # fmt: skip
     paths, labels, problems = _image_list(form, spec)
+    label_of: dict[str, str | None] = {}
+    if spec.task == "detection":
+        # A detection list's line is "image [labels.txt]": KITTI ground truth scores the boxes.
+        paths, label_files, refused = split_label_files(paths, (form.image_folder.data or "").strip(), form.roots)
+        problems += refused
+        label_of = dict(zip(paths, label_files, strict=True))
     urls = sum(is_url(p) for p in paths)
     sync_limit = current_services().config.inference_sync_limit
     if urls and len(paths) > sync_limit:
@@ -302,9 +309,16 @@ def _many(mode: str):
         reply = _run(spec, paths, top=len(spec.labels) if mode == "top_n" else TOP, inputs=viewed)
     for result in reply["results"]:
         result["name"] = names.get(result["name"], result["name"])
+    scores = None
+    if spec.task == "detection":
+        scores = score_list(reply["results"], [label_of.get(r["name"]) for r in reply["results"]], spec.labels)
     if viewed:
-        return render_outputs(job, spec, reply["results"], "Infer Many")
+        return render_outputs(job, spec, reply["results"], "Infer Many", scores=scores)
     answer = shape_results(mode, reply["results"], labels, spec.labels, problems, form.top_n.data or 9)
+    if spec.task == "detection":
+        answer["outputs"] = {r["name"]: bbox_answer(r["detections"], spec.labels) for r in reply["results"]
+                             if "detections" in r}  # fmt: skip
+        answer.update({"scores": scores} if scores else {})
     if wants_json():
         return answer
     return render_template(f"models/{mode}.html", job=job, spec=spec, **answer)
@@ -377,15 +391,20 @@ for _name, _view in (("classify_one", classify_one), ("classify_many", classify_
 # -- generic models (DIGITS' Images > Other): outputs instead of classes, shown by a view extension -----------
 GENERIC_BASE = "/models/images/generic"
 DEFAULT_VIEW = "all-raw-data"
+DETECTION_VIEW = "image-bounding-boxes"
 
 
-def render_outputs(job: Job, spec, results: list[dict], title: str):
-    """The HTML page of generic outputs: each sample through the chosen view extension."""
-    view_id = request.values.get("view_extension_id") or DEFAULT_VIEW
+def render_outputs(job: Job, spec, results: list[dict], title: str, scores: dict | None = None):
+    """The HTML page of generic outputs: each sample through the chosen view extension. A detection model's
+    boxes (drawn by the bounding-box view unless another is chosen) come with ``scores`` for a labelled list
+    and their KITTI files to download."""
+    detection = spec.task == "detection"
+    view_id = request.values.get("view_extension_id") or (DETECTION_VIEW if detection else DEFAULT_VIEW)
     extension, _, config = chosen_view(view_id, request.form, missing_status=400)
     dataset = current_services().store.get(spec.extra.get("dataset_id", ""))
+    key = "bbox-list" if detection else "output"
     samples = [
-        (r["name"], np.asarray(r.get("input", []), np.float32), {"output": chw(np.asarray(r["outputs"]))}, None)
+        (r["name"], np.asarray(r.get("input", []), np.float32), {key: chw(np.asarray(r["outputs"]))}, None)
         for r in results
         if "outputs" in r
     ]
@@ -396,9 +415,10 @@ def render_outputs(job: Job, spec, results: list[dict], title: str):
             "error.html", code=500, title="View failed", message=str(exc), details=exc.traceback
         ), 500
     errors = [{"path": r["name"], "error": r["error"]} for r in results if "error" in r]
+    kitti = kitti_zip(results, spec.labels) if detection else None
     return render_template(
         "models/infer_results.html", job=job, spec=spec, title=title, view=view, extension=extension,
-        names=[s[0] for s in samples], errors=errors,
+        names=[s[0] for s in samples], errors=errors, scores=scores, kitti=kitti,
     )  # fmt: skip
 
 
@@ -414,6 +434,9 @@ def infer_one():
     if job is None:
         return reply
     result = reply["results"][0]
+    if wants_json() and spec.task == "detection":
+        # A list per image, as DIGITS' DetectNet answered (one image here).
+        return {"outputs": {key: [value] for key, value in bbox_answer(result["detections"], spec.labels).items()}}
     if wants_json():
         return {"outputs": {"output": [result.get("outputs", result.get("predictions"))]}}
     return render_outputs(job, spec, reply["results"], "Infer One")

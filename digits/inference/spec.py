@@ -38,7 +38,8 @@ class ModelSpec:
     # The dtype of the network's input pixels (generic datasets may hold uint16 or float arrays).
     input_dtype: str = "uint8"
     # "classification": outputs are class scores, answered as top-5 percents; "generic": the network's own
-    # outputs, answered as they are (regression values, label arrays, images).
+    # outputs, answered as they are (regression values, label arrays, images); "detection": boxes (a grid
+    # turned into boxes by digits.tools.tensorflow.detection), answered as ``bbox-list``.
     task: str = "classification"
     # Trained from another model's weights: the network's fineTuneHook shaped its output.
     fine_tune: bool = False
@@ -103,6 +104,7 @@ def model_spec(job: Job, store: JobStore, epoch: str | float | None = None) -> M
 
     info = dataset_info(dataset)
     classification = dataset.kind == "image-classification"
+    detection = detection_extra(info)
     if classification and not info.labels:
         raise SpecError(f"{Path(dataset.directory) / 'labels.txt'} is missing: was the dataset deleted?")
     mean = Path(dataset.directory) / "mean.npy"
@@ -113,9 +115,9 @@ def model_spec(job: Job, store: JobStore, epoch: str | float | None = None) -> M
         labels=info.labels,
         image_shape=info.feature_dims,
         input_dtype=info.feature_dtype,
-        task="classification" if classification else "generic",
-        # A generic dataset's views need the dataset and its extension.
-        extra={} if classification else {"dataset_id": dataset.id, "extension_id": info.extension_id},
+        task="classification" if classification else "detection" if detection else "generic",
+        # A generic dataset's views need the dataset and its extension; detection, how images were padded.
+        extra={} if classification else {"dataset_id": dataset.id, "extension_id": info.extension_id, **detection},
         resize_mode=dataset.form.get("resize_mode", "squash"),
         mean=str(mean) if has_mean else None,
         subtract_mean=job.form.get("use_mean", "image") if has_mean else "none",
@@ -123,6 +125,16 @@ def model_spec(job: Job, store: JobStore, epoch: str | float | None = None) -> M
         snapshot_epoch=float(chosen["epoch"]),
         fine_tune=job.form.get("method") in ("previous", "pretrained"),
     )
+
+
+def detection_extra(info) -> dict[str, Any]:
+    """For a detection dataset (``image-object-detection``), ``{"detection_pad": [width, height] or None}``:
+    inference pads images as the dataset did, before resizing; for other datasets, nothing."""
+    if info.extension_id != "image-object-detection":
+        return {}
+    userdata = info.extension_userdata
+    width, height = userdata.get("padding_image_width"), userdata.get("padding_image_height")
+    return {"detection_pad": [int(width), int(height)] if width and height else None}
 
 
 def pretrained_spec(job: Job) -> ModelSpec:

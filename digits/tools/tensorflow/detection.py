@@ -14,8 +14,8 @@ The contract of a detection network (``UserModel(Tower)`` on a dataset of ``imag
 
 Training and inference turn the grid into boxes with :func:`detection_boxes` (in the graph, so an exported
 model carries it): ``[N, K, 6]`` rows ``[left, top, right, bottom, confidence, class]`` in input pixels,
-class-wise non-maximum suppression at IoU 0.5, padded with rows of confidence 0. :func:`evaluate` scores
-boxes against ground truth (precision, recall, mAP at IoU 0.5, AP per class), in numpy.
+class-wise non-maximum suppression at IoU 0.5, padded with rows of confidence 0. ``digits.detection.evaluate``
+scores boxes against ground truth (precision, recall, mAP at IoU 0.5, AP per class), in numpy.
 """
 
 from __future__ import annotations
@@ -23,13 +23,15 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf_root
 
+from digits.detection import IOU, evaluate
 from digits.tools.tensorflow.model import NetworkError
+
+__all__ = ["check_grid", "detection_boxes", "detection_loss", "detection_targets", "evaluate"]
 
 tf = tf_root.compat.v1
 CENTRE = 0.3  # a cell is an object's when its centre is within this share of the box's size from the box's centre
 MAX_BOXES = 50  # boxes kept per image after suppression
 MAX_PER_CLASS = 20
-IOU = 0.5
 MIN_SCORE = 0.05
 LOG_CLIP = 6.0  # box distances of exp(6) strides at most: no overflow from an untrained network
 
@@ -146,80 +148,3 @@ def detection_boxes(grid, input_shape, nclasses: int | None = None, max_boxes: i
     top, left, bottom, right = (boxes[..., i] for i in range(4))
     rows = [left * width, top * height, right * width, bottom * height, confidence, classes]
     return tf.identity(tf.stack(rows, axis=-1), name="detections")
-
-
-# -- scoring (numpy) ---------------------------------------------------------------------------------------
-def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """Intersection over union of one box ``[l, t, r, b]`` with each of ``boxes`` [K, 4]."""
-    width = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
-    height = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
-    inter = width * height
-    union = (box[2] - box[0]) * (box[3] - box[1]) + (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) - inter
-    return inter / np.maximum(union, 1e-9)
-
-
-def _inside_share(box: np.ndarray, regions: np.ndarray) -> float:
-    """The largest share of ``box``'s area inside one of ``regions``."""
-    if not len(regions):
-        return 0.0
-    width = np.clip(np.minimum(box[2], regions[:, 2]) - np.maximum(box[0], regions[:, 0]), 0, None)
-    height = np.clip(np.minimum(box[3], regions[:, 3]) - np.maximum(box[1], regions[:, 1]), 0, None)
-    return float((width * height).max() / max((box[2] - box[0]) * (box[3] - box[1]), 1e-9))
-
-
-def average_precision(recall: np.ndarray, precision: np.ndarray) -> float:
-    """The area under the precision-recall curve, precision made monotone (all points, as VOC since 2010)."""
-    recall = np.concatenate([[0.0], recall, [1.0]])
-    precision = np.concatenate([[0.0], precision, [0.0]])
-    precision = np.maximum.accumulate(precision[::-1])[::-1]
-    steps = np.nonzero(recall[1:] != recall[:-1])[0]
-    return float(np.sum((recall[steps + 1] - recall[steps]) * precision[steps + 1]))
-
-
-def evaluate(detections: list, truths: list, classes: list[str], threshold: float = 0.5) -> dict[str, float]:
-    """Score boxes against ground truth over a set of images.
-
-    ``detections[i]`` are image i's rows ``[l, t, r, b, confidence, class]`` (rows of confidence 0 are
-    padding), ``truths[i]`` its box rows (kind 1 objects, -1 regions to ignore). A detection matches an
-    unmatched object of its class at IoU >= 0.5; one mostly inside a region to ignore counts for nothing.
-    Returns ``mAP`` (the mean AP of the classes that have objects), ``precision`` and ``recall`` of the
-    detections of confidence >= ``threshold``, and ``AP_<class>`` for each class with objects.
-    """
-    count = max(len(classes), 1)
-    scored: list[list[tuple[float, bool]]] = [[] for _ in range(count)]
-    objects = np.zeros(count, int)
-    for found, truth in zip(detections, truths, strict=True):
-        found = np.asarray(found, np.float64).reshape(-1, 6)
-        truth = np.asarray(truth, np.float64).reshape(-1, 6)
-        regions = truth[truth[:, 4] < 0, :4]
-        for c in range(count):
-            gt = truth[(truth[:, 4] > 0) & (truth[:, 5] == c), :4]
-            objects[c] += len(gt)
-            mine = found[(found[:, 4] > 0) & (found[:, 5] == c)]
-            matched = np.zeros(len(gt), bool)
-            for row in mine[np.argsort(-mine[:, 4], kind="stable")]:
-                overlaps = iou(row[:4], gt) if len(gt) else np.zeros(0)
-                overlaps[matched] = 0.0
-                if len(gt) and overlaps.max() >= IOU:
-                    matched[int(overlaps.argmax())] = True
-                    scored[c].append((row[4], True))
-                elif _inside_share(row[:4], regions) < 0.5:
-                    scored[c].append((row[4], False))
-    metrics: dict[str, float] = {}
-    aps, hits, kept = [], 0, 0
-    for c in range(count):
-        ranked = sorted(scored[c], key=lambda s: -s[0])
-        hits += sum(1 for score, good in ranked if good and score >= threshold)
-        kept += sum(1 for score, _ in ranked if score >= threshold)
-        if not objects[c]:
-            continue
-        good = np.cumsum([g for _, g in ranked]) if ranked else np.zeros(0)
-        precision = good / np.arange(1, len(ranked) + 1) if ranked else np.zeros(0)
-        ap = average_precision(good / objects[c], precision) if ranked else 0.0
-        metrics[f"AP_{classes[c] if c < len(classes) else c}"] = ap
-        aps.append(ap)
-    total = int(objects.sum())
-    metrics["mAP"] = float(np.mean(aps)) if aps else 0.0
-    metrics["precision"] = hits / kept if kept else 0.0
-    metrics["recall"] = hits / total if total else 0.0
-    return metrics

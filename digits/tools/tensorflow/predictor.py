@@ -18,9 +18,11 @@ import numpy as np
 import tensorflow as tf_root
 from PIL import Image
 
+from digits.detection import to_original
 from digits.imaging import ImageError, image_to_array, load_image, resize_image
 from digits.inference.spec import ModelSpec
 from digits.tools.tensorflow.data import center_crop, mean_to_subtract
+from digits.tools.tensorflow.detection import detection_boxes
 from digits.tools.tensorflow.model import building, load_network
 
 tf = tf_root.compat.v1
@@ -36,19 +38,31 @@ class Item:
     name: str
     pixels: np.ndarray | None = None
     error: str | None = None
+    size: tuple[int, int] | None = None  # the original image's (width, height)
+    scale: tuple[float, float] = (1.0, 1.0)  # original pixels per input pixel (x, y): where boxes go back to
 
 
 def load_batch(spec: ModelSpec, sources: list) -> list[Item]:
     """Read, convert and resize each source (a path or a binary file object) to the model's input size."""
     height, width, channels = spec.image_shape
+    detection = spec.task == "detection"
+    pad = tuple(spec.extra.get("detection_pad") or ()) if detection else ()
     items = []
     for source in sources:
         name = source if isinstance(source, str) else getattr(source, "name", "image")
         try:
-            image = load_image(source, channels, draft_size=(width, height))
+            # Boxes are answered in the original's pixels: its size must be the file's, not a JPEG draft's.
+            image = load_image(source, channels, draft_size=None if detection else (width, height))
+            size = image.size
+            if pad:
+                # As the detection dataset stored its images: padded at the right and bottom, then resized.
+                canvas = Image.new(image.mode, pad)
+                canvas.paste(image, (0, 0))
+                image = canvas
             # Inference is repeatable: "fill" pads with the same noise every time.
             resized = resize_image(image, height, width, spec.resize_mode, rng=np.random.default_rng(0))
-            items.append(Item(name, image_to_array(resized)))
+            scale = (image.size[0] / width, image.size[1] / height)
+            items.append(Item(name, image_to_array(resized), size=size, scale=scale))
         except ImageError as exc:
             items.append(Item(name, error=exc.reason))
     return items
@@ -74,6 +88,10 @@ class Predictor:
                     if spec.fine_tune:
                         output = tower.fineTuneHook(output)
             self.output = tf.identity(output, name="output")
+            if spec.task == "detection":
+                # The boxes, not the grid, are the answer, in the graph so that an export carries them.
+                with building(spec.network):
+                    self.output = detection_boxes(self.output, input_shape, len(spec.labels) or None)
             # Classification networks give logits [N, classes]; anything else is returned as it is.
             self.classifies = (
                 spec.task == "classification" and output.shape.rank == 2 and output.shape[1] == len(spec.labels)
@@ -237,6 +255,11 @@ def classify(
         else:
             for i, output in zip(chunk, outputs, strict=True):
                 results[i]["outputs"] = output.tolist()
+                if predictor.spec.task == "detection":
+                    # Boxes in input pixels (the views draw them on the input) and in the original image's.
+                    results[i]["outputs"] = output[output[:, 4] > 0].tolist()
+                    results[i]["detections"] = to_original(output, items[i].scale)
+                    results[i]["size"] = list(items[i].size or items[i].pixels.shape[1::-1])
         if inputs:
             for i in chunk:
                 results[i]["input"] = items[i].pixels.tolist()

@@ -1,9 +1,12 @@
-"""Shows detections: every output is a list of boxes ``[left, top, right, bottom, confidence]``."""
+"""Shows detections: every output is a list of boxes ``[left, top, right, bottom, confidence]`` (a sixth
+number, when there, is the class index: its name comes from the dataset's labels).
+
+The boxes are drawn over the image in the page, so a threshold slider above the results hides those of
+lower confidence without asking the server again."""
 
 from __future__ import annotations
 
 import numpy as np
-from PIL import ImageDraw
 
 from digits.extensions.view.boundingBox.forms import ConfigForm
 from digits.extensions.view.imageSegmentation.view import PAIRED
@@ -27,7 +30,7 @@ def boxes_of(output, min_confidence: float) -> list[list[float]]:
     if array.shape[1] == 4:
         array = np.concatenate([array, np.ones((len(array), 1))], axis=1)
     # DIGITS' detection networks pad with all-zero rows: confidence 0 means no box.
-    return [row[:5].tolist() for row in array if row[4] > min_confidence and row[4] > 0]
+    return [row[: min(len(row), 6)].tolist() for row in array if row[4] > min_confidence and row[4] > 0]
 
 
 @subclass
@@ -40,6 +43,7 @@ class Visualization(VisualizationInterface):
         self.line_width = int(kwargs.get("line_width") or 2)
         self.image_count = 0
         self.bbox_count = 0
+        self.dataset_detects = getattr(dataset, "extension_id", None) == "image-object-detection"
 
     @staticmethod
     @override
@@ -53,7 +57,9 @@ class Visualization(VisualizationInterface):
 
     @override
     def get_header_template(self):
-        return HEADER_TEMPLATE, {"image_count": self.image_count, "bbox_count": self.bbox_count}
+        # The slider starts at 0.5 for detections (lower ones are listed, hidden), at the minimum otherwise.
+        threshold = max(self.min_confidence, 0.5 if self.dataset_detects else 0.0)
+        return HEADER_TEMPLATE, {"image_count": self.image_count, "bbox_count": self.bbox_count, "threshold": threshold}
 
     @staticmethod
     @override
@@ -72,16 +78,35 @@ class Visualization(VisualizationInterface):
     @override
     def process_data(self, input_id, input_data, inference_data, ground_truth=None):
         image = to_pil(input_data).convert("RGB")
-        draw = ImageDraw.Draw(image)
+        labels = list(getattr(self.dataset, "labels", None) or [])
         bboxes = {}
         for number, (name, output) in enumerate(inference_data.items()):
             color = "#" + PAIRED[(2 * number + 1) % len(PAIRED)]
-            bboxes[name] = {"color": color, "boxes": boxes_of(output, self.min_confidence)}
-            for left, top, right, bottom, _ in bboxes[name]["boxes"]:
-                draw.rectangle(
-                    (min(left, right), min(top, bottom), max(left, right), max(top, bottom)),
-                    outline=color, width=self.line_width,
-                )  # fmt: skip
-            self.bbox_count += len(bboxes[name]["boxes"])
+            found = boxes_of(output, self.min_confidence)
+            bboxes[name] = {
+                "color": color,
+                "boxes": [box[:5] for box in found],
+                "classes": [class_name(box, labels) for box in found],
+                "shapes": [percent_box(box, image.size) for box in found],
+            }
+            self.bbox_count += len(found)
         self.image_count += 1
-        return {"input_id": input_id, "image": embed_image_html(image), "bboxes": bboxes, "index": self.image_count}
+        return {"input_id": input_id, "image": embed_image_html(image), "bboxes": bboxes, "index": self.image_count,
+                "line_width": self.line_width}  # fmt: skip
+
+
+def class_name(box: list[float], labels: list[str]) -> str:
+    """The class of a box with a sixth number (its index in ``labels``), or "" when it has none."""
+    if len(box) < 6:
+        return ""
+    index = int(box[5])
+    return labels[index] if 0 <= index < len(labels) else str(index)
+
+
+def percent_box(box: list[float], size: tuple[int, int]) -> dict[str, float]:
+    """Where a box lies on an image of ``size`` (width, height), in percent of it, for CSS."""
+    width, height = size
+    left, right = sorted((box[0], box[2]))
+    top, bottom = sorted((box[1], box[3]))
+    return {"left": 100 * left / width, "top": 100 * top / height,
+            "width": 100 * (right - left) / width, "height": 100 * (bottom - top) / height}  # fmt: skip
