@@ -55,7 +55,14 @@ from digits.models.lr_policy import POLICIES, LRPolicy, parse_percents  # noqa: 
 from digits.tools.protocol import ProgressReporter, emit, run_tool  # noqa: E402
 from digits.tools.tensorflow import detection  # noqa: E402
 from digits.tools.tensorflow.data import Augmentation, LmdbInfo, db_info, make_dataset, mean_to_subtract  # noqa: E402
-from digits.tools.tensorflow.model import NetworkError, Tower, building, error_fields, load_network  # noqa: E402
+from digits.tools.tensorflow.model import (  # noqa: E402
+    GraphKeys,
+    NetworkError,
+    Tower,
+    building,
+    error_fields,
+    load_network,
+)
 
 tf = tf_root.compat.v1
 SOLVERS = ("SGD", "MOMENTUM", "NESTEROV", "ADAGRAD", "ADAGRADDA", "ADADELTA", "ADAM", "RMSPROP", "FTRL")
@@ -378,7 +385,8 @@ def build_validation(
     vx, vy = iterator.get_next()
     with tf.name_scope("val"), tf.variable_scope(MODEL_SCOPE, reuse=True):
         tower = model_class(vx, vy, input_shape, nclasses, is_training=False)
-        losses, scalars, _ = tower_outputs(tower, args.network, bool(args.weights) and not args.resume)
+        fine_tune = bool(args.weights) and not args.resume
+        losses, scalars, _ = tower_outputs(tower, args.network, fine_tune, GraphKeys.SUMMARIES_VAL)
         detections = (detection.detection_boxes(tower.inference, input_shape, nclasses), vy) if args.detection else None
     return iterator, {**named_losses(losses), **scalars}, tf.shape(vx)[0], detections
 
@@ -408,22 +416,27 @@ def build_towers(
 
 
 def tower_outputs(
-    tower: Tower, network_path: str, fine_tune: bool = False
+    tower: Tower, network_path: str, fine_tune: bool = False, collection: str = GraphKeys.SUMMARIES_TRAIN
 ) -> tuple[list[tuple[object, list | None]], dict, list]:
     """Build a tower's graph: returns ``([(loss, vars or None)], {metric name: scalar}, [other summaries])``.
 
+    The summaries are those of ``self.summaries`` and those the network added to the graph ``collection``
+    while this tower was built (``digits.GraphKeys.SUMMARIES_TRAIN`` for a training tower, ``SUMMARIES_VAL``
+    for the validation tower). ``inference`` may return a list or tuple of tensors: only ``loss`` reads it here.
     With ``fine_tune`` (training starts from other weights), the network's ``fineTuneHook(net)`` gets the
     inference output and what it returns is ``self.inference`` from then on, for ``loss`` too.
     Errors raised from the user's source become :class:`NetworkError` naming the user's line.
     """
+    collected = len(tf.get_collection(collection))
     with building(network_path):
         inference = tower.inference  # building the inference graph first gives errors their proper line
         if fine_tune:
             tower.set_inference(tower.fineTuneHook(inference))
         loss = tower.loss
+    added = [s for s in tf.get_collection(collection)[collected:] if not any(s is t for t in tower.summaries)]
     scalars: dict[str, object] = {}
     others = []
-    for summary in tower.summaries:
+    for summary in [*tower.summaries, *added]:
         op = getattr(summary, "op", summary)
         if op.type == "ScalarSummary":
             tag = np.asarray(tf_root.get_static_value(op.inputs[0])).item()

@@ -1,16 +1,23 @@
 """The user's side of training: the ``UserModel(Tower)`` contract, the ``digits`` helpers, loading the source.
 
 A network is Python source defining ``class UserModel(Tower)`` with ``@model_property`` members ``inference``
-and ``loss``. It is executed in a namespace holding ``tf`` (``tf.compat.v1``, graph mode), ``slim``
-(``tf_slim``), ``digits`` (the helpers below), ``Tower`` and ``model_property``. ``self.x`` is NHWC.
+and ``loss``. It is executed in a namespace holding ``tf`` (``tf.compat.v1``, graph mode, with ``tf.contrib``),
+``slim`` (``tf_slim``), ``digits`` (the helpers below), ``Tower`` and ``model_property``. ``self.x`` is NHWC.
+
+Networks written for DIGITS begin with the imports that worked beside DIGITS' training program
+(``from model import Tower``, ``from utils import model_property``, ``import tensorflow as tf``,
+``import tensorflow.contrib.slim as slim``, ``import utils as digits``): :func:`network_builtins` makes those
+names import what the namespace already holds, for the network's code only (see :class:`NetworkImporter`).
 """
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import functools
 import linecache
 import os
+import sys
 import traceback
 import types
 import warnings
@@ -19,8 +26,14 @@ from typing import Any
 
 import tensorflow as tf_root
 import tf_slim as slim
+import tf_slim.layers  # noqa: F401 - tf_slim's ``layers`` attribute is its layers.py; the package is tf.contrib.layers
+from tensorflow.python.framework import ops as _framework_ops
 
 tf = tf_root.compat.v1
+# tf_slim 1.1 (slim, and tf.contrib.layers: batch_norm, optimize_loss) still tests isinstance(x, ops.Tensor),
+# a name TensorFlow 2.21 took out of that private module; the public tf.Tensor is the same class.
+if not hasattr(_framework_ops, "Tensor"):
+    _framework_ops.Tensor = tf_root.Tensor
 # Every program that runs a network imports this module. tf_slim calls Keras' legacy layers, which warn about
 # their own deprecation on every layer, and the compat.v1 API logs deprecation notices: noise in job logs.
 warnings.filterwarnings("ignore", category=UserWarning, module=r"tensorflow\.python\.keras\..*")
@@ -86,13 +99,31 @@ class Tower:
         return grad
 
 
-class GraphKeys:
-    """Names DIGITS networks refer to (``digits.GraphKeys.MODEL`` is the variable scope of the model)."""
+# The stage a graph is built for, by DIGITS' names (``digits.STAGE_TRAIN``...).
+STAGE_TRAIN = "train"
+STAGE_VAL = "val"
+STAGE_INF = "inf"
 
+
+class GraphKeys:
+    """Names DIGITS networks refer to: ``MODEL`` (and ``TEMPLATE``) is the variable scope of the model.
+
+    Summaries a network adds to the graph collection ``SUMMARIES_TRAIN`` while the training tower is built are
+    training series, those in ``SUMMARIES_VAL`` while the validation tower is built validation series: each
+    scalar is plotted as those of ``self.summaries`` are, the others go to TensorBoard (training only).
+    Nothing reads ``SUMMARIES_INF``, ``QUEUE_RUNNERS``, ``LOADER``, ``LOSS`` or ``LOSSES``: they exist so that
+    networks naming them build.
+    """
+
+    TEMPLATE = "model"
+    QUEUE_RUNNERS = "queue_runner"
     MODEL = "model"
     LOSS = "loss"
     LOSSES = "losses"
-    TEMPLATE = "model"
+    LOADER = "data"
+    SUMMARIES_TRAIN = "summaries_train"
+    SUMMARIES_VAL = "summaries_val"
+    SUMMARIES_INF = "summaries_inf"
 
 
 def classification_loss(pred, y):
@@ -107,6 +138,20 @@ def classification_accuracy(pred, y):
     return tf.reduce_mean(tf.cast(correct, tf.float32), name="accuracy")
 
 
+def classification_accuracy_top_n(pred, y, top_n: int):
+    """Fraction (0 to 1) of the batch whose label is among the ``top_n`` highest logits of ``pred``."""
+    in_top = tf.nn.in_top_k(tf.cast(pred, tf.float32), tf.cast(y, tf.int32), top_n)
+    return tf.reduce_mean(tf.cast(in_top, tf.float32), name=f"accuracy_top_{top_n}")
+
+
+def get_available_gpus() -> list[str]:
+    """The GPUs this process may use (``CUDA_VISIBLE_DEVICES``), as ``/device:GPU:N`` names; empty without one.
+
+    Read without starting TensorFlow's devices, so that asking does not take GPU memory.
+    """
+    return [f"/device:GPU:{i}" for i in range(len(tf_root.config.list_physical_devices("GPU")))]
+
+
 def mse_loss(lhs, rhs):
     """Mean squared difference of two tensors of the same shape."""
     return tf.reduce_mean(tf.square(lhs - rhs), name="mse")
@@ -116,10 +161,13 @@ def constrastive_loss(lhs, rhs, y, margin: float = 1.0):
     """Contrastive loss as Caffe defines it: ``y d^2 + (1 - y) max(margin - d, 0)^2``, halved and averaged.
 
     ``d`` is the Euclidean distance between the rows of ``lhs`` and ``rhs``; ``y`` is 1 for similar pairs.
+    Its gradient stays bounded where two rows coincide: ``d^2`` is the sum of squares itself, not a square
+    root squared, and the margin term's root is of ``d^2 + 1e-6`` (DIGITS' guard), not of a near-zero sum.
     """
     y = tf.cast(y, tf.float32)
-    d = tf.sqrt(tf.reduce_sum(tf.square(lhs - rhs), axis=1) + 1e-12)
-    loss = y * tf.square(d) + (1.0 - y) * tf.square(tf.maximum(margin - d, 0.0))
+    squared = tf.reduce_sum(tf.square(lhs - rhs), axis=1)
+    d = tf.sqrt(squared + 1e-6)
+    loss = y * squared + (1.0 - y) * tf.square(tf.maximum(margin - d, 0.0))
     return tf.multiply(0.5, tf.reduce_mean(loss), name="contrastive_loss")
 
 
@@ -154,12 +202,15 @@ def rgb_to_bgr(x):
 
 
 def digits_helpers() -> types.SimpleNamespace:
-    """The ``digits`` object a network sees: the helper functions and ``GraphKeys``."""
+    """The ``digits`` object a network sees (``import utils as digits`` gives it too): the helper functions,
+    ``GraphKeys``, the ``STAGE_*`` names and ``model_property``."""
     from digits.tools.tensorflow import detection  # it imports this module
 
     return types.SimpleNamespace(
         classification_loss=classification_loss,
         classification_accuracy=classification_accuracy,
+        classification_accuracy_top_n=classification_accuracy_top_n,
+        get_available_gpus=get_available_gpus,
         mse_loss=mse_loss,
         constrastive_loss=constrastive_loss,  # the seed's spelling
         contrastive_loss=constrastive_loss,
@@ -173,26 +224,74 @@ def digits_helpers() -> types.SimpleNamespace:
         detection_loss=detection.detection_loss,
         detection_boxes=detection.detection_boxes,
         GraphKeys=GraphKeys,
+        STAGE_TRAIN=STAGE_TRAIN,
+        STAGE_VAL=STAGE_VAL,
+        STAGE_INF=STAGE_INF,
+        model_property=model_property,
     )
 
 
-class _Contrib:
-    """``tf.contrib`` is gone from TensorFlow 2; networks written for DIGITS still call this one initializer."""
-
-    class layers:  # noqa: N801 - mirrors the module name networks use
-        @staticmethod
-        def xavier_initializer(uniform: bool = True, seed: int | None = None, dtype=tf_root.float32):
-            if uniform:
-                return tf.glorot_uniform_initializer(seed=seed, dtype=dtype)
-            return tf.glorot_normal_initializer(seed=seed, dtype=dtype)
+def _contrib() -> types.SimpleNamespace:
+    # tf.contrib is gone from TensorFlow 2; tf_slim is where its slim, layers (initializers, regularizers,
+    # batch_norm...), framework (arg_scope, variables), losses and metrics live on.
+    return types.SimpleNamespace(
+        slim=slim, layers=sys.modules["tf_slim.layers"], framework=slim, losses=slim.losses, metrics=slim.metrics
+    )
 
 
 def _tf_with_contrib() -> types.ModuleType:
     # A module that is tf.compat.v1 plus a ``contrib`` attribute; tf.compat.v1 itself stays untouched.
     module = types.ModuleType("tensorflow")
     module.__dict__.update({k: v for k, v in vars(tf).items() if not k.startswith("__")})
-    module.contrib = _Contrib
+    module.contrib = _contrib()
     return module
+
+
+class NetworkImporter:
+    """The ``__import__`` of a network's builtins: DIGITS' header imports give the namespace's objects.
+
+    ``modules`` maps the dotted names a network imports (``tensorflow``, ``tensorflow.contrib.slim``, ``model``,
+    ``utils``...) to what they stand for; any other import is Python's own. It is installed as ``__import__``
+    in the builtins of the network's namespace only, so it acts on the network's code (its methods included,
+    which keep their module's builtins) and on nothing else: ``sys.modules`` and the real ``tensorflow``
+    module, which the training program itself imports, stay as they are. (A finder on ``sys.meta_path``
+    would be global to the process and cache its modules in ``sys.modules`` under TensorFlow's name.)
+    """
+
+    def __init__(self, modules: dict[str, Any]):
+        self.modules = modules
+
+    def __call__(self, name: str, globals=None, locals=None, fromlist=(), level: int = 0):  # noqa: A002
+        """Import as Python does: the top-level object for ``import a.b``, the named one for ``from a.b import c``."""
+        if level or name not in self.modules:
+            return builtins.__import__(name, globals, locals, fromlist, level)
+        return self.modules[name] if fromlist else self.modules[name.partition(".")[0]]
+
+
+def network_builtins(tf_module: types.ModuleType, helpers: types.SimpleNamespace) -> dict[str, Any]:
+    """Python's builtins with an ``__import__`` that gives DIGITS' header imports the network's ``tf_module``
+    (``tensorflow`` and its ``contrib`` members), ``helpers`` (``utils``) and ``Tower`` (``model``)."""
+    contrib = tf_module.contrib
+    modules = {
+        "tensorflow": tf_module,
+        "tensorflow.contrib": contrib,
+        **{f"tensorflow.contrib.{name}": member for name, member in vars(contrib).items()},
+        "model": types.SimpleNamespace(Tower=Tower, model_property=model_property),
+        "utils": helpers,
+    }
+    return {**vars(builtins), "__import__": NetworkImporter(modules)}
+
+
+def first_output(inference) -> Any:
+    """The tensor that stands for a network's output where one is needed (inference, Visualize): ``inference``
+    itself, or the first of the list or tuple it returned (DIGITS' siamese example returns both towers')."""
+    if isinstance(inference, list | tuple):
+        if not inference:
+            raise NetworkError("inference returned an empty list: return a tensor, or a list of tensors")
+        inference = inference[0]
+    if not isinstance(inference, tf_root.Tensor):
+        raise NetworkError(f"inference must return a tensor (or a list of tensors), got {type(inference).__name__}")
+    return inference
 
 
 def user_error(exc: BaseException, path: str) -> NetworkError:
@@ -233,18 +332,21 @@ def error_fields(exc: Exception) -> dict:
 
 
 def load_network(path: str) -> type:
-    """Execute the network source at ``path`` and return its ``UserModel`` class.
+    """Execute the network source at ``path`` and return its ``UserModel`` class. The source may begin with
+    DIGITS' import header (see :func:`network_builtins`).
 
     Raises :class:`NetworkError` naming the user's line for errors in the source, or when ``UserModel``
     is missing or does not inherit ``Tower``.
     """
     with open(path) as f:
         source = f.read()
+    tf_module, helpers = _tf_with_contrib(), digits_helpers()
     namespace: dict[str, Any] = {
         "__name__": "digits_network",
-        "tf": _tf_with_contrib(),
+        "__builtins__": network_builtins(tf_module, helpers),
+        "tf": tf_module,
         "slim": slim,
-        "digits": digits_helpers(),
+        "digits": helpers,
         "Tower": Tower,
         "model_property": model_property,
     }

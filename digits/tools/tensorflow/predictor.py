@@ -23,7 +23,7 @@ from digits.imaging import ImageError, image_to_array, load_image, resize_image
 from digits.inference.spec import ModelSpec
 from digits.tools.tensorflow.data import center_crop, mean_to_subtract
 from digits.tools.tensorflow.detection import detection_boxes
-from digits.tools.tensorflow.model import building, load_network
+from digits.tools.tensorflow.model import building, first_output, load_network
 
 tf = tf_root.compat.v1
 MODEL_SCOPE = "model"
@@ -87,6 +87,8 @@ class Predictor:
                     output = tower.inference
                     if spec.fine_tune:
                         output = tower.fineTuneHook(output)
+                    # A network returning a list of tensors (a siamese pair) is answered by its first.
+                    output = first_output(output)
             self.output = tf.identity(output, name="output")
             if spec.task == "detection":
                 # The boxes, not the grid, are the answer, in the graph so that an export carries them.

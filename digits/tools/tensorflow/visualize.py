@@ -23,7 +23,7 @@ import tensorflow as tf_root  # noqa: E402 - after TF_CPP_MIN_LOG_LEVEL, which T
 
 from digits.tools.protocol import emit, run_tool  # noqa: E402
 from digits.tools.tensorflow.main import MODEL_SCOPE, tower_outputs  # noqa: E402
-from digits.tools.tensorflow.model import NetworkError, error_fields, load_network  # noqa: E402
+from digits.tools.tensorflow.model import NetworkError, error_fields, first_output, load_network  # noqa: E402
 from digits.visualize import parse_shape  # noqa: E402
 
 tf = tf_root.compat.v1
@@ -137,9 +137,8 @@ def describe_network(network: str, shape: list[int], nclasses: int | None, tb_di
         with tf.variable_scope(MODEL_SCOPE):
             tower = model_class(x, y, shape, nclasses, is_training=True)
             losses, scalars, _ = tower_outputs(tower, network)
-        inference = tower.inference
-        if not isinstance(inference, tf_root.Tensor):
-            raise NetworkError(f"inference must return a tensor, got {type(inference).__name__}")
+        # The layers on the way to the first output, when inference returns a list of tensors.
+        inference = first_output(tower.inference)
         layers = [{"name": "input", "type": "Input", "output_shape": shape_of(x), "params": 0}]
         layers += describe_layers(graph, inference)
         for number, (loss, _) in enumerate(losses, start=1):
