@@ -85,14 +85,14 @@ def create_app(config: Config | None = None) -> Flask:
     app.config[security.ALLOWED_HOSTS_KEY] = allowed_hosts
 
     store = JobStore(config.jobs_dir)
-    store.load_all()
-    pools = ResourcePools(discover_gpus() if config.gpus is None else _select_gpus(config.gpus), config.cpu_slots)
+    store.load_all(still_running=_cluster_task_check(config))
     # Same origin only: a page elsewhere must not read the job updates (engine.io asks this per connection).
     socketio = SocketIO(app, async_mode="threading", path="socket.io",
                         cors_allowed_origins=lambda origin, environ: security.is_allowed_origin(
                             origin, environ, allowed_hosts))  # fmt: skip
     publisher = Publisher(socketio, job_exists=lambda job_id: store.get(job_id) is not None)
-    scheduler = LocalScheduler(store, pools, on_change=publisher.job_changed)
+    scheduler = _make_scheduler(config, store, publisher.job_changed)
+    pools = scheduler.pools
     # Routes such as /datasets/images/classification and its .json twin share an endpoint and its
     # defaults; both are canonical, so Werkzeug must not redirect one to the other.
     app.url_map.redirect_defaults = False
@@ -150,6 +150,25 @@ def bootstrap_accounts(config: Config, accounts) -> str | None:
         log.info("created the account admin from DIGITS_ADMIN_PASSWORD")
         return None
     return auth.new_setup_token()
+
+
+def _cluster_task_check(config: Config):
+    """What tells the store which running tasks live on without this server: those on the cluster, if any."""
+    if not config.cluster:
+        return None
+    from digits.scheduler.ray_backend import is_cluster_task
+
+    return is_cluster_task
+
+
+def _make_scheduler(config: Config, store: JobStore, on_change) -> LocalScheduler:
+    """The local scheduler, or with ``config.cluster`` the Ray one (Ray is imported only then)."""
+    if config.cluster:
+        from digits.scheduler.ray_backend import RayScheduler
+
+        return RayScheduler(store, config.cluster, on_change=on_change)
+    pools = ResourcePools(discover_gpus() if config.gpus is None else _select_gpus(config.gpus), config.cpu_slots)
+    return LocalScheduler(store, pools, on_change=on_change)
 
 
 def _select_gpus(indices: list[int]):

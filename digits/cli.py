@@ -26,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="log debug messages")
     parser.add_argument("--no-auth", action="store_true",
                         help="single-user mode: a user name alone logs in (loopback addresses only)")  # fmt: skip
+    parser.add_argument("--cluster", default=None,
+                        help="run tasks on a Ray cluster: ray://HOST:PORT or auto ($DIGITS_CLUSTER)")  # fmt: skip
     parser.add_argument("--version", action="version", version=f"DIGITS {__version__}")
     return parser
 
@@ -148,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(users(argv[1:]))
     args = build_parser().parse_args(argv)
     config = Config.from_env(port=args.port, host=args.host, jobs_dir=args.jobs_dir, url_prefix=args.url_prefix,
-                             auth="none" if args.no_auth else None)  # fmt: skip
+                             auth="none" if args.no_auth else None, cluster=args.cluster)  # fmt: skip
     if args.debug:
         config.log_level = "debug"
     configure_logging(config)

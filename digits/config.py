@@ -65,6 +65,9 @@ class Config:
     # An uploaded model archive may unpack to this many times its size, with at most this many members.
     archive_max_ratio: float = 20.0
     archive_max_members: int = 10_000
+    # A Ray cluster to run tasks on ("ray://HOST:PORT", a GCS "HOST:PORT", or "auto": the one started on this
+    # machine); None: tasks run as children of this server.
+    cluster: str | None = None
 
     @classmethod
     def from_env(cls, **overrides) -> Config:
@@ -106,6 +109,8 @@ class Config:
             values["fetch_max_mb"] = int(env["DIGITS_FETCH_MAX_MB"])
         if env.get("DIGITS_FETCH_TIMEOUT"):
             values["fetch_timeout"] = float(env["DIGITS_FETCH_TIMEOUT"])
+        if env.get("DIGITS_CLUSTER"):
+            values["cluster"] = env["DIGITS_CLUSTER"].strip()
         values.update({k: v for k, v in overrides.items() if v is not None})
         config = cls(**values)
         config.jobs_dir = Path(config.jobs_dir).resolve()

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from digits.jobs.model import INTERRUPTED_MESSAGE, Job, Status
+from digits.jobs.model import INTERRUPTED_MESSAGE, Job, Status, Task
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +62,9 @@ class JobStore:
         self.lock = threading.RLock()
 
     # -- loading -------------------------------------------------------------------------------------
-    def load_all(self) -> list[str]:
-        """Load every job directory; a job that was running is marked interrupted. Returns problems found."""
+    def load_all(self, still_running: Callable[[Task], bool] | None = None) -> list[str]:
+        """Load every job directory; a job that was running is marked interrupted, but for the tasks that
+        ``still_running`` says run on without this server (on a cluster). Returns problems found."""
         problems = []
         for entry in sorted(self.jobs_dir.iterdir()):
             if entry.name.startswith(STAGING_PREFIX):
@@ -79,15 +80,16 @@ class JobStore:
                 log.error("cannot load job %s: %s", entry.name, exc)
                 continue
             job.directory = str(entry)
-            if self._mark_interrupted(job):
+            if self._mark_interrupted(job, still_running):
                 self._write(job)
             self._jobs[job.id] = job
         log.info("loaded %d jobs from %s", len(self._jobs), self.jobs_dir)
         return problems
 
     @staticmethod
-    def _mark_interrupted(job: Job) -> bool:
-        unfinished = [t for t in job.tasks if t.status in (Status.WAITING, Status.RUNNING)]
+    def _mark_interrupted(job: Job, still_running: Callable[[Task], bool] | None = None) -> bool:
+        unfinished = [t for t in job.tasks if t.status in (Status.WAITING, Status.RUNNING)
+                      and not (still_running and still_running(t))]  # fmt: skip
         for task in unfinished:
             task.status = Status.ABORTED
             task.waiting_for = None

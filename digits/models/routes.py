@@ -13,7 +13,6 @@ from flask import Blueprint, Response, abort, render_template, request, url_for
 from digits import models
 from digits.auth import can_change, current_username, login_required, require_owner
 from digits.datasets.generic import dataset_info
-from digits.hardware import gpu_usage, process_usage
 from digits.jobs import Job, Status
 from digits.jobs.creation import as_multidict
 from digits.models import image_classification as classification
@@ -146,7 +145,7 @@ def model_json(job: Job) -> dict:
 # A reading blocks ~50 ms (psutil samples CPU over an interval; NVML per GPU): one per job and second serves
 # every page and poller of that job (50 open pages made it a third of each answer's time).
 HARDWARE_MAX_AGE = 1.0
-_hardware_readings: dict[tuple[str, int], tuple[float, dict]] = {}
+_hardware_readings: dict[tuple[str, float], tuple[float, dict | None]] = {}
 _hardware_lock = threading.Lock()
 
 
@@ -162,20 +161,21 @@ def snapshot_bytes(directory: Path, path: str) -> int | None:
 
 
 def _hardware(job: Job) -> dict | None:
-    """What the training uses right now: its GPUs, and its process's CPU and memory (at most a second old)."""
+    """What the training uses right now, read where it runs (this machine or its cluster node): its GPUs, and
+    its process's CPU and memory (at most a second old)."""
     task = job.tasks[0]
-    pid = current_services().scheduler.pid(job, task)
-    if pid is None:
+    if task.status != Status.RUNNING:
         return None
     with _hardware_lock:
         now = time.monotonic()
-        taken, reading = _hardware_readings.get((job.id, pid), (-HARDWARE_MAX_AGE, {}))
+        key = (job.id, task.started or 0.0)
+        taken, reading = _hardware_readings.get(key, (-HARDWARE_MAX_AGE, None))
         if now - taken >= HARDWARE_MAX_AGE:
-            reading = {"gpus": gpu_usage(task.assigned.get("gpus", [])), "process": process_usage(pid)}
-            # Only running tasks have a pid; readings of ended ones go.
-            for key in [k for k, (at, _) in _hardware_readings.items() if now - at > 60]:
-                del _hardware_readings[key]
-            _hardware_readings[(job.id, pid)] = (now, reading)
+            reading = current_services().scheduler.usage(job, task)
+            # Readings of ended runs go.
+            for old in [k for k, (at, _) in _hardware_readings.items() if now - at > 60]:
+                del _hardware_readings[old]
+            _hardware_readings[key] = (now, reading)
     return reading
 
 

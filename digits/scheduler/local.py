@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from digits.hardware import gpu_usage, process_usage
 from digits.jobs import Job, JobStore, Status, Task
 from digits.jobs.model import INTERRUPTED_MESSAGE
 from digits.processes import RunningTool, start_tool
@@ -97,6 +98,14 @@ class LocalScheduler:
         with self._wake:
             run = self._runs.get((job.id, task.id))
             return run.tool.pid if run and run.tool else None
+
+    def usage(self, job: Job, task: Task) -> dict | None:
+        """The hardware panel's reading of a running task: its GPUs, its process's CPU and memory; None when
+        it is not running."""
+        pid = self.pid(job, task)
+        if pid is None:
+            return None
+        return {"gpus": gpu_usage(task.assigned.get("gpus", [])), "process": process_usage(pid)}
 
     def shutdown(self) -> None:
         """Stop every child; their tasks are marked interrupted, as after a crash."""
@@ -180,7 +189,7 @@ class LocalScheduler:
         task.progress = 0.0
         task.eta = None
         task.error = None
-        run = TaskRun(self, job, task)
+        run = self._new_run(job, task)
         self._runs[(job.id, task.id)] = run
         try:
             run.start()
@@ -190,6 +199,10 @@ class LocalScheduler:
             self._finish_unrun(job, task, Status.ERROR, f"could not start {task.tool}: {exc}")
             return
         self._changed(job, task, significant=True)
+
+    def _new_run(self, job: Job, task: Task) -> TaskRun:
+        # The one place a backend differs in how a task's tool is started (see digits.scheduler.ray_backend).
+        return TaskRun(self, job, task)
 
     # -- state changes -------------------------------------------------------------------------------
     def _changed(self, job: Job, task: Task | None, significant: bool) -> None:

@@ -1,0 +1,600 @@
+"""The Ray backend: the scheduler places tasks on the nodes of a Ray cluster instead of local children.
+
+``RayScheduler`` is the :class:`~digits.scheduler.local.LocalScheduler` with two parts swapped: its pools
+are the cluster's nodes (:class:`ClusterPools`: a task asks for its GPUs as ``num_gpus``, a CPU slot as
+``num_cpus=1``, on the node with the most room), and its tools run in a :class:`ToolRunner` actor pinned to
+that node, which starts the very same command there with :func:`digits.processes.start_tool`.
+
+How a tool's JSON lines come back. The actor writes each event the tool prints, one line each, to
+``<task id>.events.jsonl`` in the job directory (on storage every node mounts), and its exit status to
+``<task id>.exit.json`` once every event is written; :class:`ClusterTool` on the server tails that file.
+A file rather than an actor method the server polls or a Ray queue, because it is the one channel that
+survives the web server: a SIGKILLed server loses nothing the tool said while it was down, and a
+restarted one reads on from the byte offset its ``job.json`` recorded with the state it had applied
+(``task.assigned["events_read"]``). The actors are detached and named (namespace ``digits``), so they
+outlive the server and a restart finds them with :func:`ray.get_actor`; a task that ended meanwhile has
+its exit file. An actor that dies with no exit file (its node left the cluster) marks the task interrupted:
+Resume places it on another node from its last snapshot.
+
+The web process imports Ray only here, and only when a cluster is configured.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import shlex
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray.exceptions import GetTimeoutError, RayActorError, RayError
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from digits.hardware import Gpu, gpu_usage, process_usage
+from digits.jobs import Job, JobStore, Status, Task, lists
+from digits.jobs.store import write_json_atomic
+from digits.processes import start_tool
+from digits.scheduler.local import LocalScheduler, OnChange, TaskRun
+
+log = logging.getLogger(__name__)
+
+NAMESPACE = "digits"
+MARKER_FILE = ".cluster-check"
+NODE_REFRESH = 2.0  # seconds between readings of the cluster's nodes
+RECONNECT_INTERVAL = 15.0
+POLL_INTERVAL = 0.05  # how often a running task's events file is read: the latency of live updates
+NODE_LOST_MESSAGE = "Interrupted: node {node} left the cluster while this ran. Resume continues from the last snapshot."
+
+
+def events_path(job: Job, task: Task) -> Path:
+    return Path(job.directory) / f"{task.id}.events.jsonl"
+
+
+def exit_path(job: Job, task: Task) -> Path:
+    return Path(job.directory) / f"{task.id}.exit.json"
+
+
+def is_cluster_task(task: Task) -> bool:
+    """Whether ``task`` was running on a cluster node (so a restarted server must look for it, not give up)."""
+    return task.status == Status.RUNNING and bool(task.assigned.get("actor"))
+
+
+# -- on the node ---------------------------------------------------------------------------------------
+class ToolRunner:
+    """Runs one task's tool on the node Ray placed it on (a detached actor, made by :func:`_runner_class`)."""
+
+    def __init__(self) -> None:
+        self._tool = None
+
+    def start(self, args: list[str], cwd: str, log_name: str, events: str, exit_file: str) -> dict:
+        """Start ``python -m ...`` (``args`` without the interpreter: this node's Python runs it) in ``cwd``;
+        returns where it runs: ``{"pid", "node", "host", "gpus"}``. OSError when it cannot be started."""
+        command = [sys.executable, *args]
+        log_path = Path(cwd) / log_name
+        host = socket.gethostname()
+        with open(log_path, "a") as log_file:
+            log_file.write(f"$ cd {shlex.quote(cwd)} && {shlex.join(command)}   # on {host}\n")
+        gpus = [str(g) for g in ray.get_gpu_ids()]
+        events_file = open(events, "w", encoding="utf-8")  # noqa: SIM115 - open while the tool runs
+
+        def on_event(event: dict) -> None:
+            events_file.write(json.dumps(event, separators=(",", ":")) + "\n")
+            events_file.flush()
+
+        def on_line(line: str) -> None:
+            with open(log_path, "a") as log_file:
+                log_file.write(line)
+
+        def on_exit(returncode: int) -> None:
+            events_file.close()  # every event is in the file before the exit status says it is whole
+            write_json_atomic(Path(exit_file), {"returncode": returncode})
+
+        env = {"PYTHONUNBUFFERED": "1", "CUDA_VISIBLE_DEVICES": ",".join(gpus)}
+        self._tool = start_tool(command, log=log_path, cwd=cwd, env=env, on_event=on_event, on_line=on_line,
+                                on_exit=on_exit)  # fmt: skip
+        self._gpus = [int(g) for g in gpus if g.isdigit()]
+        return {"pid": self._tool.pid, "node": ray.get_runtime_context().get_node_id(), "host": host, "gpus": gpus}
+
+    def terminate(self, grace: float) -> None:
+        """Stop the tool's whole process group (SIGTERM, SIGKILL after ``grace`` s)."""
+        if self._tool is not None:
+            self._tool.terminate(grace)
+
+    def wait(self) -> int | None:
+        """The tool's exit status, once it has ended and its exit file is written."""
+        return self._tool.wait() if self._tool is not None else None
+
+    def usage(self) -> dict | None:
+        """The hardware panel's reading, taken on this node: its GPUs and the tool's CPU and memory."""
+        if self._tool is None:
+            return None
+        return {"gpus": gpu_usage(self._gpus), "process": process_usage(self._tool.pid)}
+
+
+_RUNNER = None
+
+
+def _runner_class():
+    global _RUNNER
+    if _RUNNER is None:
+        # max_concurrency: terminate and usage are answered while wait blocks.
+        _RUNNER = ray.remote(max_concurrency=4, max_restarts=0)(ToolRunner)
+    return _RUNNER
+
+
+def _sees_marker(path: str, token: str) -> bool:
+    try:
+        return Path(path).read_text() == token
+    except OSError:
+        return False
+
+
+# -- on the server -------------------------------------------------------------------------------------
+class ClusterTool:
+    """A tool running in a :class:`ToolRunner` on a cluster node, seen from the server (a
+    :class:`~digits.processes.RunningTool`): its events read from the events file as they are written.
+
+    ``on_lost(reason)`` replaces ``on_exit`` when the actor died without writing an exit status.
+    """
+
+    def __init__(self, actor, start_ref, events: Path, exit_file: Path, offset: int, on_event, on_line,
+                 on_exit: Callable[[int], None], on_lost: Callable[[str], None],
+                 on_started: Callable[[dict], None]):  # fmt: skip
+        self.actor = actor
+        self.offset = offset  # bytes of the events file read and applied
+        self._start_ref = start_ref
+        self._wait_ref = actor.wait.remote() if actor is not None else None
+        self._events = events
+        self._exit_file = exit_file
+        self._on_event, self._on_line, self._on_exit = on_event, on_line, on_exit
+        self._on_lost, self._on_started = on_lost, on_started
+        self._returncode: int | None = None
+        self._done = threading.Event()
+        self._detached = threading.Event()
+        self.remote_pid: int | None = None
+        threading.Thread(target=self._follow, name=f"cluster-{events.parent.name}", daemon=True).start()
+
+    @property
+    def pid(self) -> int | None:
+        return None  # the process is on another machine; remote_pid is its id there
+
+    @property
+    def returncode(self) -> int | None:
+        return self._returncode
+
+    def write(self, line: str) -> None:
+        raise OSError("a tool on the cluster reads no stdin")
+
+    def terminate(self, grace: float = 5.0) -> None:
+        if self.actor is not None:
+            self.actor.terminate.remote(grace)
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        if not self._done.wait(timeout):
+            return None
+        return self._returncode
+
+    def detach(self) -> None:
+        """Stop following (the server stops); the tool runs on and a restarted server follows it again."""
+        self._detached.set()
+
+    # -- inside --------------------------------------------------------------------------------------
+    def _follow(self) -> None:
+        try:
+            outcome = self._follow_until_end()
+        except Exception as exc:  # a broken connection must still end the task, not leave it running for ever
+            log.exception("following %s failed", self._events)
+            outcome = ("lost", f"the server lost the task: {exc}")
+        if outcome is None:
+            return
+        kind, value = outcome
+        try:
+            if kind == "exit":
+                self._returncode = value
+                self._on_exit(value)
+            else:
+                self._on_lost(value)
+        finally:
+            self._done.set()
+            if self.actor is not None:
+                try:
+                    ray.kill(self.actor)  # detached: it would hold its node's resources for ever
+                except RayError:
+                    pass
+
+    def _follow_until_end(self) -> tuple[str, Any] | None:
+        started = self._start_ref is None
+        dead_since: float | None = None
+        while not self._detached.is_set():
+            if not started and ray.wait([self._start_ref], timeout=0)[0]:
+                started = True
+                try:
+                    self._on_started(ray.get(self._start_ref))
+                except RayError as exc:
+                    return "lost", f"could not start the task on its node: {_cause(exc)}"
+            self._read_new_lines()
+            if self._exit_file.exists():
+                self._read_new_lines()
+                return "exit", int(json.loads(self._exit_file.read_text())["returncode"])
+            if dead_since is None and self._actor_dead():
+                dead_since = time.monotonic()
+            # A dead actor's last lines and exit file may reach this machine's view of the storage late (NFS).
+            if dead_since is not None and time.monotonic() - dead_since > 3.0:
+                return "lost", "its actor is gone"
+            time.sleep(POLL_INTERVAL)
+        return None
+
+    def _actor_dead(self) -> bool:
+        if self._wait_ref is None:
+            return True
+        if not ray.wait([self._wait_ref], timeout=0)[0]:
+            return False
+        try:
+            ray.get(self._wait_ref)
+            return False  # it ended normally: the exit file says how
+        except RayActorError:
+            return True
+
+    def _read_new_lines(self) -> None:
+        try:
+            with open(self._events, "rb") as f:
+                f.seek(self.offset)
+                chunk = f.read()
+        except FileNotFoundError:
+            return
+        end = chunk.rfind(b"\n")
+        if end < 0:
+            return
+        for line in chunk[: end + 1].splitlines(keepends=True):
+            self.offset += len(line)
+            try:
+                event = json.loads(line)
+            except ValueError:
+                event = None
+            if isinstance(event, dict):
+                self._on_event(event, self.offset)
+            else:
+                self._on_line(line.decode(errors="replace"))
+
+
+def _cause(exc: Exception) -> str:
+    cause = getattr(exc, "cause", None)
+    return str(cause or exc).strip().splitlines()[-1]
+
+
+class ClusterPools:
+    """The cluster's nodes as the scheduler's resource pools: what each has (from Ray), what DIGITS' tasks
+    hold on each, and which nodes cannot see the jobs directory (they get no tasks).
+
+    An assignment is ``{"node", "node_name", "num_gpus", "num_cpus"}``; :class:`RayScheduler` adds the
+    actor's name and, once the tool runs, its GPUs and pid there.
+    """
+
+    def __init__(self, address: str):
+        self.address = address
+        self.problem: str | None = f"connecting to the cluster {address}"
+        self.nodes: dict[str, dict] = {}  # node id -> {"name", "gpus", "cpus"}
+        self.blind: dict[str, str] = {}  # node id -> why the jobs directory is not usable there
+        self._held: dict[str, dict[str, float]] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def gpus(self) -> list[Gpu]:
+        """The GPUs of the largest node: what one task may ask for (the forms offer these)."""
+        return [Gpu(i, f"GPU {i} of a cluster node", 0) for i in range(self._largest_gpus())]
+
+    def _largest_gpus(self) -> int:
+        with self._lock:
+            return max((int(n["gpus"]) for i, n in self.nodes.items() if i not in self.blind), default=0)
+
+    def set_nodes(self, nodes: dict[str, dict]) -> None:
+        with self._lock:
+            self.nodes = nodes
+
+    def missing(self, request: dict[str, Any]) -> str | None:
+        """Why ``request`` can never be met on the cluster (more GPUs than its largest node has), or None."""
+        wanted = request.get("gpus")
+        count = len(wanted) if isinstance(wanted, list) else int(wanted or 0)
+        largest = self._largest_gpus()
+        if self.nodes and count > largest:
+            return f"{count} GPUs were asked for but the largest node of the cluster has {largest}"
+        return None
+
+    def try_reserve(self, request: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
+        """Hold room for ``request`` on the node with the most of it free: (assignment, "") or (None, why not)."""
+        if self.problem:
+            return None, f"waiting: {self.problem}"
+        wanted = request.get("gpus")
+        gpus = len(wanted) if isinstance(wanted, list) else int(wanted or 0)
+        cpus = 0 if gpus else float(request.get("cpu", 0))
+        with self._lock:
+            room = []
+            for node_id, node in self.nodes.items():
+                if node_id in self.blind:
+                    continue
+                held = self._held.get(node_id, {})
+                free_gpus = node["gpus"] - held.get("gpus", 0)
+                free_cpus = node["cpus"] - held.get("cpus", 0)
+                if free_gpus >= gpus and free_cpus >= cpus:
+                    room.append((free_gpus if gpus else free_cpus, node_id))
+            if not room:
+                what = ("a GPU" if gpus == 1 else f"{gpus} GPUs") if gpus else "a CPU slot"
+                return None, f"waiting for {what} on a cluster node ({self._free_text()})"
+            node_id = max(room)[1]
+            self._hold(node_id, gpus, cpus, +1)
+            return {"node": node_id, "node_name": self.nodes[node_id]["name"], "num_gpus": gpus,
+                    "num_cpus": cpus}, ""  # fmt: skip
+
+    def reserve(self, assignment: dict[str, Any]) -> None:
+        """Hold what a task found running after a restart holds."""
+        with self._lock:
+            self._hold(assignment["node"], assignment.get("num_gpus", 0), assignment.get("num_cpus", 0), +1)
+
+    def release(self, assignment: dict[str, Any]) -> None:
+        if not assignment.get("node"):
+            return
+        with self._lock:
+            self._hold(assignment["node"], assignment.get("num_gpus", 0), assignment.get("num_cpus", 0), -1)
+
+    def _hold(self, node_id: str, gpus: float, cpus: float, sign: int) -> None:
+        held = self._held.setdefault(node_id, {"gpus": 0, "cpus": 0})
+        held["gpus"] += sign * gpus
+        held["cpus"] += sign * cpus
+
+    def _free_text(self) -> str:
+        parts = []
+        for node_id, node in self.nodes.items():
+            held = self._held.get(node_id, {})
+            parts.append(f"{node['name']}: {node['gpus'] - held.get('gpus', 0):g}/{node['gpus']:g} GPUs, "
+                         f"{node['cpus'] - held.get('cpus', 0):g}/{node['cpus']:g} CPU slots free")  # fmt: skip
+        return "; ".join(parts) or "no node"
+
+    def describe(self) -> dict[str, Any]:
+        with self._lock:
+            nodes = [
+                {"id": node_id, "name": node["name"], "gpus": node["gpus"], "cpus": node["cpus"],
+                 "gpus_busy": self._held.get(node_id, {}).get("gpus", 0),
+                 "cpus_busy": self._held.get(node_id, {}).get("cpus", 0), "problem": self.blind.get(node_id)}
+                for node_id, node in self.nodes.items()
+            ]  # fmt: skip
+            return {
+                "cluster": self.address,
+                "problem": self.problem,
+                "nodes": nodes,
+                "gpus": [],
+                "cpu_slots": sum(n["cpus"] for n in nodes),
+                "cpu_slots_busy": sum(n["cpus_busy"] for n in nodes),
+            }
+
+
+class RayScheduler(LocalScheduler):
+    """The scheduler with its tasks on a Ray cluster (see the module's docstring)."""
+
+    def __init__(self, store: JobStore, address: str, on_change: OnChange = lambda job, task: None,
+                 kill_grace: float = 5.0):  # fmt: skip
+        super().__init__(store, ClusterPools(address), on_change=on_change, kill_grace=kill_grace)
+        self.address = address
+        self._connected = False
+        self._checked: set[str] = set()  # nodes whose view of the jobs directory was checked
+
+    # -- connection and nodes ------------------------------------------------------------------------
+    def _loop(self) -> None:
+        next_refresh = 0.0
+        while not self._stopping:
+            if not self._connected:
+                if not self._connect():
+                    self._sleep(RECONNECT_INTERVAL)
+                    continue
+                self._refresh_nodes()
+                self._find_running_tasks()
+            elif time.monotonic() >= next_refresh:
+                self._refresh_nodes()
+                next_refresh = time.monotonic() + NODE_REFRESH
+            with self._wake:
+                try:
+                    self._place_tasks()
+                except Exception:  # one job's trouble must not stop every other job from starting
+                    log.exception("placing tasks failed")
+                self._wake.wait(timeout=1.0)
+
+    def _sleep(self, seconds: float) -> None:
+        with self._wake:
+            self._wake.wait(timeout=seconds)
+
+    def _connect(self) -> bool:
+        try:
+            ray.init(address=self.address, namespace=NAMESPACE, log_to_driver=False, logging_level=logging.WARNING,
+                     ignore_reinit_error=True)  # fmt: skip
+        except Exception as exc:  # an address that does not answer, a Ray version that differs: say so, keep serving
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            self.pools.problem = f"the cluster {self.address} cannot be reached ({message}); retrying"
+            log.error("%s", self.pools.problem)
+            return False
+        self._connected = True
+        self.pools.problem = None
+        log.info("connected to the Ray cluster %s", self.address)
+        return True
+
+    def _refresh_nodes(self) -> None:
+        try:
+            alive = [n for n in ray.nodes() if n.get("Alive")]
+        except Exception as exc:
+            log.warning("cannot read the cluster's nodes: %s", exc)
+            return
+        nodes = {
+            n["NodeID"]: {"name": n.get("NodeName") or n.get("NodeManagerAddress", n["NodeID"][:8]),
+                          "gpus": n["Resources"].get("GPU", 0), "cpus": n["Resources"].get("CPU", 0)}
+            for n in alive
+        }  # fmt: skip
+        new = [node_id for node_id in nodes if node_id not in self._checked]
+        if new:
+            self._check_storage(new, nodes)
+        self.pools.set_nodes(nodes)
+
+    def _check_storage(self, node_ids: list[str], nodes: dict[str, dict]) -> None:
+        """Ask a task on each of ``node_ids`` whether it sees the jobs directory; the ones that do not are left
+        out of placement and named in the log and the queue."""
+        marker = self.store.jobs_dir / MARKER_FILE
+        token = secrets.token_hex(16)
+        write_json_atomic(marker, token)
+        expected = json.dumps(token)
+        check = ray.remote(num_cpus=0, max_retries=0)(_sees_marker)
+        refs = {
+            node_id: check.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False)).remote(
+                str(marker), expected
+            )
+            for node_id in node_ids
+        }
+        for node_id, ref in refs.items():
+            name = nodes[node_id]["name"]
+            try:
+                seen = ray.get(ref, timeout=60)
+                why = None if seen else f"node {name} does not see the jobs directory {self.store.jobs_dir}"
+            except (GetTimeoutError, RayError) as exc:
+                why = f"node {name} could not check the jobs directory: {_cause(exc)}"
+            self._checked.add(node_id)
+            if why:
+                self.pools.blind[node_id] = why
+                log.error("%s: it gets no tasks (mount the jobs directory at the same path on every node)", why)
+
+    # -- tasks ---------------------------------------------------------------------------------------
+    def _new_run(self, job: Job, task: Task) -> TaskRun:
+        return ClusterTaskRun(self, job, task)
+
+    def _find_running_tasks(self) -> None:
+        """After a (re)start: follow again the tasks ``job.json`` says run on the cluster."""
+        with self._wake:
+            for job in self.store.all():
+                for task in job.tasks:
+                    if is_cluster_task(task):
+                        run = ClusterTaskRun(self, job, task)
+                        self._runs[(job.id, task.id)] = run
+                        self.pools.reserve(task.assigned)
+                        run.attach()
+                        log.info("job %s: following task %s again on %s", job.id, task.id,
+                                 task.assigned.get("node_name"))  # fmt: skip
+
+    def usage(self, job: Job, task: Task) -> dict | None:
+        """The hardware panel's reading of a running task, taken on its node (None when it is not running)."""
+        with self._wake:
+            run = self._runs.get((job.id, task.id))
+            tool = run.tool if run else None
+        if not isinstance(tool, ClusterTool) or tool.actor is None:
+            return None
+        try:
+            reading = ray.get(tool.actor.usage.remote(), timeout=2)
+        except (GetTimeoutError, RayError):
+            return None
+        if reading is not None:
+            reading["node"] = task.assigned.get("node_name")
+        return reading
+
+    def describe(self) -> dict:
+        """The cluster as the queue shows it: each node, what it has and what DIGITS' tasks hold."""
+        return self.pools.describe()
+
+    def shutdown(self) -> None:
+        """Stop following the tasks and leave them running: a restarted server finds them again."""
+        with self._wake:
+            self._stopping = True
+            runs = list(self._runs.values())
+            self._wake.notify()
+        for run in runs:
+            if isinstance(run.tool, ClusterTool):
+                run.tool.detach()
+        if self._thread:
+            self._thread.join(timeout=5)
+        self.store.flush(timeout=5)
+        if self._connected:
+            ray.shutdown()
+
+
+class ClusterTaskRun(TaskRun):
+    """A task's tool in a :class:`ToolRunner` on a node; events come from :class:`ClusterTool`."""
+
+    def start(self) -> None:
+        """Create the task's actor on the node its assignment names and start the tool there."""
+        job, task = self.job, self.task
+        assigned = task.assigned
+        assigned["actor"] = f"{job.id}/{task.id}/{secrets.token_hex(3)}"
+        assigned["events_read"] = 0
+        exit_path(job, task).unlink(missing_ok=True)
+        events_path(job, task).unlink(missing_ok=True)
+        actor = (
+            _runner_class()
+            .options(
+                name=assigned["actor"],
+                namespace=NAMESPACE,
+                lifetime="detached",
+                num_gpus=assigned["num_gpus"],
+                num_cpus=assigned["num_cpus"],
+                scheduling_strategy=NodeAffinitySchedulingStrategy(assigned["node"], soft=False),
+            )
+            .remote()
+        )
+        args = task.command(self.scheduler.python)[1:]
+        start_ref = actor.start.remote(args, job.directory, task.log_name, str(events_path(job, task)),
+                                       str(exit_path(job, task)))  # fmt: skip
+        self.tool = self._follow(actor, start_ref, 0)
+
+    def attach(self) -> None:
+        """Follow the task again after a restart: its actor if it still runs, its exit file if it ended."""
+        try:
+            actor = ray.get_actor(self.task.assigned["actor"], namespace=NAMESPACE)
+        except ValueError:
+            actor = None  # gone: its exit file tells how it ended, or its node died
+        self._trim_lists()
+        self.tool = self._follow(actor, None, int(self.task.assigned.get("events_read", 0)))
+
+    def _follow(self, actor, start_ref, offset: int) -> ClusterTool:
+        return ClusterTool(actor, start_ref, events_path(self.job, self.task), exit_path(self.job, self.task),
+                           offset, on_event=self._on_cluster_event, on_line=self._on_line,
+                           on_exit=lambda returncode: self.scheduler._task_ended(self, returncode),
+                           on_lost=self._lost, on_started=self._started)  # fmt: skip
+
+    def _on_cluster_event(self, event: dict, offset: int) -> None:
+        # The offset changes with the state it describes, under the lock: job.json never records an event
+        # as read that it has not applied, nor applied one it says is unread.
+        with self.scheduler._wake:
+            self.task.assigned["events_read"] = offset
+            self._on_event(event)
+
+    def _started(self, where: dict) -> None:
+        with self.scheduler._wake:
+            self.task.assigned.update(pid=where["pid"], gpus=where["gpus"], host=where["host"])
+            self.scheduler._changed(self.job, self.task, significant=True)
+
+    def _lost(self, reason: str) -> None:
+        node = self.task.assigned.get("node_name")
+        log.error("job %s: task %s on %s lost: %s", self.job.id, self.task.id, node, reason)
+        if reason.startswith("could not start"):
+            self.failure = reason  # an Error: nothing ran
+            self.scheduler._task_ended(self, -1)
+            return
+        self.interrupted = True
+        self.scheduler._task_ended(self, -9)
+        with self.scheduler._wake:
+            self.task.error = {"message": NODE_LOST_MESSAGE.format(node=node), "traceback": ""}
+            self.scheduler._changed(self.job, self.task, significant=True)
+
+    def _trim_lists(self) -> None:
+        """Cut the task's list files back to what ``job.json`` counted: the events after its offset are read
+        again, and would otherwise be listed twice."""
+        for name in lists.LIST_FILES:
+            path = lists.list_path(self.job.directory, self.task.id, name)
+            if not path.exists():
+                continue
+            keep = lists.count(self.task.data, name)
+            lines = path.read_bytes().splitlines(keepends=True)
+            if len(lines) > keep:
+                tmp = path.with_name(path.name + ".trim")
+                tmp.write_bytes(b"".join(lines[:keep]))
+                os.replace(tmp, path)
