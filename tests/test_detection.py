@@ -200,12 +200,18 @@ class UserModel(Tower):
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 def test_the_walk_through_with_curl(canvases, tmp_path):
     server = LiveServer(tmp_path / "jobs").start()
+    cookies = str(tmp_path / "cookies.txt")
     try:
 
         def curl(*args: str) -> dict:
-            done = subprocess.run(["curl", "-s", "-f", *args], capture_output=True, text=True, timeout=120)
-            assert done.returncode == 0, done.stderr
-            return json.loads(done.stdout)
+            done = subprocess.run(["curl", "-s", "-b", cookies, "-c", cookies, "-w", "\n%{http_code}", *args],
+                                  capture_output=True, text=True, timeout=120)  # fmt: skip
+            body, _, status = done.stdout.rpartition("\n")
+            assert status == "200", body
+            return json.loads(body)
+
+        # DIGITS' session: log in (single-user mode: a name), keep the cookie.
+        subprocess.run(["curl", "-s", "-c", cookies, "-F", "username=fred", f"{server.url}/login"], check=True)
 
         fields = detection_fields(canvases, dataset_name="curl boxes")
         dataset = curl(*[a for k, v in fields.items() for a in ("-F", f"{k}={v}")],
