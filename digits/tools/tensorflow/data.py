@@ -7,6 +7,7 @@ training); parsing, decoding (PNG/JPEG or raw pixels), mean subtraction and crop
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from dataclasses import dataclass, field
@@ -96,26 +97,30 @@ def db_info(path: str) -> LmdbInfo:
         env.close()
 
 
-def record_generator(path: str, entries: int, shuffle: bool, repeat: bool, seed: int | None):
-    """A generator factory for ``tf.data.Dataset.from_generator``: chunks of serialized records of the database.
+def record_order(entries: int, shuffle: bool, repeat: bool, seed: int | None):
+    """The record indices training reads, in chunks of up to CHUNK: with ``shuffle`` every epoch visits the
+    records in a new random order drawn from ``seed``; with ``repeat`` it never ends. Both the LMDB reader
+    and the RAM cache read in this order, so a seed gives the same batches either way."""
+    rng = np.random.default_rng(seed)
+    while True:
+        order = rng.permutation(entries) if shuffle else np.arange(entries)
+        for start in range(0, entries, CHUNK):
+            yield order[start : start + CHUNK]
+        if not repeat:
+            return
 
-    Yields 1-D arrays of up to CHUNK records; with ``shuffle`` every epoch visits the records in a new random
-    order; with ``repeat`` it never ends.
-    """
+
+def record_generator(path: str, entries: int, shuffle: bool, repeat: bool, seed: int | None):
+    """A generator factory for ``tf.data.Dataset.from_generator``: chunks of serialized records of the database,
+    1-D arrays of up to CHUNK records in the order of :func:`record_order`."""
 
     def generate():
-        rng = np.random.default_rng(seed)
         env = open_db(path)
         try:
-            while True:
-                order = rng.permutation(entries) if shuffle else np.arange(entries)
-                with env.begin(buffers=False) as txn:
-                    get = txn.get
-                    for start in range(0, entries, CHUNK):
-                        # dtype=object keeps records with NUL bytes whole (numpy's bytes_ would strip them).
-                        yield np.array([get(b"%08d" % i) for i in order[start : start + CHUNK]], dtype=object)
-                if not repeat:
-                    return
+            with env.begin(buffers=False) as txn:
+                for chunk in record_order(entries, shuffle, repeat, seed):
+                    # dtype=object keeps records with NUL bytes whole (numpy's bytes_ would strip them).
+                    yield np.array([txn.get(b"%08d" % i) for i in chunk], dtype=object)
         finally:
             env.close()
 
@@ -124,13 +129,79 @@ def record_generator(path: str, entries: int, shuffle: bool, repeat: bool, seed:
 
 def decode(encoded, shape: list[int], fmt: str, dtype: str = "uint8"):
     """Decode one image (or label array) of format ``fmt``: returns it as float32 HxWxC, values as stored."""
+    return tf.cast(decode_stored(encoded, shape, fmt, dtype), tf.float32)
+
+
+def decode_stored(encoded, shape: list[int], fmt: str, dtype: str = "uint8"):
+    """Decode one image (or label array) of format ``fmt``: returns it HxWxC in the dtype it is stored in."""
     if fmt == "raw":
         image = tf_root.io.decode_raw(encoded, tf_root.as_dtype(dtype))
     elif fmt == "png":
         image = tf_root.io.decode_png(encoded, channels=shape[2], dtype=tf_root.as_dtype(dtype))
     else:
         image = tf_root.io.decode_image(encoded, channels=shape[2], expand_animations=False)
-    return tf.cast(tf.reshape(image, shape), tf.float32)
+    return tf.reshape(image, shape)
+
+
+def decoded_size(info: LmdbInfo) -> int:
+    """Bytes that :func:`decode_all` holds for the database: its images as stored, and its labels as float32
+    or int32 (4 bytes a value)."""
+    label_values = math.prod(info.label.shape) if info.label.kind in ("values", "array") else 1
+    return info.entries * (math.prod(info.shape) * np.dtype(info.dtype).itemsize + 4 * label_values)
+
+
+def decode_all(info: LmdbInfo) -> tuple[np.ndarray, np.ndarray]:
+    """Decode every record of the database once, in key order, with the ops training decodes with: returns
+    ``(images [N, H, W, C] as stored, labels as make_dataset documents them)``. Runs in a graph of its own."""
+    with tf_root.Graph().as_default():
+        dataset = tf_root.data.Dataset.from_generator(
+            record_generator(info.path, info.entries, shuffle=False, repeat=False, seed=None),
+            output_signature=tf_root.TensorSpec(shape=[None], dtype=tf_root.string),
+        )
+        features = info.features()
+
+        def decoded(chunk):
+            parsed = tf_root.io.parse_example(chunk, features)
+            images = tf.map_fn(
+                lambda encoded: decode_stored(encoded, info.shape, info.format, info.dtype), parsed["image/encoded"],
+                fn_output_signature=tf_root.TensorSpec(info.shape, tf_root.as_dtype(info.dtype)),
+            )  # fmt: skip
+            return images, labels_of(parsed, info)
+
+        dataset = dataset.map(decoded, num_parallel_calls=AUTOTUNE, deterministic=True)
+        iterator = tf.data.make_initializable_iterator(dataset)
+        images, labels = iterator.get_next()
+        chunks = []
+        with tf.Session() as sess:
+            sess.run(iterator.initializer)
+            while True:
+                try:
+                    chunks.append(sess.run([images, labels]))
+                except tf_root.errors.OutOfRangeError:
+                    break
+    return np.concatenate([c[0] for c in chunks]), np.concatenate([c[1] for c in chunks])
+
+
+def cached_generator(images: np.ndarray, labels: np.ndarray, batch_size: int, order):
+    """A generator factory for ``from_generator``: batches of ``(images, labels)`` of decoded arrays, taken in
+    the chunks of indices of the iterable ``order`` makes, ``batch_size`` at a time across epochs as
+    ``unbatch().batch(batch_size)`` would cut them (a last smaller batch when ``order`` ends)."""
+
+    def generate():
+        pending: list[np.ndarray] = []
+        count = 0
+        for chunk in order():
+            pending.append(chunk)
+            count += len(chunk)
+            while count >= batch_size:
+                indices = np.concatenate(pending)
+                yield images[indices[:batch_size]], labels[indices[:batch_size]]
+                pending, count = [indices[batch_size:]], count - batch_size
+        if count:
+            indices = np.concatenate(pending)
+            yield images[indices], labels[indices]
+
+    return generate
 
 
 @dataclass
@@ -249,6 +320,7 @@ def make_dataset(
     mean: np.ndarray | None = None,
     crop_size: int | None = None,
     augmentation: Augmentation | None = None,
+    cache: tuple[np.ndarray, np.ndarray] | None = None,
 ):
     """The batched ``tf.data.Dataset`` of ``(images NHWC float32, labels)`` for one database.
 
@@ -257,25 +329,40 @@ def make_dataset(
 
     Training data repeats forever (epochs are counted by images seen) and is cropped at random; other data
     is read once in order, center-cropped. ``mean`` (HxWxC, or C for a per-pixel mean) is subtracted first.
+    ``cache``, the database's :func:`decode_all`, replaces reading and decoding its records: same batches.
     """
-    generate = record_generator(info.path, info.entries, shuffle and training, repeat=training, seed=seed)
-    dataset = tf_root.data.Dataset.from_generator(
-        generate, output_signature=tf_root.TensorSpec(shape=[None], dtype=tf_root.string)
-    )
-    # Parsing is vectorized over a chunk. Decoding runs per image inside a map over whole batches: tf.data's
-    # per-element overhead costs more than decoding a small image; batches are prepared in parallel.
-    features = info.features()
-    dataset = dataset.map(lambda chunk: tf_root.io.parse_example(chunk, features)).unbatch()
-    dataset = dataset.batch(batch_size, drop_remainder=False)
+    order = functools.partial(record_order, info.entries, shuffle and training, training, seed)
+    if cache is None:
+        dataset = tf_root.data.Dataset.from_generator(
+            record_generator(info.path, info.entries, shuffle and training, repeat=training, seed=seed),
+            output_signature=tf_root.TensorSpec(shape=[None], dtype=tf_root.string),
+        )
+        # Parsing is vectorized over a chunk. Decoding runs per image inside a map over whole batches: tf.data's
+        # per-element overhead costs more than decoding a small image; batches are prepared in parallel.
+        features = info.features()
+        dataset = dataset.map(lambda chunk: tf_root.io.parse_example(chunk, features)).unbatch()
+        dataset = dataset.batch(batch_size, drop_remainder=False)
+    else:
+        images, labels = cache
+        dataset = tf_root.data.Dataset.from_generator(
+            cached_generator(images, labels, batch_size, order),
+            output_signature=(
+                tf_root.TensorSpec([None, *images.shape[1:]], tf_root.as_dtype(images.dtype)),
+                tf_root.TensorSpec([None, *labels.shape[1:]], tf_root.as_dtype(labels.dtype)),
+            ),
+        )
     mean_const = tf.constant(mean, tf.float32) if mean is not None else None
     height, width, channels = info.shape
     image_spec = tf_root.TensorSpec(info.shape, tf_root.float32)
 
-    def prepare(features):
+    def decoded(features):
         images = tf.map_fn(
             lambda encoded: decode(encoded, info.shape, info.format, info.dtype), features["image/encoded"],
             fn_output_signature=image_spec,
         )  # fmt: skip
+        return images, labels_of(features, info)
+
+    def prepare(images, labels):
         if training and augmentation is not None:
             images = augmentation.apply(images, seed)
         if augmentation is not None and augmentation.whitening:
@@ -288,10 +375,17 @@ def make_dataset(
                 images = tf.map_fn(lambda image: tf.image.random_crop(image, crop, seed=seed), images)
             else:
                 images = center_crop(images, crop_size, height, width)
-        return images, labels_of(features, info)
+        return images, labels
 
-    dataset = dataset.map(prepare, num_parallel_calls=AUTOTUNE, deterministic=True)
-    return dataset.prefetch(AUTOTUNE)
+    def from_records(features):
+        return prepare(*decoded(features))
+
+    def from_cache(images, labels):
+        return prepare(tf.cast(images, tf.float32), labels)
+
+    prepared = from_records if cache is None else from_cache
+    batches = dataset.map(prepared, num_parallel_calls=AUTOTUNE, deterministic=True)
+    return batches.prefetch(AUTOTUNE)
 
 
 def labels_of(features: dict, info: LmdbInfo):

@@ -54,7 +54,15 @@ import tensorflow as tf_root  # noqa: E402
 from digits.models.lr_policy import POLICIES, LRPolicy, parse_percents  # noqa: E402
 from digits.tools.protocol import ProgressReporter, emit, run_tool  # noqa: E402
 from digits.tools.tensorflow import detection  # noqa: E402
-from digits.tools.tensorflow.data import Augmentation, LmdbInfo, db_info, make_dataset, mean_to_subtract  # noqa: E402
+from digits.tools.tensorflow.data import (  # noqa: E402
+    Augmentation,
+    LmdbInfo,
+    db_info,
+    decode_all,
+    decoded_size,
+    make_dataset,
+    mean_to_subtract,
+)
 from digits.tools.tensorflow.model import (  # noqa: E402
     GraphKeys,
     NetworkError,
@@ -69,6 +77,8 @@ SOLVERS = ("SGD", "MOMENTUM", "NESTEROV", "ADAGRAD", "ADAGRADDA", "ADADELTA", "A
 MODEL_SCOPE = "model"
 REPORTS_PER_EPOCH = 4
 REPORT_SECONDS = 10.0
+# Decoded training sets up to this size stay in RAM (--cache-mb): decoding is then done once, not every epoch.
+DEFAULT_CACHE_MB = 1024.0
 
 
 class TrainingError(Exception):
@@ -136,6 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--cpu-towers", type=int, default=1,
         help="without GPUs, split the CPU into N devices with one tower each (checks multi-tower networks)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--cache-mb", type=float, default=DEFAULT_CACHE_MB,
+        help="decode the training images once into RAM when they take at most this many MB (0: decode every epoch)",
     )  # fmt: skip
     return parser
 
@@ -344,7 +358,7 @@ def build_graph(
     augmentation = augmentation_of(args, train.shape)
     train_data = make_dataset(
         train, args.batch_size, training=True, shuffle=args.shuffle, seed=args.seed, mean=mean,
-        crop_size=args.crop_size, augmentation=augmentation,
+        crop_size=args.crop_size, augmentation=augmentation, cache=training_cache(train, args.cache_mb),
     )  # fmt: skip
     train_iterator = tf.data.make_initializable_iterator(train_data)
     batch = train_iterator.get_next()
@@ -373,6 +387,19 @@ def build_graph(
         with open(args.labels) as f:
             graph.class_names = [line.strip() for line in f if line.strip()]
     return graph
+
+
+def training_cache(train: LmdbInfo, cache_mb: float) -> tuple | None:
+    """The training set decoded into RAM (see ``data.decode_all``) when it takes at most ``cache_mb``, else None."""
+    size = decoded_size(train)
+    if size > cache_mb * 2**20:
+        if cache_mb:
+            log(f"decoding every epoch: the decoded training set ({size / 2**20:,.0f} MB) exceeds --cache-mb")
+        return None
+    started = time.monotonic()
+    cache = decode_all(train)
+    log(f"decoded the training set into RAM once: {size / 2**20:,.1f} MB in {time.monotonic() - started:.1f} s")
+    return cache
 
 
 def build_validation(
@@ -731,6 +758,8 @@ class TrainMetrics:
         self.writer.add_summary(scalar_summary({"learning_rate": end.learning_rate}, ""), end.step)
         if end.summaries is not None:
             self.writer.add_summary(end.summaries, end.step)
+        # Flushed with each report (a few times an epoch, at least every REPORT_SECONDS), not every step.
+        self.writer.flush()
         self.sums, self.count, self.last_report = dict.fromkeys(self.names, 0.0), 0, time.monotonic()
 
 
@@ -755,6 +784,7 @@ class Validation:
         emit("metrics", epoch=label, val=values)
         log(f"epoch {label:g} val: {metrics_text(values)}")
         self.writer.add_summary(scalar_summary(values, "val/"), end.step)
+        self.writer.flush()
         if self.early is None:
             return
         improved, stop = self.early.update(label, values)
@@ -923,7 +953,6 @@ def train(args: argparse.Namespace) -> int:
             end = StepEnd(step, epoch, step >= schedule.total_steps, learning_rate, values, summaries, report)
             for callback in callbacks:
                 callback.on_step_end(end)
-            writer.flush()
             stopped_early = end.stop
         writer.close()
     rate = (step - first_step) * schedule.images_per_step / seconds if seconds else 0.0
