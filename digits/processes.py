@@ -184,6 +184,16 @@ class ToolProcess:
         self._report_exit()
 
     def _copy_stderr(self, log: Path) -> None:
+        try:
+            self._copy_stderr_lines(log)
+        except OSError as exc:
+            # The log's disk is full: the rest of stderr is dropped, but read, or the tool would block writing.
+            logging.getLogger(__name__).warning("cannot write %s: %s", log, exc)
+            for _ in self._popen.stderr:
+                pass
+            self._popen.stderr.close()
+
+    def _copy_stderr_lines(self, log: Path) -> None:
         folded, no_gpu = False, False
         with open(log, "a") as log_file:
             for line in self._popen.stderr:

@@ -35,7 +35,7 @@ from digits.data_roots import inside_data_roots
 from digits.datasets.kinds import DatasetKind
 from digits.extensions.catalog import Extension
 from digits.form_fields import Choice
-from digits.jobs import Job, Task
+from digits.jobs import Job, Task, lists
 from digits.utils.constants import STAGES
 
 KIND = "generic"
@@ -221,13 +221,15 @@ def _task_data(job: Job) -> dict[str, Any]:
     return task.data if task else {}
 
 
-def describe(job: Job) -> dict[str, Any]:
+def describe(job: Job, skipped_page: int = 1) -> dict[str, Any]:
     """What the dataset page and ``/datasets/<id>.json`` show of a generic dataset (the keys the image
-    dataset page reads, and the generic ones: extension, feature and label shapes)."""
+    dataset page reads, and the generic ones: extension, feature and label shapes). Skipped entries: the
+    count (``skipped_total``) and one page of them (``skipped_page``)."""
     directory = Path(job.directory)
     data = _task_data(job)
     userdata = read_userdata(directory)
-    skipped = [{k: v for k, v in s.items() if k != "event"} for s in data.get("skipped_images", [])]
+    skipped_total, page = lists.page_across(directory, [(TASK_ID, data)], "skipped_images", skipped_page)
+    skipped = [{k: v for k, v in s.items() if k != "event"} for _, s in page]
     skipped_counts = {stage: {"all": n} for stage, n in (data.get("skipped") or {}).items() if n}
     return {
         "extension_id": data.get("extension_id") or job.form.get("extension_id"),
@@ -248,6 +250,9 @@ def describe(job: Job) -> dict[str, Any]:
         "label_problems": userdata.get("label_problems") or [],
         "label_problems_total": userdata.get("label_problems_total", 0),
         "skipped": skipped,
+        "skipped_total": skipped_total,
+        "skipped_page": skipped_page,
+        "skipped_page_size": lists.PAGE_SIZE,
         "skipped_counts": skipped_counts,
         "dropped_classes": [],
         "has_mean": (directory / "mean.png").is_file(),
@@ -364,8 +369,8 @@ class PrebuiltDataset(DatasetKind):
     def build_tasks(self, forms: list[Form], staging: Path) -> list[Task]:
         return build_prebuilt_tasks(forms[0])
 
-    def describe(self, job: Job) -> dict[str, Any]:
-        return describe(job)
+    def describe(self, job: Job, skipped_page: int = 1) -> dict[str, Any]:
+        return describe(job, skipped_page)
 
     def info(self, job: Job) -> DatasetInfo:
         return generic_info(job)
@@ -412,8 +417,8 @@ class ExtensionDataset(DatasetKind):
     def form_record(self, data: MultiDict) -> dict[str, Any]:
         return {**super().form_record(data), "extension_id": self.extension.id}
 
-    def describe(self, job: Job) -> dict[str, Any]:
-        return describe(job)
+    def describe(self, job: Job, skipped_page: int = 1) -> dict[str, Any]:
+        return describe(job, skipped_page)
 
     def info(self, job: Job) -> DatasetInfo:
         return generic_info(job)

@@ -33,8 +33,9 @@ class DatasetKind(JobKind):
         """
         raise NotImplementedError
 
-    def describe(self, job: Job) -> dict[str, Any]:
-        """What the dataset's page and ``/datasets/<id>.json`` show, from its tasks' results and files."""
+    def describe(self, job: Job, skipped_page: int = 1) -> dict[str, Any]:
+        """What the dataset's page and ``/datasets/<id>.json`` show, from its tasks' results and files
+        (of the skipped entries: ``skipped_total`` and the page ``skipped_page`` of them)."""
         raise NotImplementedError
 
     def info(self, job: Job):

@@ -17,6 +17,7 @@ from digits.datasets.explore import explore_page
 from digits.imaging import RESIZE_MODES, load_image, resize_image
 from digits.jobs import Job
 from digits.jobs.creation import as_multidict
+from digits.jobs.lists import page_number
 from digits.utils.constants import STAGES
 from digits.web.jobs import create_and_submit, form_data, get_job, kind_or_404
 from digits.web.responses import wants_json
@@ -66,8 +67,9 @@ def dataset_json(job: Job) -> dict:
     services = current_services()
     with services.store.lock:
         data = services.store.snapshot(job)
-        details = datasets.kind_of(job).describe(job)
         dependents = [{"id": d.id, "name": d.name, "type": d.type} for d in services.store.dependents(job)]
+    # Described from a copy, the lock released: the skipped entries are read from their files.
+    details = datasets.kind_of(job).describe(Job.from_dict(data), page_number(request.args.get("skipped_page", 1)))
     data.pop("form", None)
     data.update(details)
     data.update(
@@ -79,7 +81,7 @@ def dataset_json(job: Job) -> dict:
         explore_urls={stage: url_for("datasets.explore", job_id=job.id, db=stage) for stage in details["stages"]},
     )
     for task in data["tasks"]:
-        for bulky in ("skipped_images", "stages"):
+        for bulky in ("skipped_images", "metrics", "stages"):
             task["data"].pop(bulky, None)
         task.pop("args", None)
     return data

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import glob
 import threading
 import time
-import glob
 from functools import partial
 from pathlib import Path
 
@@ -13,7 +13,7 @@ from flask import Blueprint, Response, abort, render_template, request, url_for
 from digits import models
 from digits.auth import can_change, current_username, login_required, require_owner
 from digits.datasets.generic import dataset_info
-from digits.jobs import Job, Status
+from digits.jobs import Job, Status, lists
 from digits.jobs.creation import as_multidict
 from digits.models import image_classification as classification
 from digits.models.lr_policy import LRPolicy
@@ -122,7 +122,8 @@ def model_json(job: Job) -> dict:
             "source_url": url_for("models.job_network", job_id=job.id),
         },
         solver={k: form.get(k) for k in ("train_epochs", "batch_size", "solver_type", "learning_rate", "lr_policy")},
-        metrics=train["data"].get("metrics", []),
+        # Read from the task's metrics file (old jobs: from job.json), the lock released.
+        metrics=lists.read_all(job.directory, train["id"], train["data"], "metrics"),
         snapshots=[s["epoch"] for s in snapshots],
         snapshot_files=[{**s, "size": snapshot_bytes(Path(job.directory), s.get("path", ""))} for s in snapshots],
         best_epoch=train["data"].get("best_epoch"),
@@ -142,13 +143,6 @@ def model_json(job: Job) -> dict:
     return data
 
 
-# A reading blocks ~50 ms (psutil samples CPU over an interval; NVML per GPU): one per job and second serves
-# every page and poller of that job (50 open pages made it a third of each answer's time).
-HARDWARE_MAX_AGE = 1.0
-_hardware_readings: dict[tuple[str, float], tuple[float, dict | None]] = {}
-_hardware_lock = threading.Lock()
-
-
 def snapshot_bytes(directory: Path, path: str) -> int | None:
     """The size on disk of a snapshot (a file, or a TensorFlow checkpoint prefix and its ``.index`` and
     ``.data-*`` files), ``path`` relative to the job's ``directory``; None when it is gone."""
@@ -158,6 +152,13 @@ def snapshot_bytes(directory: Path, path: str) -> int | None:
     files = [prefix, *prefix.parent.glob(glob.escape(prefix.name) + ".*")]
     sizes = [f.stat().st_size for f in files if f.is_file()]
     return sum(sizes) if sizes else None
+
+
+# A reading blocks ~50 ms (psutil samples CPU over an interval; NVML per GPU): one per job and second serves
+# every page and poller of that job (50 open pages made it a third of each answer's time).
+HARDWARE_MAX_AGE = 1.0
+_hardware_readings: dict[tuple[str, float], tuple[float, dict | None]] = {}
+_hardware_lock = threading.Lock()
 
 
 def _hardware(job: Job) -> dict | None:

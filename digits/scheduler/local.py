@@ -19,8 +19,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from digits.hardware import gpu_usage, process_usage
-from digits.jobs import Job, JobStore, Status, Task
+from digits.jobs import Job, JobSaveError, JobStore, Status, Task, lists
 from digits.jobs.model import INTERRUPTED_MESSAGE
+from digits.jobs.store import NO_SPACE, write_error_message
 from digits.processes import RunningTool, start_tool
 from digits.scheduler.resources import ResourcePools
 
@@ -50,6 +51,7 @@ class LocalScheduler:
         self._wake = threading.Condition(store.lock)
         self._stopping = False
         self._thread: threading.Thread | None = None
+        store.on_save_error = self._save_failed
 
     # -- public --------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -120,12 +122,16 @@ class LocalScheduler:
             run.join()
         if self._thread:
             self._thread.join(timeout=5)
+        self.store.flush(timeout=5)
 
     # -- placing tasks -------------------------------------------------------------------------------
     def _loop(self) -> None:
         with self._wake:
             while not self._stopping:
-                self._place_tasks()
+                try:
+                    self._place_tasks()
+                except Exception:  # one job's trouble must not stop every other job from starting
+                    log.exception("placing tasks failed")
                 self._wake.wait(timeout=1.0)
 
     def _place_tasks(self) -> None:
@@ -196,7 +202,8 @@ class LocalScheduler:
         except OSError as exc:
             del self._runs[(job.id, task.id)]
             self.pools.release(assignment)
-            self._finish_unrun(job, task, Status.ERROR, f"could not start {task.tool}: {exc}")
+            why = write_error_message(exc, job.directory) if exc.errno in NO_SPACE else exc
+            self._finish_unrun(job, task, Status.ERROR, f"could not start {task.tool}: {why}")
             return
         self._changed(job, task, significant=True)
 
@@ -207,14 +214,42 @@ class LocalScheduler:
     # -- state changes -------------------------------------------------------------------------------
     def _changed(self, job: Job, task: Task | None, significant: bool) -> None:
         job.record_status()
-        self.store.save(job, throttle=not significant)
+        # The store's writer thread writes it, with the lock released; a failure comes to _save_failed.
+        self.store.save(job, throttle=not significant, wait=False)
         try:
             self.on_change(job, task)
         except Exception:  # a failing listener must not stop the scheduler
             log.exception("on_change listener failed")
 
+    def _save_failed(self, job: Job, exc: JobSaveError) -> None:
+        """The store could not save ``job`` (a full disk): it ends as an Error now, rather than run on unsaved."""
+        self.stop_job(job, str(exc))
+
+    def _write_failed(self, job: Job, exc: OSError, path: Path) -> None:
+        log.error("job %s: cannot write %s: %s", job.id, path, exc)
+        self.stop_job(job, write_error_message(exc, path))
+
+    def stop_job(self, job: Job, message: str) -> None:
+        """End ``job`` as an Error saying ``message``: waiting tasks at once, running ones stopped (their
+        resources are freed when their processes have ended). Nothing happens to a finished job."""
+        with self._wake:
+            if self.store.get(job.id) is not job:
+                return
+            runs = [run for key, run in self._runs.items() if key[0] == job.id]
+            if not runs and all(t.status in Status.FINISHED for t in job.tasks):
+                return
+            log.error("job %s stopped: %s", job.id, message)
+            for task in job.tasks:
+                if task.status in (Status.INITIALIZED, Status.WAITING):
+                    self._finish_unrun(job, task, Status.ERROR, message)
+            for run in runs:
+                run.fail(message, self.kill_grace)
+            self._changed(job, None, significant=True)
+            self._wake.notify()
+
     def _task_ended(self, run: TaskRun, returncode: int) -> None:
         job, task = run.job, run.task
+        run.lists.close()
         with self._wake:
             self._runs.pop((job.id, task.id), None)
             self.pools.release(task.assigned)
@@ -224,6 +259,9 @@ class LocalScheduler:
                 task.status = Status.ABORTED
                 task.error = {"message": INTERRUPTED_MESSAGE, "traceback": ""}
                 job.interrupted = True
+            elif run.failure:
+                task.status = Status.ERROR
+                task.error = {"message": run.failure, "traceback": run.log_tail()}
             elif run.aborted:
                 task.status = Status.ABORTED
             elif returncode == 0 and not task.error:
@@ -254,7 +292,9 @@ class TaskRun:
         self.log_path = Path(job.directory) / task.log_name
         self.aborted = False
         self.interrupted = False
+        self.failure: str | None = None  # why the scheduler stopped it (its job could not be saved)
         self.tool: RunningTool | None = None
+        self.lists = lists.ListWriter(job.directory, task.id)
 
     def start(self) -> None:
         """Start the task's tool; OSError when it cannot be started."""
@@ -277,17 +317,41 @@ class TaskRun:
         if kind is None:
             self._on_line(json.dumps(event) + "\n")
             return
+        name = LISTED_EVENTS.get(kind)
+        if name in lists.LIST_FILES:
+            # Appended to the task's list file here, by the one thread that reads this tool, lock released.
+            if kind == "metrics":
+                event.setdefault("time", round(time.time(), 3))  # when it was measured: Compare's time axis
+            if self.failure:
+                return
+            try:
+                self.lists.append(name, event, old=self.task.data.get(name))
+            except OSError as exc:
+                self.scheduler._write_failed(self.job, exc, lists.list_path(self.job.directory, self.task.id, name))
+                return
         with self.scheduler._wake:
             significant = apply_event(self.task, kind, event)
             self.scheduler._changed(self.job, self.task, significant)
 
     def _on_line(self, line: str) -> None:
         # Not protocol: a library printed to stdout. Keep it for humans, read nothing into it.
-        with open(self.log_path, "a") as log_file:
-            log_file.write(line)
+        try:
+            with open(self.log_path, "a") as log_file:
+                log_file.write(line)
+        except OSError:
+            pass  # a full disk: the line is lost, the tool's events still count
 
     def terminate(self, grace: float) -> None:
         self.aborted = True
+        if self.tool is not None:
+            self.tool.terminate(grace)
+
+    def fail(self, message: str, grace: float) -> None:
+        """Stop the tool; the task ends as an Error saying ``message``."""
+        if self.failure:
+            return
+        self.failure = message
+        self.task.error = {"message": message, "traceback": ""}
         if self.tool is not None:
             self.tool.terminate(grace)
 
@@ -316,7 +380,8 @@ def log_tail(path: Path, lines: int = 20, max_bytes: int = 64 * 1024) -> str:
     return "".join(kept[-lines:])
 
 
-# Events kept as lists in the task's data, under these names.
+# Events kept as lists under these names: in files beside job.json (see digits.jobs.lists.LIST_FILES; the
+# task's data counts them) or, for the few snapshots, in the task's data itself.
 LISTED_EVENTS = {"skipped": "skipped_images", "metrics": "metrics", "snapshot": "snapshots"}
 
 
@@ -331,9 +396,18 @@ def apply_event(task: Task, kind: str, event: dict) -> bool:
         task.data["progress"] = event
         return False
     if kind in LISTED_EVENTS:
-        if kind == "metrics":
-            event.setdefault("time", round(time.time(), 3))  # when it was measured: the Compare page's time axis
-        task.data.setdefault(LISTED_EVENTS[kind], []).append(event)
+        name = LISTED_EVENTS[kind]
+        if name in lists.LIST_FILES:
+            # The entry is in the list's file already (TaskRun appended it): job.json keeps the count.
+            counted = lists.count(task.data, name)
+            old = task.data.pop(name, None)  # an old job's list: the file has it now
+            task.data.setdefault(lists.COUNTS_KEY, {})[name] = counted + 1
+            if kind == "metrics":
+                best = task.data.setdefault(lists.BEST_VAL_KEY, {})
+                for entry in [*(old or []), event]:
+                    lists.note_best(best, entry)
+            return False
+        task.data.setdefault(name, []).append(event)
         return kind == "snapshot"
     if kind == "result":
         task.data.update(event)

@@ -53,7 +53,7 @@ from digits.records import (
     record_image,
     record_key,
 )
-from digits.tools.create_db import LmdbWriter, building, ordered_map, save_mean
+from digits.tools.create_db import DiskFull, LmdbWriter, building, disk_full, ordered_map, report_disk_full, save_mean
 from digits.tools.protocol import ProgressReporter, emit, run_tool
 from digits.utils.constants import STAGES, TEST_DB, TRAIN_DB
 
@@ -583,6 +583,11 @@ def main(argv: Sequence[str]) -> int:
         emit("error", message=str(failure), traceback=failure.traceback)
         print(f"error: {failure}\n{failure.traceback}", file=sys.stderr)
         return 1
+    except (OSError, lmdb.Error, DiskFull) as exc:
+        full = disk_full(exc, args.out or ".")
+        if full is None:
+            raise
+        return report_disk_full(full)
     print(f"wrote {result['entries']} in {time.perf_counter() - start:.1f} s", file=sys.stderr)
     emit("result", **result)
     return 0

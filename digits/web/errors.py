@@ -10,14 +10,21 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from digits.extensions.web import ExtensionError
+from digits.jobs import JobSaveError
 from digits.web.responses import wants_json
 
 log = logging.getLogger(__name__)
 
 
+class InsufficientStorage(HTTPException):
+    code = 507
+    description = "The server has no space left to save this."
+
+
 def init_app(app) -> None:
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(ExtensionError, _extension_failed)
+    app.register_error_handler(JobSaveError, _save_failed)
     app.register_error_handler(Exception, _unexpected_error)
 
 
@@ -29,6 +36,12 @@ def _http_error(exc: HTTPException):
     if wants_json() or "text/html" not in request.headers.get("Accept", ""):
         return {"errors": message, "error": message}, exc.code
     return render_template("error.html", code=exc.code, title=exc.name, message=message, details=None), exc.code
+
+
+def _save_failed(exc: JobSaveError):
+    """A job could not be saved (a full disk): 507 saying so; nothing was changed."""
+    log.error("%s %s: %s", request.method, request.path, exc)
+    return _http_error(InsufficientStorage(f"{exc}: nothing was changed; free some space and try again."))
 
 
 def _unexpected_error(exc: Exception):
