@@ -7,7 +7,9 @@ so the ``info.json`` of an unpacked model archive works as it is. ``DIR`` (new) 
 
 - a SavedModel (``saved_model.pb``, ``variables/``) whose ``serving_default`` signature takes ``images``, uint8
   ``[N, H, W, C]`` at the dataset's size, and returns ``probabilities`` ``[N, classes]`` and ``classes`` (the
-  top-1 label index, int64). Mean subtraction and the center crop happen inside, as in training's validation;
+  top-1 label index, int64), or for a detection model ``detections`` ``[N, 50, 6]`` (boxes in input pixels
+  after non-maximum suppression, see ``docs/detection.md``). Mean subtraction and the center crop happen
+  inside, as in training's validation;
   resizing to ``H x W`` (with the dataset's resize mode) and the channel count are the caller's part.
 - or with ``--onnx``, ``model.onnx`` with the same input (``input:0``) and outputs (``probabilities:0``,
   ``classes:0``), converted by ``tf2onnx`` when it is installed.
@@ -48,9 +50,11 @@ class ExportFailed(Exception):
 
 
 def build_outputs(predictor: Predictor) -> dict:
-    """The signature's outputs, added to the predictor's graph: ``probabilities`` and, for classifiers, ``classes``."""
+    """The signature's outputs, added to the predictor's graph: ``probabilities`` and, for classifiers, ``classes``;
+    for a detection model ``detections`` (its boxes after non-maximum suppression)."""
     with predictor.graph.as_default():
-        outputs = {"probabilities": predictor.probabilities}
+        key = "detections" if predictor.spec.task == "detection" else "probabilities"
+        outputs = {key: predictor.probabilities}
         if predictor.classifies:
             outputs["classes"] = tf.argmax(predictor.probabilities, axis=1, name="classes")
     return outputs
@@ -72,11 +76,11 @@ def write_savedmodel(predictor: Predictor, outputs: dict, out: Path) -> None:
         builder.save()
 
 
-def check_savedmodel(out: Path, batch: np.ndarray, expected: np.ndarray) -> float:
-    """Load the SavedModel as a user would (TF2, eager) and compare; returns the largest difference."""
+def check_savedmodel(out: Path, batch: np.ndarray, expected: np.ndarray, key: str = "probabilities") -> float:
+    """Load the SavedModel as a user would (TF2, eager) and compare output ``key``; returns the largest difference."""
     loaded = tf_root.saved_model.load(str(out))
     answer = loaded.signatures[SIGNATURE](**{INPUT: tf_root.constant(batch)})
-    return float(np.abs(answer["probabilities"].numpy() - expected).max())
+    return float(np.abs(answer[key].numpy() - expected).max())
 
 
 def write_onnx(predictor: Predictor, outputs: dict, out: Path) -> None:
@@ -97,14 +101,16 @@ def write_onnx(predictor: Predictor, outputs: dict, out: Path) -> None:
     )
 
 
-def check_onnx(out: Path, input_name: str, batch: np.ndarray, expected: np.ndarray) -> float | None:
+def check_onnx(
+    out: Path, input_name: str, batch: np.ndarray, expected: np.ndarray, output_name: str = "probabilities:0"
+) -> float | None:
     """Run ``model.onnx`` with onnxruntime when it is installed; the largest difference, or None."""
     try:
         import onnxruntime
     except ImportError:
         return None
     session = onnxruntime.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
-    probabilities = session.run(["probabilities:0"], {input_name: batch})[0]
+    probabilities = session.run([output_name], {input_name: batch})[0]
     return float(np.abs(probabilities - expected).max())
 
 
@@ -143,10 +149,10 @@ def export(spec_path: Path, out: Path, onnx: bool = False) -> dict:
     expected = predictor.predict(batch)
     if onnx:
         write_onnx(predictor, outputs, out)
-        difference = check_onnx(out, predictor.input.name, batch, expected)
+        difference = check_onnx(out, predictor.input.name, batch, expected, next(iter(outputs.values())).name)
     else:
         write_savedmodel(predictor, outputs, out)
-        difference = check_savedmodel(out, batch, expected)
+        difference = check_savedmodel(out, batch, expected, next(iter(outputs)))
     if difference is not None and difference > TOLERANCE:
         raise ExportFailed(f"the exported model differs from the trained one by {difference:g}")
     described = describe(predictor, outputs, onnx)
