@@ -269,7 +269,7 @@ window.DIGITS = (function () {
             if (window.ResizeObserver) new ResizeObserver(function () { cm.refresh(); }).observe(cm.getWrapperElement());
             cm.on('change', function () {
                 cm.save();
-                if (marked !== null) { cm.removeLineClass(marked, 'background', 'cm-error-line'); marked = null; }
+                if (marked !== null) { cm.removeLineClass(marked, 'wrap', 'cm-error-line'); marked = null; }
                 textarea.dispatchEvent(new Event('input', {bubbles: true}));
             });
         } else {
@@ -289,8 +289,8 @@ window.DIGITS = (function () {
                     cm.setSelection({line: line, ch: 0}, {line: line, ch: lines[line].length});
                     cm.scrollIntoView({line: line, ch: 0}, 80);
                     if (isError) {
-                        if (marked !== null) cm.removeLineClass(marked, 'background', 'cm-error-line');
-                        marked = cm.addLineClass(line, 'background', 'cm-error-line');
+                        if (marked !== null) cm.removeLineClass(marked, 'wrap', 'cm-error-line');
+                        marked = cm.addLineClass(line, 'wrap', 'cm-error-line');
                     }
                     return;
                 }
@@ -679,7 +679,17 @@ window.DIGITS = (function () {
 
         const deleteButton = byId('delete-button');
         if (deleteButton) deleteButton.addEventListener('click', async function () {
-            if (!window.confirm('Delete ' + options.kind + ' "' + options.getJob().name + '" and its files?')) return;
+            // A job others are made from cannot go: say so first, rather than ask to confirm for nothing.
+            let current = options.getJob();
+            try { current = await DIGITS.fetchJSON(options.jsonUrl); } catch (error) { /* the DELETE will say */ }
+            const users = (current && current.dependents) || [];
+            if (users.length) {
+                DIGITS.alert('This ' + options.kind + ' cannot be deleted: ' + users.map(function (d) {
+                    return d.type + ' "' + d.name + '"';
+                }).join(', ') + (users.length > 1 ? ' use it' : ' uses it') + '. Delete ' + (users.length > 1 ? 'them' : 'it') + ' first.', 'warning');
+                return;
+            }
+            if (!window.confirm('Delete ' + options.kind + ' "' + current.name + '" and its files?')) return;
             deleteButton.disabled = true;
             try {
                 await DIGITS.fetchJSON(jobUrl, {method: 'DELETE'});

@@ -1,4 +1,4 @@
-"""A user tells runs apart: the home table's columns, sorting and filter, Compare's parameters, the training log."""
+"""A user tells runs apart and works with them: the home table, Compare, the training log, delete, clone, classify."""
 
 from __future__ import annotations
 
@@ -138,4 +138,33 @@ def test_cpu_training_log_reads_clean(user, trained):
     assert page.evaluate("() => Chart.getChart('training-chart').scales.x.max") == 2
     page.locator("#log-card").scroll_into_view_if_needed()
     screenshot(page, "model-cpu-training-log")
+    assert page.js_errors == []
+
+
+def test_delete_clone_and_classify_another(user, trained, digits_folder):
+    page = user
+    _, dataset, models = trained
+    page.goto(f"datasets/{dataset}")
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: dialogs.append(dialog.message) or dialog.dismiss())
+    page.click("#delete-button")  # two models use it: said at once, nothing to confirm
+    alert = page.locator("#digits-alerts .alert")
+    alert.wait_for()
+    assert "cannot be deleted" in alert.inner_text() and "small batches" in alert.inner_text()
+    assert dialogs == []
+
+    page.goto(f"clone/{models['small batches']}")
+    page.wait_for_url("**/models/images/classification/new?clone=*")
+    assert page.input_value("input[name=model_name]") == "small batches (clone)"
+
+    first, second = sorted(digits_folder.rglob("*.png"))[:2]
+    page.goto(f"models/{models['small batches']}")
+    page.fill("#use-image-path", str(first))
+    page.click("#classify-one-button")
+    page.wait_for_url("**/classify_one")
+    assert first.name in page.inner_text("#classify-one-result")
+    page.fill("#another-image-path", str(second))  # another image, from the result page itself
+    page.click("#classify-another-button")
+    page.wait_for_function(f"() => document.querySelector('#classify-one-result').innerText.includes({second.name!r})")
+    assert page.locator("#predictions tr.prediction").count() > 0
     assert page.js_errors == []

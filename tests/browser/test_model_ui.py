@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from ui import login, screenshot
+from ui import login, screenshot, set_network
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -79,7 +79,7 @@ def test_customized_network_error_shows_the_users_line(page, live_server, digits
     page.click("#customize-lenet")  # copies LeNet's source into the editor, on the Custom tab
     page.wait_for_function("() => document.querySelector('#custom_network').value.includes('class UserModel')")
     source = page.input_value("#custom_network")
-    page.fill("#custom_network", source.replace("x = x * 0.0125", "x = x * 0.0125 + undefined_name"))
+    set_network(page, source.replace("x = x * 0.0125", "x = x * 0.0125 + undefined_name"))
     page.fill("input[name=train_epochs]", "1")
     page.fill("input[name=model_name]", "my lenet")
     page.click("#create-button")

@@ -8,7 +8,7 @@ import time
 import psutil
 import pytest
 from server import LiveServer, wait_for_status
-from ui import login, screenshot
+from ui import login, network_selection, screenshot, set_network
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -95,17 +95,19 @@ def test_visualize_shows_the_graph_or_the_users_line(page, trained):
     screenshot(page, "visualize-network")
 
     source = page.input_value("#custom_network")
-    page.fill("#custom_network", source.replace("x = x * 0.0125", "x = x * 0.0125 + undefined_name"))
+    assert "noqa" not in source and "fmt:" not in source  # our lint comments stay ours
+    set_network(page, source.replace("x = x * 0.0125", "x = x * 0.0125 + undefined_name"))
+    line = source.splitlines().index("        x = x * 0.0125") + 1
     page.click("#visualize-button")
     error = page.locator("#network-error-line")
     error.wait_for()
-    assert "line 12" in error.inner_text() and "undefined_name" in error.locator(".user-source-line").inner_text()
+    assert f"line {line}" in error.inner_text() and "undefined_name" in error.locator(".user-source-line").inner_text()
+    marked = page.locator(".CodeMirror .cm-error-line pre.CodeMirror-line").inner_text()  # the editor marks the line
+    assert marked.strip() == "x = x * 0.0125 + undefined_name"
     assert "NameError" in page.inner_text("#network-error-message")
     assert page.locator("#network-layers").count() == 0
     error.locator("a").click()  # selects the line in the editor
-    selected = page.evaluate("() => { const e = document.querySelector('#custom_network');"
-                             " return e.value.slice(e.selectionStart, e.selectionEnd); }")  # fmt: skip
-    assert "undefined_name" in selected
+    assert "undefined_name" in network_selection(page)
     screenshot(page, "visualize-network-error")
     assert page.js_errors == []
 

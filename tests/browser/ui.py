@@ -19,3 +19,13 @@ def login(page, username: str = "fred") -> None:
     page.fill("input[name=username]", username)
     page.click("button[type=submit]")
     page.wait_for_url("**/")
+
+
+def set_network(page, source: str) -> None:
+    """Put ``source`` in the model form's network editor, as typing would (the textarea follows the editor)."""
+    page.evaluate("(source) => document.querySelector('#custom_network').codeEditor.setValue(source)", source)
+
+
+def network_selection(page) -> str:
+    """The text selected in the model form's network editor."""
+    return page.evaluate("() => document.querySelector('#custom_network + .CodeMirror').CodeMirror.getSelection()")

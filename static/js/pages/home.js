@@ -336,6 +336,15 @@
     }
 
     document.getElementById('delete-selected').addEventListener('click', function () {
+        // A dataset that models (not deleted with it) are made from cannot go: say so before asking to confirm.
+        const inUse = Array.from(selected).filter(function (id) { return jobs.datasets.has(id); }).map(function (id) {
+            const users = Array.from(jobs.models.values()).filter(function (m) { return m.dataset_id === id && !selected.has(m.id); });
+            return users.length ? jobs.datasets.get(id).name + ' (used by ' + users.map(function (m) { return m.name; }).join(', ') + ')' : null;
+        }).filter(Boolean);
+        if (inUse.length) {
+            DIGITS.alert('Cannot delete ' + inUse.join('; ') + ': delete or select the models first.', 'warning');
+            return;
+        }
         if (!window.confirm('Delete ' + selected.size + ' job(s)? Their files are removed.')) return;
         forSelected('delete', function (id) {
             return DIGITS.fetchJSON(DIGITS.url('/jobs/' + encodeURIComponent(id)), {method: 'DELETE'});
