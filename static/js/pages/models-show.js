@@ -263,6 +263,8 @@
             return;
         }
         const parts = [];
+        const node = ((job.tasks[0] || {}).assigned || {}).node_name;  // set when it runs on a cluster node
+        if (node) parts.push(el('div', {className: 'text-muted mb-2', id: 'hardware-node'}, 'On cluster node ' + node));
         if (!live) {
             parts.push(el('div', {className: 'text-muted fst-italic mb-2', id: 'hardware-last'},
                 'Last reading, ' + DIGITS.formatTime(lastHardware.at / 1000) + ', before training ended'));
