@@ -6,10 +6,10 @@ Generates the 28x28 digits of ``bench/train.py`` (same generator, same PNG recor
 on the same images:
 
 - ours: ``python -m digits.tools.torch.main`` training ``digits/standard_networks/torch/lenet.py`` from the LMDB
-  (SGD, no validation), timed by wall clock between its first and last progress events (start-up left out,
-  metrics included);
+  (SGD, no validation), timed by wall clock between its first and last progress events (start-up, and the
+  decoding of a database that fits in memory, which the tool does before training, left out; metrics included);
 - by hand: a plain PyTorch loop over the same images held in memory as one float32 NCHW tensor (mean
-  subtracted once), the same network class and loss, SGD, shuffled batches; its last epoch is timed;
+  subtracted once), the same network class, loss and weight decay, SGD, shuffled batches; its last epoch is timed;
 - TensorFlow: ``python -m digits.tools.tensorflow.main`` with the TensorFlow LeNet, timed as ours.
 
 Each measurement runs ``--repeat`` times, interleaved, and the best is kept (other work on a small machine makes
@@ -86,8 +86,8 @@ def by_hand(images: np.ndarray, labels: np.ndarray, mean: np.ndarray, batch_size
         for start in range(0, len(x), batch_size):
             batch = order[start : start + batch_size]
             optimizer.zero_grad(set_to_none=True)
-            loss = model.loss(model(x[batch]), y[batch])
-            loss.backward()
+            loss = torch.nn.functional.cross_entropy(model(x[batch]), y[batch])
+            (loss + model.regularization()).backward()
             optimizer.step()
         loss.item()
         seconds = time.monotonic() - started

@@ -36,6 +36,6 @@ class UserModel(nn.Module):
     def forward(self, x):
         return self.classifier(self.features(x))
 
-    def loss(self, output, y):
-        penalty = sum((p ** 2).sum() for name, p in self.named_parameters() if name.endswith("weight"))
-        return F.cross_entropy(output, y) + 1e-6 * 0.5 * penalty
+    def regularization(self):
+        # TensorFlow's l2_regularizer(1e-6) on every weight (not biases).
+        return 1e-6 * 0.5 * sum((p ** 2).sum() for name, p in self.named_parameters() if name.endswith("weight"))

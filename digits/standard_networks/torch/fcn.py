@@ -29,8 +29,11 @@ class UserModel(nn.Module):
         return self.upscore(self.score(x))
 
     def loss(self, output, y):
-        penalty = sum((layer.weight ** 2).sum() for layer in (self.conv1, self.conv2, self.conv3, self.score, self.upscore))
-        return F.cross_entropy(output, y[:, 0].long()) + 0.0005 * 0.5 * penalty
+        return F.cross_entropy(output, y[:, 0].long())
+
+    def regularization(self):
+        layers = (self.conv1, self.conv2, self.conv3, self.score, self.upscore)
+        return 0.0005 * 0.5 * sum((layer.weight ** 2).sum() for layer in layers)
 
     def metrics(self, output, y):
         return {"accuracy": (output.argmax(1) == y[:, 0].long()).float().mean()}

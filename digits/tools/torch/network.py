@@ -12,6 +12,8 @@ A network is Python source defining::
             ...
         def metrics(self, output, y):    # optional: {name: scalar}, each a plotted series (train and val)
             ...
+        def regularization(self):        # optional: a scalar added to the loss of training steps (weight decay)
+            ...
 
 The facts are passed to ``__init__`` as keyword arguments, those it names (all of them when it takes ``**kwargs``):
 ``input_shape`` ``[H, W, C]`` (after cropping), ``nclasses`` (None for datasets without classes), ``is_inference``
@@ -22,7 +24,8 @@ training steps and False for validation (``model.train()`` / ``model.eval()``).
 ``y`` is, by the dataset's labels: int64 ``[N]`` class indices; float32 ``[N, K]`` value vectors; float32 NCHW
 ``[N, C, H, W]`` label arrays (masks of class indices, target images) as stored; int64 -1 ``[N]`` when there are none.
 Without ``loss``, classification uses the cross-entropy of logits ``[N, nclasses]``, other labels the mean squared
-error against ``y``. Without ``metrics``, classification reports ``accuracy``.
+error against ``y``. Without ``metrics``, classification reports ``accuracy``. ``regularization()`` is optimized
+with the loss in training steps but not reported in it, as TensorFlow's regularization losses are.
 
 The source runs with ``torch``, ``nn`` (``torch.nn``), ``F`` (``torch.nn.functional``) and ``digits`` (the helpers
 below) already defined; it may import what it needs as any Python file does.
@@ -218,6 +221,7 @@ class Objective:
         self.model, self.path, self.classification = model, path, classification
         self.own_loss = callable(getattr(model, "loss", None))
         self.own_metrics = callable(getattr(model, "metrics", None))
+        self.own_regularization = callable(getattr(model, "regularization", None))
         self.checked = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -241,6 +245,21 @@ class Objective:
                 )
             self.checked = True
         return loss
+
+    def regularization(self) -> torch.Tensor | None:
+        """The model's ``regularization()`` term (a scalar tensor), or None when it defines none."""
+        if not self.own_regularization:
+            return None
+        with building(self.path):
+            term = self.model.regularization()
+        if not isinstance(term, torch.Tensor) or term.dim() != 0:
+            got = f"a tensor of shape {shape_text(term)}" if isinstance(term, torch.Tensor) else type(term).__name__
+            raise network_error(
+                f"regularization must return a scalar tensor, got {got}",
+                self.path,
+                first_line(self.model.regularization, self.path),
+            )
+        return term
 
     def metrics(self, output: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
         """The scalars the model reports for this batch (detached), by name."""
