@@ -1,8 +1,10 @@
 """Input for PyTorch training: a dataset's LMDB records decoded with ``digits.records`` (protobuf, Pillow, numpy;
 no TensorFlow), batched on a background thread, then moved to the device where the float work happens.
 
-A reader thread decodes each batch into uint8 NHWC arrays while the device trains on the previous one. Databases
-small enough (``CACHE_BYTES``) keep every decoded image, so epochs after the first only index memory. On the
+Databases small enough (``CACHE_BYTES``) are decoded whole before training, so every batch only indexes
+memory. Larger ones are decoded batch by batch on a reader thread while the device trains on the previous
+batch. (Decoding on a thread while training on small batches would cost more than it saves: each torch call
+of the training thread then waits for the interpreter lock the decoder holds.) On the
 device :class:`Prepare` turns a batch into NCHW float32, augments training images, subtracts the mean (or
 whitens) and crops, as the TensorFlow pipeline does, in the same order.
 """
@@ -115,6 +117,17 @@ class Records:
         """int64 for classes (and none, as -1), float32 for vectors and arrays."""
         return np.dtype(np.int64 if self.info.label.kind in ("class", "none") else np.float32)
 
+    def preload(self) -> None:
+        """Decode every record now, when the database is kept in memory (nothing otherwise)."""
+        if self.cached and not self.filled.all():
+            for start in range(0, self.info.entries, 1024):
+                self.batch(np.arange(start, min(start + 1024, self.info.entries)))
+
+    @property
+    def in_memory(self) -> bool:
+        """Whether every record is decoded and kept."""
+        return self.cached and bool(self.filled.all())
+
     def batch(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The images (NHWC, stored dtype) and labels of the records at ``indices``."""
         if self.cached:
@@ -183,7 +196,12 @@ class Batches:
                 return
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Read ahead up to ``PREFETCH_BATCHES`` batches; an error of the reader is raised here."""
+        """The batches: indexed from memory when the records are, else read ahead up to ``PREFETCH_BATCHES``
+        batches on a thread (an error of the reader is raised here)."""
+        if self.records.in_memory:
+            for indices in self.order():
+                yield self.records.batch(indices)
+            return
         ahead: queue.Queue = queue.Queue(PREFETCH_BATCHES)
         stop = threading.Event()
         done = object()

@@ -23,10 +23,11 @@ The command line is the TensorFlow tool's (``digits.tools.tensorflow.main``); so
 
 The network contract: a source defining ``class UserModel(torch.nn.Module)``, built with keyword arguments
 ``input_shape`` ([H, W, C]), ``nclasses`` and ``is_inference`` (those its ``__init__`` names); ``forward(x)`` takes
-NCHW float32 batches; optional ``loss(output, y)`` (default: cross-entropy for classification, MSE otherwise) and
+NCHW float32 batches; optional ``loss(output, y)`` (default: cross-entropy for classification, MSE otherwise),
 ``metrics(output, y) -> {name: scalar}`` (default: ``accuracy`` for classification), plotted for training and
-validation. ``self.training`` tells training steps from validation. Details: :mod:`digits.tools.torch.network`
-and ``docs/pytorch.md``.
+validation, and ``regularization()`` (weight decay, optimized in training steps, not reported).
+``self.training`` tells training steps from validation. Details: :mod:`digits.tools.torch.network` and
+``docs/pytorch.md``.
 
 Training runs on the first GPU that ``CUDA_VISIBLE_DEVICES`` leaves visible, else on the CPU. Several GPUs
 (DistributedDataParallel) and mixed precision are not done yet: with more than one GPU visible, the first one
@@ -500,7 +501,10 @@ class Trainer:
             x, y = self.prepare(images, labels, training=True)
             output = self.objective.forward(x)
             loss = self.objective.loss(output, y)
-            (loss / self.accumulation if self.accumulation > 1 else loss).backward()
+            # Weight decay is optimized, not reported: "loss" stays the network's loss, as in TensorFlow.
+            regularization = self.objective.regularization()
+            total = loss if regularization is None else loss + regularization
+            (total / self.accumulation if self.accumulation > 1 else total).backward()
             values.append({"loss": loss.detach(), **self.objective.metrics(output, y)})
         self.optimizer.step()
         return values
@@ -712,6 +716,11 @@ def train(args: argparse.Namespace) -> int:
 
     train_records = Records(plan.train)
     val_records = Records(plan.val) if plan.val else None
+    started = time.monotonic()
+    for records in filter(None, (train_records, val_records)):
+        records.preload()
+    if train_records.in_memory:
+        log(f"decoded the databases into memory in {time.monotonic() - started:.1f} s")
     prepare = Prepare(device, plan.mean, args.crop_size, plan.augmentation, plan.train.label.kind, args.seed)
     batches = iter(Batches(train_records, args.batch_size, training=True, shuffle=args.shuffle, seed=args.seed,
                            skip=step * schedule.images_per_step))  # fmt: skip
