@@ -60,18 +60,15 @@ def job_lists(store: JobStore) -> dict[str, list[dict]]:
     """The home page's three tables: each job's summary plus the columns of its table (``entries`` and ``size``
     of datasets; ``dataset``, ``network``, ``epochs``, ``started``, ``duration`` and ``best_val_accuracy`` of
     models)."""
-    jobs, datasets = [], []
     with store.lock:
-        for job in store.all():
-            summary = job.summary()
-            if job.type == "dataset":
-                datasets.append((job, summary))
-            elif job.type == "model":
-                summary.update(_model_columns(job, store))
-            jobs.append(summary)
-    # Outside the lock: these read the disk, and the scheduler must not wait for them.
-    for job, summary in datasets:
-        summary.update(_dataset_columns(job))
+        jobs = [(Job.from_dict(job.to_dict()), job.summary()) for job in store.all()]
+    # Outside the lock: the columns read the disk (metrics files, folder sizes); the scheduler must not wait.
+    for job, summary in jobs:
+        if job.type == "dataset":
+            summary.update(_dataset_columns(job))
+        elif job.type == "model":
+            summary.update(_model_columns(job, store))
+    jobs = [summary for _job, summary in jobs]
     return {
         "datasets": [j for j in jobs if j["type"] == "dataset"],
         "models": [j for j in jobs if j["type"] == "model"],
