@@ -140,7 +140,8 @@ def test_visualize_route_and_its_json_twin(client, dataset, monkeypatch):
     # What is built for which input: checked without building.
     asked = []
     monkeypatch.setattr(
-        "digits.models.routes.visualize_network", lambda source, shape, n: asked.append((shape, n)) or {"layers": []}
+        "digits.models.routes.visualize_network",
+        lambda source, shape, n, **limits: asked.append((shape, n)) or {"layers": []},
     )
 
     def post(**fields):
