@@ -72,7 +72,7 @@ def main() -> None:
             wait_done(session, f"{server.url}/models/{model}/status")
             trained = time.monotonic() - started
             job = session.get(f"{server.url}/models/{model}.json").json()
-            rate = job["tasks"][0]["data"].get("images_per_second")
+            rate = load_job(root / "jobs", model)[0].tasks[0].data.get("images_per_second")
             val = [m["val"] for m in job["metrics"] if "val" in m]
             print(f"training: {args.epochs} epochs of {args.train} canvases in {trained:.0f} s (job submitted to done)"
                   f", {rate or '?'} images/s by the tool; validation mAP by epoch: "
@@ -99,15 +99,21 @@ def main() -> None:
             server.stop()
 
 
-def direct_rate(jobs_dir: Path, model: str, paths: list[str]) -> float:
-    """Images/s of the model called in this process on ``paths``: read, resize and predict in batches of 128."""
-    from digits.inference.spec import model_spec
+def load_job(jobs_dir: Path, job_id: str):
+    """The job as the server stores it (the JSON twin leaves out what tasks reported, such as images/s)."""
     from digits.jobs import JobStore
-    from digits.tools.tensorflow.predictor import Predictor, classify, load_batch
 
     store = JobStore(jobs_dir)
     store.load_all()
-    spec = model_spec(store.get(model), store)
+    return store.get(job_id), store
+
+
+def direct_rate(jobs_dir: Path, model: str, paths: list[str]) -> float:
+    """Images/s of the model called in this process on ``paths``: read, resize and predict in batches of 128."""
+    from digits.inference.spec import model_spec
+    from digits.tools.tensorflow.predictor import Predictor, classify, load_batch
+
+    spec = model_spec(*load_job(jobs_dir, model))
     predictor = Predictor(spec)
     classify(predictor, load_batch(spec, paths[:128]))  # warm up
     started = time.perf_counter()
