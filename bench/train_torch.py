@@ -10,7 +10,8 @@ on the same images:
   decoding of a database that fits in memory, which the tool does before training, left out; metrics included);
 - by hand: a plain PyTorch loop over the same images held in memory as one float32 NCHW tensor (mean
   subtracted once), the same network class, loss and weight decay, SGD, shuffled batches; its last epoch is timed;
-- TensorFlow: ``python -m digits.tools.tensorflow.main`` with the TensorFlow LeNet, timed as ours.
+- TensorFlow: ``python -m digits.tools.tensorflow.main`` with the TensorFlow LeNet, timed as ours (its
+  ``TF_CPP_MIN_LOG_LEVEL`` set by the tool itself).
 
 Each measurement runs ``--repeat`` times, interleaved, and the best is kept (other work on a small machine makes
 single runs vary by 2x). Prints images/s of each and the ratios (target: ours >= 0.9x the hand-written loop).
@@ -33,20 +34,26 @@ REPO = os.path.dirname(BENCH)
 sys.path.insert(0, BENCH)
 
 from train import make_images, write_lmdb  # noqa: E402 - bench/train.py's data, so both benchmarks train on it
-from train import ours as tensorflow_tool  # noqa: E402
 
-LENET = os.path.join(REPO, "digits", "standard_networks", "torch", "lenet.py")
+NETWORKS = os.path.join(REPO, "digits", "standard_networks")
+LENET = os.path.join(NETWORKS, "torch", "lenet.py")
+TOOLS = {
+    "torch": ("digits.tools.torch.main", LENET),
+    "tensorflow": ("digits.tools.tensorflow.main", os.path.join(NETWORKS, "lenet.py")),
+}
 
 
-def torch_tool(work: str, db: str, batch_size: int, epochs: float) -> float:
-    """Images/s of the PyTorch training program, from the wall-clock times of its progress events."""
-    job = os.path.join(work, "torch-job")
+def tool_rate(framework: str, work: str, db: str, batch_size: int, epochs: float) -> float:
+    """Images/s of the ``framework``'s training program on its LeNet, from the wall-clock times of its progress
+    events."""
+    module, network = TOOLS[framework]
+    job = os.path.join(work, f"{framework}-job")
     os.makedirs(job, exist_ok=True)
     labels = os.path.join(work, "labels.txt")
     with open(labels, "w") as f:
         f.write("".join(f"{i}\n" for i in range(10)))
     command = [
-        sys.executable, "-m", "digits.tools.torch.main", "--network", LENET,
+        sys.executable, "-m", module, "--network", network,
         "--train-db", db, "--labels", labels, "--mean", os.path.join(work, "mean.npy"), "--subtract-mean", "image",
         "--epochs", str(epochs), "--batch-size", str(batch_size), "--learning-rate", "0.01",
         "--snapshot-interval", "0",
@@ -111,10 +118,10 @@ def main() -> None:
         print(f"{args.images} images 28x28x1 (PNG records), batch size {args.batch_size}, {os.cpu_count()} CPUs")
         rates: dict[str, list[float]] = {"ours": [], "hand": [], "tensorflow": []}
         for _ in range(args.repeat):
-            rates["ours"].append(torch_tool(work, db, args.batch_size, args.epochs))
+            rates["ours"].append(tool_rate("torch", work, db, args.batch_size, args.epochs))
             rates["hand"].append(by_hand(images, labels, mean, args.batch_size, args.epochs))
             if not args.no_tensorflow:
-                rates["tensorflow"].append(tensorflow_tool(work, db, args.batch_size, args.epochs))
+                rates["tensorflow"].append(tool_rate("tensorflow", work, db, args.batch_size, args.epochs))
         best = {k: max(v) for k, v in rates.items() if v}
         runs = {k: ", ".join(f"{r:,.0f}" for r in v) for k, v in rates.items()}
         print(f"ours (LMDB, PyTorch tool, LeNet):         {best['ours']:8,.0f} images/s (runs: {runs['ours']})")
