@@ -34,7 +34,10 @@ def ray_processes() -> set[int]:
 def cluster(tmp_path_factory):
     before = ray_processes()
     started = time.monotonic()
-    cluster = ray_cluster_utils.Cluster(initialize_head=True, head_node_args=dict(num_cpus=0, **NODE_ARGS))
+    # A node that dies is seen dead after Ray's health checks fail: within ~10 s here rather than Ray's ~30 s.
+    checks = {"health_check_period_ms": 1000, "health_check_timeout_ms": 3000, "health_check_failure_threshold": 5}
+    head = dict(num_cpus=0, _system_config=checks, **NODE_ARGS)
+    cluster = ray_cluster_utils.Cluster(initialize_head=True, head_node_args=head)
     cluster.cpu_node = cluster.add_node(num_cpus=1, **NODE_ARGS)
     cluster.gpu_node = cluster.add_node(num_cpus=1, num_gpus=1, **NODE_ARGS)
     cluster.wait_for_nodes()
@@ -170,7 +173,7 @@ def test_node_removed_mid_training_interrupts_and_resume_finishes_elsewhere(serv
     cluster.remove_node(cluster.cpu_node, allow_graceful=False)
     server.http.post(f"{server.url}/models/{where['gpu']}/abort")
     job_id = where["cpu"]
-    stopped = wait_json(server, f"/models/{job_id}.json", lambda d: d["status"] != "Running", timeout=60)
+    stopped = wait_json(server, f"/models/{job_id}.json", lambda d: d["status"] != "Running", timeout=90)
     assert stopped["status"] == "Aborted" and stopped["interrupted"]
     assert "left the cluster" in stopped["error"]["message"]
     assert stopped["can_resume"]

@@ -159,6 +159,7 @@ class ClusterTool:
         self._returncode: int | None = None
         self._done = threading.Event()
         self._detached = threading.Event()
+        self.node_gone = threading.Event()  # set by the scheduler when the node is no longer alive in the cluster
         self.remote_pid: int | None = None
         threading.Thread(target=self._follow, name=f"cluster-{events.parent.name}", daemon=True).start()
 
@@ -224,7 +225,7 @@ class ClusterTool:
             if self._exit_file.exists():
                 self._read_new_lines()
                 return "exit", int(json.loads(self._exit_file.read_text())["returncode"])
-            if dead_since is None and self._actor_dead():
+            if dead_since is None and (self.node_gone.is_set() or self._actor_dead()):
                 dead_since = time.monotonic()
             # A dead actor's last lines and exit file may reach this machine's view of the storage late (NFS).
             if dead_since is not None and time.monotonic() - dead_since > 3.0:
@@ -438,6 +439,11 @@ class RayScheduler(LocalScheduler):
         if new:
             self._check_storage(new, nodes)
         self.pools.set_nodes(nodes)
+        # Ray fails an actor's calls only once it has given its node up; the node list says so as soon.
+        with self._wake:
+            for run in self._runs.values():
+                if isinstance(run.tool, ClusterTool) and run.task.assigned.get("node") not in nodes:
+                    run.tool.node_gone.set()
 
     def _check_storage(self, node_ids: list[str], nodes: dict[str, dict]) -> None:
         """Ask a task on each of ``node_ids`` whether it sees the jobs directory; the ones that do not are left
