@@ -43,6 +43,8 @@ class ModelSpec:
     task: str = "classification"
     # Trained from another model's weights: the network's fineTuneHook shaped its output.
     fine_tune: bool = False
+    # The framework that trained it ("tensorflow" or "torch"): which worker rebuilds it.
+    framework: str = "tensorflow"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -124,6 +126,7 @@ def model_spec(job: Job, store: JobStore, epoch: str | float | None = None) -> M
         crop_size=int(job.form["crop_size"]) if job.form.get("crop_size") else None,
         snapshot_epoch=float(chosen["epoch"]),
         fine_tune=job.form.get("method") in ("previous", "pretrained"),
+        framework=job.form.get("framework") or "tensorflow",
     )
 
 
