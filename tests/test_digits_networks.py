@@ -1,5 +1,6 @@
 """Networks written for DIGITS train here as they were pasted (issue 17): its import header, ``tf.contrib``,
-``digits.GraphKeys`` summaries, two optimizers, a siamese pair with the contrastive loss, renamed variables."""
+``digits.GraphKeys`` summaries, two optimizers, a siamese pair with the contrastive loss, renamed variables,
+batch normalization of convolutions."""
 
 from __future__ import annotations
 
@@ -45,7 +46,6 @@ SUMMARIES = FREEZING.replace(
           "initializer=tf.contrib.layers.variance_scaling_initializer()),\n        }")  # fmt: skip
 
 # A small GAN: a generator and a discriminator with batch normalization, each trained by its own optimizer.
-# (batch_norm of [N, C] tensors: tf_slim's 4-D path needs Keras 2's legacy layers, which are not installed.)
 GAN = """\
 class UserModel(Tower):
 
@@ -114,6 +114,30 @@ class UserModel(Tower):
     def loss(self):
         similar = tf.to_float(tf.reshape(self.y, shape=[-1]))
         return digits.constrastive_loss(self.inference[0], self.inference[1], similar)
+"""
+
+
+# A LeNet-sized net with batch normalization after each convolution (NHWC), in both ways DIGITS-era networks
+# write it: slim's normalizer_fn in an arg_scope, and tf.contrib.layers.batch_norm called on a conv output.
+CONV_BATCH_NORM = """\
+class UserModel(Tower):
+
+    @model_property
+    def inference(self):
+        net = tf.reshape(self.x, shape=[-1, self.input_shape[0], self.input_shape[1], self.input_shape[2]])
+        with slim.arg_scope([slim.conv2d], normalizer_fn=slim.batch_norm,
+                            normalizer_params={'is_training': self.is_training, 'scale': True, 'fused': True}):
+            net = slim.conv2d(net * 0.0125, 16, [5, 5], scope='conv1')
+        net = slim.max_pool2d(net, [2, 2], scope='pool1')
+        net = slim.conv2d(net, 32, [5, 5], activation_fn=None, scope='conv2')
+        net = tf.contrib.layers.batch_norm(net, decay=0.9, is_training=self.is_training, activation_fn=tf.nn.relu,
+                                           scope='conv2_bn')
+        net = slim.max_pool2d(net, [2, 2], scope='pool2')
+        return slim.fully_connected(slim.flatten(net), self.nclasses, activation_fn=None, scope='fc')
+
+    @model_property
+    def loss(self):
+        return digits.classification_loss(self.inference, self.y)
 """
 
 
@@ -219,3 +243,60 @@ def test_fine_tuning_renames_variables_to_start_them_anew(client, dataset, app, 
     assert "new (initialized): model/weight2_not_in_use, model/bias2_not_in_use" in log
     restored = next(line for line in log.splitlines() if line.startswith("restored from"))
     assert "model/weight1" in restored and "model/fc/weights" in restored and "weight2" not in restored
+
+
+def test_batch_norm_after_convolutions_trains_and_answers(client, dataset, app, digits_folder):
+    model = train_custom(client, dataset, HEADER + CONV_BATCH_NORM, model_name="conv-bn")
+    losses = [p["loss"] for stage in ("train", "val") for p in series(model, stage)]
+    assert losses and all(math.isfinite(loss) for loss in losses), losses
+    # The moving averages the training steps updated are in the snapshot, under tf_slim's names.
+    job = services_of(app).store.get(model["id"])
+    snapshot = Path(job.directory) / model["snapshot_files"][-1]["path"]
+    import tensorflow as tf
+
+    checkpoint = tf.train.load_checkpoint(str(snapshot))
+    for layer in ("model/conv1/BatchNorm", "model/conv2_bn"):
+        assert np.abs(checkpoint.get_tensor(f"{layer}/moving_mean")).max() > 0, layer
+        assert np.abs(checkpoint.get_tensor(f"{layer}/moving_variance") - 1).max() > 0, layer
+    assert checkpoint.has_tensor("model/conv1/BatchNorm/gamma") and not checkpoint.has_tensor("model/conv2_bn/gamma")
+    image = next((digits_folder / "3").iterdir())
+    answer = client.post(f"/models/images/classification/classify_one.json?job_id={model['id']}",
+                         data={"image_file": (open(image, "rb"), image.name)})  # fmt: skip
+    assert answer.status_code == 200, answer.get_json()
+    scores = [score for _, score in answer.get_json()["predictions"]]  # the top 5, in percent
+    assert len(scores) == 5 and all(math.isfinite(s) for s in scores) and scores == sorted(scores, reverse=True)
+
+
+def test_batch_norm_normalizes_batches_in_training_and_uses_moving_statistics_otherwise():
+    import tensorflow as tf_root
+    import tf_slim
+
+    from digits.tools.tensorflow.model import batch_norm
+
+    tf = tf_root.compat.v1
+    assert tf_slim.batch_norm is not batch_norm  # the global tf_slim keeps its own
+    rng = np.random.default_rng(0)
+    batch = rng.normal([1.0, -5.0, 40.0], [0.5, 3.0, 10.0], size=(16, 6, 6, 3)).astype(np.float32)
+    with tf.Graph().as_default(), tf.Session() as sess:
+        x = tf.placeholder(tf.float32, [None, 6, 6, 3])
+        training = tf.placeholder(tf.bool, [])
+        out = batch_norm(x, decay=0.5, scale=True, is_training=training, scope="bn")
+        nchw = batch_norm(tf.transpose(x, [0, 3, 1, 2]), data_format="NCHW", is_training=True, scope="nchw")
+        updates = tf.get_collection(tf.GraphKeys.UPDATE_OPS)
+        sess.run(tf.global_variables_initializer())
+        normalized = sess.run(out, {x: batch, training: True})
+        np.testing.assert_allclose(normalized.mean(axis=(0, 1, 2)), 0, atol=1e-4)
+        np.testing.assert_allclose(normalized.std(axis=(0, 1, 2)), 1, atol=1e-2)
+        by_channel = sess.run(nchw, {x: batch})
+        np.testing.assert_allclose(by_channel.mean(axis=(0, 2, 3)), 0, atol=1e-4)
+        np.testing.assert_allclose(by_channel.std(axis=(0, 2, 3)), 1, atol=1e-2)
+        for _ in range(3):
+            sess.run(updates, {x: batch, training: True})
+        variables = {v.op.name: v for v in tf.global_variables()}
+        moving_mean, moving_variance = sess.run([variables["bn/moving_mean"], variables["bn/moving_variance"]])
+        # Three steps at decay 0.5 cover 7/8 of the way from (0, 1) to the batch's statistics.
+        np.testing.assert_allclose(moving_mean, batch.mean(axis=(0, 1, 2)) * 7 / 8, rtol=1e-4)
+        np.testing.assert_allclose(moving_variance, 1 / 8 + batch.var(axis=(0, 1, 2)) * 7 / 8, rtol=1e-3)
+        shifted = batch + 100.0
+        inferred = sess.run(out, {x: shifted, training: False})
+        np.testing.assert_allclose(inferred, (shifted - moving_mean) / np.sqrt(moving_variance + 0.001), rtol=1e-4)

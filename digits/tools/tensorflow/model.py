@@ -28,6 +28,7 @@ import tensorflow as tf_root
 import tf_slim as slim
 import tf_slim.layers  # noqa: F401 - tf_slim's ``layers`` attribute is its layers.py; the package is tf.contrib.layers
 from tensorflow.python.framework import ops as _framework_ops
+from tf_slim.layers import utils as slim_layer_utils
 
 tf = tf_root.compat.v1
 # tf_slim 1.1 (slim, and tf.contrib.layers: batch_norm, optimize_loss) still tests isinstance(x, ops.Tensor),
@@ -231,20 +232,139 @@ def digits_helpers() -> types.SimpleNamespace:
     )
 
 
+def _smart_cond(pred, true_fn: Callable, false_fn: Callable):
+    """``true_fn()`` or ``false_fn()`` when ``pred`` is known while building (a bool, a constant tensor), else
+    a ``tf.cond`` that picks one when the graph runs."""
+    known = tf.get_static_value(pred)
+    if known is None:
+        return tf.cond(pred, true_fn, false_fn)
+    return true_fn() if known else false_fn()
+
+
+@slim.add_arg_scope
+def batch_norm(
+    inputs,
+    decay: float = 0.999,
+    center: bool = True,
+    scale: bool = False,
+    epsilon: float = 0.001,
+    activation_fn: Callable | None = None,
+    param_initializers: dict | None = None,
+    param_regularizers: dict | None = None,
+    updates_collections: str | list | None = tf.GraphKeys.UPDATE_OPS,
+    is_training=True,
+    reuse: bool | None = None,
+    variables_collections: dict | list | None = None,
+    outputs_collections: str | list | None = None,
+    trainable: bool = True,
+    fused: bool | None = None,
+    data_format: str = "NHWC",
+    scope: str | None = None,
+):
+    """Batch normalization of ``inputs`` per channel, the ``slim.batch_norm`` and ``tf.contrib.layers.batch_norm``
+    networks call, for tensors of any rank (a conv layer's 4-D output included); returns the normalized tensor
+    (through ``activation_fn`` when given).
+
+    Arguments and defaults are tf_slim's. The channel axis is the last one (``data_format`` "NHWC") or axis 1
+    ("NCHW"); the statistics are taken over all other axes. Variables (in scope ``scope``, default "BatchNorm"):
+    ``beta`` (with ``center``), ``gamma`` (with ``scale``), ``moving_mean`` and ``moving_variance`` (not
+    trainable), named as tf_slim names them so that checkpoints restore by name. ``param_initializers`` and
+    ``param_regularizers`` map those names to an initializer or regularizer. While ``is_training`` (a bool or a
+    boolean tensor) holds, the batch's statistics normalize and the moving averages move towards them by
+    ``1 - decay`` a step through ops added to ``updates_collections`` (the training program runs
+    ``tf.GraphKeys.UPDATE_OPS`` with each step), or applied before the output when it is None; otherwise the
+    moving averages normalize. ``fused`` is accepted and has no effect.
+    """
+    del fused  # tf_slim's fused kernel is a speed option: the arithmetic below is the same
+    inputs = tf.convert_to_tensor(inputs)
+    rank = inputs.shape.rank
+    if data_format not in ("NHWC", "NCHW"):
+        raise ValueError(f"batch_norm: data_format must be 'NHWC' or 'NCHW', not {data_format!r}")
+    if rank is None or rank < 2:
+        raise ValueError(f"batch_norm needs inputs of rank 2 or more, got shape {inputs.shape}")
+    channel_axis = 1 if data_format == "NCHW" else rank - 1
+    channels = inputs.shape[channel_axis]
+    if channels is None:
+        raise ValueError(f"batch_norm needs the number of channels (axis {channel_axis}) of {inputs.shape}")
+    initializers, regularizers = param_initializers or {}, param_regularizers or {}
+    # Per-channel values broadcast against the inputs: [C] for NHWC, [1, C, 1, 1] for NCHW.
+    broadcast = [channels] if channel_axis == rank - 1 else [channels] + [1] * (rank - 2)
+
+    with tf.variable_scope(scope, "BatchNorm", [inputs], reuse=reuse) as variable_scope:
+
+        def parameter(name: str, initial, is_trainable: bool):
+            return slim.model_variable(
+                name,
+                shape=[channels],
+                dtype=inputs.dtype.base_dtype,
+                initializer=initializers.get(name, initial),
+                regularizer=regularizers.get(name),
+                collections=slim_layer_utils.get_variable_collections(variables_collections, name),
+                trainable=is_trainable,
+            )
+
+        beta = parameter("beta", tf.zeros_initializer(), trainable) if center else None
+        gamma = parameter("gamma", tf.ones_initializer(), trainable) if scale else None
+        moving_mean = parameter("moving_mean", tf.zeros_initializer(), False)
+        moving_variance = parameter("moving_variance", tf.ones_initializer(), False)
+        axes = [axis for axis in range(rank) if axis != channel_axis]
+        mean, variance = _smart_cond(
+            is_training,
+            lambda: tf.nn.moments(inputs, axes),
+            lambda: (tf.identity(moving_mean), tf.identity(moving_variance)),
+        )
+        training = tf.get_static_value(is_training)
+        if training is None or training:  # the moving averages move only in a graph that may train
+            updates = [
+                _smart_cond(
+                    is_training,
+                    lambda average=average, value=value: tf.assign_sub(average, (average - value) * (1.0 - decay)),
+                    lambda average=average: tf.identity(average),
+                )
+                for average, value in ((moving_mean, mean), (moving_variance, variance))
+            ]
+            if updates_collections is None:
+                with tf.control_dependencies(updates):
+                    mean, variance = tf.identity(mean), tf.identity(variance)
+            else:
+                for update in updates:
+                    tf.add_to_collections(updates_collections, update)
+        outputs = tf.nn.batch_normalization(
+            inputs,
+            tf.reshape(mean, broadcast),
+            tf.reshape(variance, broadcast),
+            None if beta is None else tf.reshape(beta, broadcast),
+            None if gamma is None else tf.reshape(gamma, broadcast),
+            epsilon,
+        )
+        if activation_fn is not None:
+            outputs = activation_fn(outputs)
+        return slim_layer_utils.collect_named_outputs(outputs_collections, variable_scope.name, outputs)
+
+
+def _module_copy(module: types.ModuleType, name: str, **members: Any) -> types.ModuleType:
+    # A module ``name`` holding ``module``'s names with ``members`` added or replaced; ``module`` stays untouched.
+    copy = types.ModuleType(name)
+    copy.__dict__.update({k: v for k, v in vars(module).items() if not k.startswith("__")})
+    copy.__dict__.update(members)
+    return copy
+
+
 def _contrib() -> types.SimpleNamespace:
-    # tf.contrib is gone from TensorFlow 2; tf_slim is where its slim, layers (initializers, regularizers,
-    # batch_norm...), framework (arg_scope, variables), losses and metrics live on.
+    # tf.contrib is gone from TensorFlow 2; tf_slim is where its slim, layers (initializers, regularizers...),
+    # framework (arg_scope, variables), losses and metrics live on. Their batch_norm is ours: tf_slim's needs
+    # Keras 2's legacy layers for tensors of rank above 2, which TensorFlow 2.21 no longer has.
+    layers_py = _module_copy(slim.layers, "tf_slim.layers.layers", batch_norm=batch_norm)
+    network_slim = _module_copy(slim, "tf_slim", batch_norm=batch_norm, layers=layers_py)
+    layers = _module_copy(sys.modules["tf_slim.layers"], "tf_slim.layers", batch_norm=batch_norm, layers=layers_py)
     return types.SimpleNamespace(
-        slim=slim, layers=sys.modules["tf_slim.layers"], framework=slim, losses=slim.losses, metrics=slim.metrics
+        slim=network_slim, layers=layers, framework=network_slim, losses=slim.losses, metrics=slim.metrics
     )
 
 
 def _tf_with_contrib() -> types.ModuleType:
-    # A module that is tf.compat.v1 plus a ``contrib`` attribute; tf.compat.v1 itself stays untouched.
-    module = types.ModuleType("tensorflow")
-    module.__dict__.update({k: v for k, v in vars(tf).items() if not k.startswith("__")})
-    module.contrib = _contrib()
-    return module
+    # tf.compat.v1 plus a ``contrib`` attribute; tf.compat.v1 itself stays untouched.
+    return _module_copy(tf, "tensorflow", contrib=_contrib())
 
 
 class NetworkImporter:
@@ -345,7 +465,7 @@ def load_network(path: str) -> type:
         "__name__": "digits_network",
         "__builtins__": network_builtins(tf_module, helpers),
         "tf": tf_module,
-        "slim": slim,
+        "slim": tf_module.contrib.slim,
         "digits": helpers,
         "Tower": Tower,
         "model_property": model_property,
