@@ -5,7 +5,8 @@
 Starts ``python -m digits`` on a temporary jobs directory and, through the REST API as a script would:
 builds an ``image-object-detection`` dataset of scikit-learn's digits scattered on 128x128 noisy canvases
 (``tests/detection_data.py``: ``--train`` canvases, 200 validation canvases from held-out digits), trains the
-standard DetectNet (Adam, batch 32) for ``--epochs``, then runs ``infer_many.json`` on ``--held-out`` new
+standard DetectNet (Adam at a fixed 0.002, batch 32) for ``--epochs``, then runs ``infer_many.json`` on
+``--held-out`` new
 canvases of held-out digits with their KITTI labels, and prints:
 
 - the training time (job start to done) and images/s (the tool's own figure);
@@ -66,6 +67,7 @@ def main() -> None:
                 "method": "standard", "standard_networks": "detectnet", "framework": "tensorflow",
                 "dataset": dataset, "model_name": "detectnet", "solver_type": "ADAM", "learning_rate": "0.002",
                 "use_mean": "none", "batch_size": "32", "train_epochs": str(args.epochs), "val_interval": "2",
+                "lr_policy": "fixed",
             }  # fmt: skip
             started = time.monotonic()
             model = session.post(server.url + "/models/images/generic.json", data=fields).json()["id"]
@@ -80,12 +82,16 @@ def main() -> None:
 
             listing = "".join(f"images/{n:06d}.png labels/{n:06d}.txt\n" for n in range(args.held_out))
             data = {"job_id": model, "image_folder": str(root / "test")}
-            files = {"image_list": ("list.txt", io.BytesIO(listing.encode()))}
             session.post(server.url + "/models/images/generic/infer_many.json", data=data,
                          files={"image_list": ("l.txt", io.BytesIO(listing[:200].encode()))})  # warm  # fmt: skip
-            started = time.perf_counter()
-            answer = session.post(server.url + "/models/images/generic/infer_many.json", data=data, files=files).json()
-            served = args.held_out / (time.perf_counter() - started)
+            # Best of two, here and for the direct call: other work on a shared machine comes and goes.
+            served = 0.0
+            for _ in range(2):
+                files = {"image_list": ("list.txt", io.BytesIO(listing.encode()))}
+                started = time.perf_counter()
+                answer = session.post(server.url + "/models/images/generic/infer_many.json", data=data,
+                                      files=files).json()  # fmt: skip
+                served = max(served, args.held_out / (time.perf_counter() - started))
             scores = answer["scores"]
             print(f"held-out canvases ({args.held_out}): mAP@0.5 {scores['mAP']:.3f}, "
                   f"precision {scores['precision']:.3f}, recall {scores['recall']:.3f}")  # fmt: skip
@@ -116,9 +122,12 @@ def direct_rate(jobs_dir: Path, model: str, paths: list[str]) -> float:
     spec = model_spec(*load_job(jobs_dir, model))
     predictor = Predictor(spec)
     classify(predictor, load_batch(spec, paths[:128]))  # warm up
-    started = time.perf_counter()
-    classify(predictor, load_batch(spec, paths))
-    return len(paths) / (time.perf_counter() - started)
+    best = 0.0
+    for _ in range(2):
+        started = time.perf_counter()
+        classify(predictor, load_batch(spec, paths))
+        best = max(best, len(paths) / (time.perf_counter() - started))
+    return best
 
 
 if __name__ == "__main__":
