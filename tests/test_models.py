@@ -15,7 +15,7 @@ def dataset_id(logged_in, digits_folder):
 
 def test_form_errors_say_what_to_fix(logged_in, dataset_id):
     cases = {
-        "framework": (dict(framework="caffe"), "'caffe' is not a valid choice; use one of: tensorflow."),
+        "framework": (dict(framework="caffe"), "'caffe' is not a valid choice; use one of: tensorflow, torch."),
         "dataset": (dict(dataset="20000101-000000-0000"), "is not a valid choice"),
         "solver_type": (dict(solver_type="LBFGS"), "use one of: SGD, MOMENTUM, NESTEROV"),
         "batch_size": (dict(batch_size="500"), "Batch size 500 is larger than the 220 training images of digits."),

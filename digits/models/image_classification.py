@@ -1,12 +1,13 @@
 """Image classification models: DIGITS' model form, the training task it runs, and how a model is described.
 
 A model job's directory holds ``network.py`` (the network source it trains), the training task's log,
-its checkpoints (``snapshot_<epoch>.ckpt*``) and TensorBoard summaries under ``tb/``.
+its snapshots (TensorFlow: ``snapshot_<epoch>.ckpt*``; PyTorch: ``snapshot_<epoch>.pt``) and TensorBoard
+summaries under ``tb/``. The ``framework`` field picks the training tool and the standard networks
+(:mod:`digits.models.frameworks`).
 """
 
 from __future__ import annotations
 
-import ast
 import itertools
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,12 +20,12 @@ from digits.data_roots import inside_data_roots
 from digits.form_fields import Checkbox, Choice, RadioChoice, add_error, checked
 from digits.inference.spec import find_snapshot, pretrained_spec, snapshots_of
 from digits.jobs import Job, JobStore, Status
+from digits.models.frameworks import FRAMEWORKS, TENSORFLOW, check_network_source, framework_of
 from digits.models.kinds import ModelKind
 from digits.models.lr_policy import POLICIES, LRPolicy, parse_percents
 
 KIND = "image-classification"
 TITLE = "Image Classification Model"
-NETWORKS_DIR = Path(__file__).resolve().parent.parent / "standard_networks"
 STANDARD_NETWORKS = [
     ("lenet", "LeNet", "LeCun's 1998 network for 28x28 digits; fast on the CPU."),
     ("alexnet", "AlexNet", "Krizhevsky's 2012 ImageNet winner; for 224x224 or larger color images."),
@@ -50,11 +51,12 @@ SOLVERS = [
 ]
 
 
-def standard_network_source(name: str) -> str:
-    """The source of a standard network, as the Customize button copies it into the editor."""
+def standard_network_source(name: str, framework: str = TENSORFLOW.id) -> str:
+    """The source of a standard network in ``framework``, as the Customize button copies it into the editor;
+    KeyError when there is no such network (or the framework has none of that name)."""
     if name not in {n for n, _, _ in STANDARD_NETWORKS + SEGMENTATION_NETWORKS}:
         raise KeyError(name)
-    return (NETWORKS_DIR / f"{name}.py").read_text()
+    return framework_of(framework).network_source(name)
 
 
 def comma_list(kind: type, minimum: float):
@@ -158,7 +160,8 @@ class ImageClassificationModelForm(Form):
         ],
         default="standard",
     )
-    framework = Choice("Framework", choices=[("tensorflow", "TensorFlow")], default="tensorflow")
+    # The choices are the frameworks this server has (set by ``kind.forms``).
+    framework = Choice("Framework", choices=[(f.id, f.title) for f in FRAMEWORKS.values()], default=TENSORFLOW.id)
     standard_networks = RadioChoice(
         "Standard networks", choices=[(n, t) for n, t, _ in STANDARD_NETWORKS], default="lenet"
     )
@@ -187,10 +190,23 @@ class ImageClassificationModelForm(Form):
         if job is not None and job.status in (Status.ERROR, Status.ABORTED):
             raise ValidationError(f"Dataset {job.name} ended as {job.status}; pick another or clone it.")
 
-    def validate_custom_network(self, field) -> None:
-        if self.method.data != "custom":
+    def chosen_framework(self):
+        """The framework the form names, or None when it names one this server lacks."""
+        valid = {str(value) for value, *_ in self.framework.choices}
+        return FRAMEWORKS.get(self.framework.data) if self.framework.data in valid else None
+
+    def validate_standard_networks(self, field) -> None:
+        framework = self.chosen_framework()
+        if self.method.data != "standard" or framework is None or framework.has_network(field.data or ""):
             return
-        problem = check_network_source(field.data or "")
+        offered = ", ".join(str(value) for value, *_ in field.choices if framework.has_network(str(value)))
+        raise ValidationError(f"{framework.title} has no standard network {field.data!r}; it has: {offered}.")
+
+    def validate_custom_network(self, field) -> None:
+        framework = self.chosen_framework()
+        if self.method.data != "custom" or framework is None:
+            return
+        problem = check_network_source(field.data or "", framework)
         if problem:
             raise ValidationError(problem)
 
@@ -213,19 +229,6 @@ class ImageClassificationModelForm(Form):
             parse_percents(field.data)
         except ValueError as exc:
             raise ValidationError(str(exc)) from None
-
-
-def check_network_source(source: str) -> str | None:
-    """What is wrong with a network's source that can be seen without running it, or None."""
-    if not source.strip():
-        return "Write the network: a class UserModel(Tower) with inference and loss."
-    try:
-        tree = ast.parse(source, filename="network.py")
-    except SyntaxError as exc:
-        return f"SyntaxError on line {exc.lineno}: {exc.msg}: {(exc.text or '').strip()}"
-    if not any(isinstance(node, ast.ClassDef) and node.name == "UserModel" for node in tree.body):
-        return "The network must define class UserModel(Tower)."
-    return None
 
 
 def lr_policy_of(form_data: dict[str, Any], base_lr: float) -> LRPolicy:
@@ -276,7 +279,7 @@ def network_source(form: ImageClassificationModelForm, store: JobStore) -> str:
     if form.method.data == "custom":
         return form.custom_network.data
     if form.method.data == "standard":
-        return standard_network_source(form.standard_networks.data)
+        return standard_network_source(form.standard_networks.data, form.framework.data)
     if form.method.data == "pretrained":
         return Path(pretrained_spec(store.get(form.pretrained_networks.data)).network).read_text()
     previous = store.get(form.previous_networks.data)

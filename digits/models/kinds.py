@@ -11,13 +11,15 @@ from wtforms import Form
 
 from digits.datasets.generic import dataset_info
 from digits.form_fields import add_error, replayable_data
-from digits.inference.spec import find_snapshot, snapshots_of
+from digits.inference.spec import find_snapshot, pretrained_spec, snapshots_of
 from digits.jobs import Job, JobStore, Status, Task, new_job_id
 from digits.jobs.creation import FormInvalid, JobKind, as_multidict
+from digits.models.frameworks import Framework, available_frameworks, framework_of, snapshot_framework
 from digits.pretrained.jobs import pretrained_models
 from digits.scheduler import ResourcePools
 
-TRAIN_TOOL = "digits.tools.tensorflow.main"
+# What makes the app pass a training option that not every framework's tool has, for the error's message.
+OPTION_CAUSES = {"--detection": "an object detection dataset"}
 # Jobs one form may make (learning rates x batch sizes): the server's DIGITS_MAX_SWEEP.
 MAX_SWEEP = 64
 
@@ -26,7 +28,8 @@ class ModelKind(JobKind):
     """A kind of model: its form, the datasets it trains on, its standard networks, its training task.
 
     ``dataset_kinds`` are the dataset kinds it trains on; ``standard_networks`` are ``(id, title,
-    description)`` of the networks its form offers.
+    description)`` of the networks its form offers, each in the frameworks that have its source. The
+    form's ``framework`` picks the training tool (:mod:`digits.models.frameworks`).
     """
 
     template = "models/new.html"
@@ -40,6 +43,7 @@ class ModelKind(JobKind):
         the server paths it names (a checkpoint to start from) must lie in the data ``roots``."""
         form = self.form(formdata=data)
         form.roots = roots
+        form.framework.choices = [(f.id, f.title) for f in available_frameworks()]
         form.set_datasets(self.usable_datasets(store))
         form.previous_networks.choices = [(j.id, j.name) for j in previous_models(store)]
         form.pretrained_networks.choices = [(j.id, j.name) for j in pretrained_models(store)]
@@ -56,6 +60,10 @@ class ModelKind(JobKind):
     def prepare(self, directory: Path, dataset: Job) -> list[str]:
         """Write what a new model needs from its dataset into ``directory``; returns extra training arguments."""
         return []
+
+    def networks_of(self, framework: Framework) -> list[tuple[str, str, str]]:
+        """The standard networks the form offers in ``framework``."""
+        return [network for network in self.standard_networks if framework.has_network(network[0])]
 
 
 def previous_models(store: JobStore) -> list[Job]:
@@ -81,6 +89,7 @@ def create(
     if not _check_choices(form, store, pools) or not classification.check_sweep_size(form, max_sweep):
         raise FormInvalid(form)
     dataset = store.get(form.dataset.data)
+    framework = framework_of(form.framework.data)
     source = classification.network_source(form, store)
     weights = classification.starting_weights(form, store)
     points = classification.sweep(form)
@@ -96,7 +105,9 @@ def create(
             (staging / "network.py").write_text(source)
             args = classification.train_args(record, dataset, learning_rate, batch_size, weights)
             args += kind.prepare(staging, dataset)
-            task = Task(id="train", name="Train", tool=TRAIN_TOOL, args=args, resources=resources_of(form, pools))
+            if not jobs:  # the points of a sweep differ in values, not in options
+                _check_tool_options(form, framework, args)
+            task = Task(id="train", name="Train", tool=framework.tool, args=args, resources=resources_of(form, pools))
             job = Job(
                 id=job_id, type="model", kind=kind.id, name=name, username=owner,
                 group=(form.group_name.data or "").strip(), directory=str(staging), form=record,
@@ -124,6 +135,8 @@ def _check_choices(form, store: JobStore, pools: ResourcePools) -> bool:
                 form.previous_network_snapshot, f"{previous.name} has no snapshot at epoch {wanted}; it has {epochs}."
             )
             return False
+    if not _check_start_framework(form, store):
+        return False
     dataset = store.get(form.dataset.data)
     train_entries = dataset_info(dataset).entries.get("train")
     too_big = [b for b in form.batch_size.values if train_entries is not None and b > train_entries]
@@ -142,6 +155,52 @@ def _check_choices(form, store: JobStore, pools: ResourcePools) -> bool:
         add_error(form.select_gpu_count, f"{count} GPUs asked for; this machine has {len(pools.gpus)}.")
         return False
     return True
+
+
+def _check_start_framework(form, store: JobStore) -> bool:
+    """Whether the weights the model starts from (a previous model's, a pretrained model's, a snapshot typed in)
+    were trained with the form's framework; when not, a form error on that field says what to change."""
+    method = form.method.data
+    if method == "previous":
+        previous = store.get(form.previous_networks.data)
+        field, theirs, what = form.previous_networks, previous.form.get("framework"), f"Model {previous.name}"
+    elif method == "pretrained":
+        pretrained = store.get(form.pretrained_networks.data)
+        field, theirs = form.pretrained_networks, pretrained_spec(pretrained).framework
+        what = f"Pretrained model {pretrained.name}"
+    elif method == "custom" and (form.custom_network_snapshot.data or "").strip():
+        path = form.custom_network_snapshot.data.strip()
+        field, theirs, what = form.custom_network_snapshot, snapshot_framework(path), f"Snapshot {path}"
+        if theirs is None:
+            return True  # a name that tells nothing: the tool reads the file and says what it is
+    else:
+        return True
+    ours, theirs = framework_of(form.framework.data), framework_of(theirs)
+    if theirs is ours:
+        return True
+    add_error(
+        field,
+        f"{what} was trained with {theirs.title}: a {ours.title} model cannot start from its weights. "
+        f"Choose framework {theirs.id}, or start from a {ours.title} model.",
+    )
+    return False
+
+
+def _check_tool_options(form, framework: Framework, args: list[str]) -> None:
+    """Raise FormInvalid, naming the options, when the framework's training tool lacks options of ``args``."""
+    missing = [a for a in args if a.startswith("--") and a not in framework.tool_options()]
+    if not missing:
+        return
+    causes = [OPTION_CAUSES[o] for o in missing if o in OPTION_CAUSES]
+    causes = f" (for {', '.join(causes)})" if causes else ""
+    others = [f.id for f in available_frameworks() if f is not framework and not set(missing) - f.tool_options()]
+    advice = f" Choose framework {' or '.join(others)}." if others else ""
+    add_error(
+        form.framework,
+        f"The {framework.title} training tool ({framework.tool}) has no {', '.join(missing)}{causes}, which this "
+        f"model needs.{advice}",
+    )
+    raise FormInvalid(form)
 
 
 def resources_of(form, pools: ResourcePools) -> dict:

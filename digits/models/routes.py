@@ -16,6 +16,7 @@ from digits.datasets.generic import dataset_info
 from digits.jobs import Job, Status, lists
 from digits.jobs.creation import as_multidict
 from digits.models import image_classification as classification
+from digits.models.frameworks import FRAMEWORKS, available_frameworks, framework_of, framework_title
 from digits.models.lr_policy import LRPolicy
 from digits.scheduler.local import log_tail
 from digits.visualize import NetworkBuildError, parse_shape, visualize_network
@@ -31,6 +32,7 @@ LOG_TAIL_LINES = 40
 
 def _render_form(kind: models.ModelKind, forms: list, status: int = 200):
     store = current_services().store
+    frameworks = available_frameworks()
     datasets = []
     for job in store.all(lambda j: j.type == "dataset" and j.kind in kind.dataset_kinds and j.status == Status.DONE):
         info = dataset_info(job)
@@ -49,9 +51,22 @@ def _render_form(kind: models.ModelKind, forms: list, status: int = 200):
         "kind": kind,
         "action": url_for("models.create", kind=kind.id),
         "datasets": datasets,
-        "standard_networks": [{"id": n, "title": t, "description": d} for n, t, d in kind.standard_networks],
+        "standard_networks": [
+            {"id": n, "title": t, "description": d, "frameworks": [f.id for f in frameworks if f.has_network(n)]}
+            for n, t, d in kind.standard_networks
+        ],
+        # The form's framework tabs: those this server has, each with what its network must define.
+        "frameworks": [
+            {"id": f.id, "title": f.title, "contract": f.contract, "networks": [n for n, _, _ in kind.networks_of(f)]}
+            for f in frameworks
+        ],
         "previous_models": [
-            {"id": j.id, "name": j.name, "snapshots": [s["epoch"] for s in classification.snapshots_of(j)]}
+            {
+                "id": j.id,
+                "name": j.name,
+                "snapshots": [s["epoch"] for s in classification.snapshots_of(j)],
+                "framework": framework_title(j.form.get("framework")),
+            }
             for j in models.previous_models(store)
         ],
         "pretrained_models": [classification.pretrained_summary(j) for j in models.pretrained_models(store)],
@@ -116,6 +131,7 @@ def model_json(job: Job) -> dict:
         dataset={"id": dataset.id, "name": dataset.name, "url": url_for("datasets.show", job_id=dataset.id)}
         if dataset
         else None,
+        framework=framework_title(form.get("framework")),
         network={
             "method": form.get("method", "standard"),
             "name": form.get("standard_networks") if form.get("method", "standard") == "standard" else "custom",
@@ -213,10 +229,14 @@ def resume(job_id: str):
 
 @blueprint.route("/models/networks/<name>.py")
 def network_source(name: str):
+    """The source of a standard network, in the framework ``?framework=`` names (TensorFlow by default)."""
+    framework = request.args.get("framework") or "tensorflow"
+    if framework not in FRAMEWORKS:
+        abort(404, description=f"No framework {framework!r}; there are: {', '.join(FRAMEWORKS)}.")
     try:
-        return Response(classification.standard_network_source(name), mimetype="text/plain")
-    except (KeyError, FileNotFoundError):
-        abort(404, description=f"No standard network {name!r}.")
+        return Response(classification.standard_network_source(name, framework), mimetype="text/plain")
+    except KeyError:
+        abort(404, description=f"No standard network {name!r} in {framework_of(framework).title}.")
 
 
 @blueprint.route("/models/visualize-lr")
