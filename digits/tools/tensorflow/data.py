@@ -321,6 +321,7 @@ def make_dataset(
     crop_size: int | None = None,
     augmentation: Augmentation | None = None,
     cache: tuple[np.ndarray, np.ndarray] | None = None,
+    threads: int = 0,
 ):
     """The batched ``tf.data.Dataset`` of ``(images NHWC float32, labels)`` for one database.
 
@@ -330,6 +331,7 @@ def make_dataset(
     Training data repeats forever (epochs are counted by images seen) and is cropped at random; other data
     is read once in order, center-cropped. ``mean`` (HxWxC, or C for a per-pixel mean) is subtracted first.
     ``cache``, the database's :func:`decode_all`, replaces reading and decoding its records: same batches.
+    ``threads`` (when above 0) gives the pipeline a pool of that many threads of its own.
     """
     order = functools.partial(record_order, info.entries, shuffle and training, training, seed)
     if cache is None:
@@ -385,6 +387,10 @@ def make_dataset(
 
     prepared = from_records if cache is None else from_cache
     batches = dataset.map(prepared, num_parallel_calls=AUTOTUNE, deterministic=True)
+    if threads > 0:
+        options = tf_root.data.Options()
+        options.threading.private_threadpool_size = threads
+        batches = batches.with_options(options)
     return batches.prefetch(AUTOTUNE)
 
 

@@ -151,6 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--cache-mb", type=float, default=DEFAULT_CACHE_MB,
         help="decode the training images once into RAM when they take at most this many MB (0: decode every epoch)",
     )  # fmt: skip
+    parser.add_argument(
+        "--threads", type=int, default=0,
+        help="CPU threads of the step's ops and of the input pipeline (0: TensorFlow's choice, every core)",
+    )  # fmt: skip
     return parser
 
 
@@ -335,6 +339,8 @@ def graph_on_devices(args: argparse.Namespace, plan: Plan) -> tuple[TrainGraph, 
         tf.set_random_seed(args.seed)
         tf_root.config.experimental.enable_op_determinism()
     devices, session_config = training_devices(args.cpu_towers)
+    if args.threads > 0:
+        session_config.intra_op_parallelism_threads = session_config.inter_op_parallelism_threads = args.threads
     log(f"training on {', '.join(devices)}")
     if args.batch_size % len(devices):
         raise TrainingError(f"the batch size ({args.batch_size}) must split evenly over the {len(devices)} devices")
@@ -359,6 +365,7 @@ def build_graph(
     train_data = make_dataset(
         train, args.batch_size, training=True, shuffle=args.shuffle, seed=args.seed, mean=mean,
         crop_size=args.crop_size, augmentation=augmentation, cache=training_cache(train, args.cache_mb),
+        threads=args.threads,
     )  # fmt: skip
     train_iterator = tf.data.make_initializable_iterator(train_data)
     batch = train_iterator.get_next()
