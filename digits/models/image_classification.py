@@ -20,7 +20,7 @@ from digits.data_roots import inside_data_roots
 from digits.form_fields import Checkbox, Choice, RadioChoice, add_error, checked
 from digits.inference.spec import find_snapshot, pretrained_spec, snapshots_of
 from digits.jobs import Job, JobStore, Status
-from digits.models.frameworks import FRAMEWORKS, TENSORFLOW, check_network_source, framework_of
+from digits.models.frameworks import FRAMEWORKS, TENSORFLOW, check_network_source, framework_of, framework_title
 from digits.models.kinds import ModelKind
 from digits.models.lr_policy import POLICIES, LRPolicy, parse_percents
 
@@ -301,7 +301,13 @@ def starting_weights(form: ImageClassificationModelForm, store: JobStore) -> str
 def pretrained_summary(job: Job) -> dict[str, Any]:
     """A pretrained model as the model form's Pretrained tab lists it: its input shape and class count."""
     spec = pretrained_spec(job)
-    return {"id": job.id, "name": job.name, "image_shape": spec.image_shape, "nclasses": len(spec.labels)}
+    return {
+        "id": job.id,
+        "name": job.name,
+        "image_shape": spec.image_shape,
+        "nclasses": len(spec.labels),
+        "framework": framework_title(spec.framework),
+    }
 
 
 def train_args(

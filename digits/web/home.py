@@ -11,6 +11,7 @@ from flask import Blueprint, render_template
 
 from digits import __version__
 from digits.jobs import Job, JobStore, Status
+from digits.models.frameworks import framework_title
 from digits.web.compare import model_parameters, training_time
 from digits.web.services import current_services
 
@@ -49,6 +50,7 @@ def _model_columns(job: Job, store: JobStore) -> dict[str, Any]:
         "dataset": parameters["dataset"],
         "dataset_id": job.depends_on_jobs[0] if job.depends_on_jobs else None,
         "network": parameters["network"],
+        "framework": framework_title(parameters["framework"]),
         "epochs": parameters["epochs"],
         "started": training_time(job)[0],
         "duration": parameters["duration"],
@@ -58,8 +60,8 @@ def _model_columns(job: Job, store: JobStore) -> dict[str, Any]:
 
 def job_lists(store: JobStore) -> dict[str, list[dict]]:
     """The home page's three tables: each job's summary plus the columns of its table (``entries`` and ``size``
-    of datasets; ``dataset``, ``network``, ``epochs``, ``started``, ``duration`` and ``best_val_accuracy`` of
-    models)."""
+    of datasets; ``dataset``, ``network``, ``framework``, ``epochs``, ``started``, ``duration`` and
+    ``best_val_accuracy`` of models)."""
     with store.lock:
         jobs = [(Job.from_dict(job.to_dict()), job.summary()) for job in store.all()]
     # Outside the lock: the columns read the disk (metrics files, folder sizes); the scheduler must not wait.

@@ -91,6 +91,9 @@
             key: 'network', title: 'Network', value: function (j) { return j.network || null; },
             cell: function (j) { return textCell('job-network small', j.network); },
         }, {
+            key: 'framework', title: 'Framework', value: function (j) { return j.framework || null; },
+            cell: function (j) { return textCell('job-framework small', j.framework); },
+        }, {
             key: 'epochs', title: 'Epochs', numeric: true, value: function (j) { return j.epochs != null ? Number(j.epochs) : null; },
             cell: function (j) { return textCell('job-epochs text-end', j.epochs); },
         }, 'status', 'progress', {
@@ -118,7 +121,7 @@
 
     function matches(job) {
         if (!filterText) return true;
-        const haystack = [job.name, job.kind, job.status, job.username, job.group, job.dataset, job.network]
+        const haystack = [job.name, job.kind, job.status, job.username, job.group, job.dataset, job.network, job.framework]
             .filter(Boolean).join(' ').toLowerCase();
         return filterText.split(/\s+/).every(function (word) { return haystack.indexOf(word) >= 0; });
     }

@@ -7,6 +7,7 @@
     const DATA = DIGITS.pageData();
     const DATASETS = DATA.datasets;
     const PREVIOUS_MODELS = DATA.previous_models;
+    const FRAMEWORKS = DATA.frameworks || [];
     const LR_PREVIEW_URL = DATA.lr_preview_url;
     const NETWORK_SOURCE_URL = DATA.network_source_url;
 
@@ -61,6 +62,32 @@
             label.classList.toggle('active', !!(input && input.checked));
             label.setAttribute('aria-selected', input && input.checked ? 'true' : 'false');
         });
+    }
+
+    /* ---------- the framework tab: its standard networks, what its network must define ---------- */
+
+    function chosenFramework() {
+        const id = checkedValue('framework', 'tensorflow');
+        return FRAMEWORKS.find(function (f) { return f.id === id; }) || FRAMEWORKS[0] || {id: id, networks: []};
+    }
+
+    function showFramework() {
+        const framework = chosenFramework();
+        let checkedHidden = false;
+        form.querySelectorAll('#standard-networks-table tr[data-network]').forEach(function (row) {
+            row.hidden = (framework.networks || []).indexOf(row.dataset.network) < 0;
+            const radio = row.querySelector('input[name="standard_networks"]');
+            if (row.hidden && radio && radio.checked) checkedHidden = true;
+        });
+        // A network the framework lacks stays unchosen: its first one is picked instead.
+        const first = form.querySelector('#standard-networks-table tr[data-network]:not([hidden]) input[name="standard_networks"]');
+        if (checkedHidden && first) first.checked = true;
+        byId('custom-network-contract').textContent = framework.contract ? framework.title + ': ' + framework.contract : '';
+        // Visualize builds TensorFlow networks only.
+        const visualizable = framework.id === 'tensorflow';
+        byId('visualize-button').disabled = !visualizable;
+        byId('visualize-button').title = visualizable ? '' : 'Visualize builds TensorFlow networks only.';
+        showMethod();
     }
 
     function showDependent() {
@@ -185,14 +212,15 @@
             const status = byId('custom-network-status');
             link.classList.add('disabled');
             try {
-                const response = await fetch(NETWORK_SOURCE_URL.replace('__NAME__', encodeURIComponent(name)),
-                                             {credentials: 'same-origin', headers: {'Accept': 'text/plain'}});
+                const url = NETWORK_SOURCE_URL.replace('__NAME__', encodeURIComponent(name))
+                    + '?framework=' + encodeURIComponent(chosenFramework().id);
+                const response = await fetch(url, {credentials: 'same-origin', headers: {'Accept': 'text/plain'}});
                 if (!response.ok) throw new Error(response.status + ' ' + (response.statusText || 'error'));
                 const source = withoutLintComments(await response.text());
                 chooseMethod('custom');
                 code.setValue(source);
                 editorDirty = false;
-                status.textContent = 'Started from ' + name;
+                status.textContent = 'Started from ' + name + ' (' + chosenFramework().title + ')';
             } catch (error) {
                 DIGITS.alert('Could not load the source of ' + name + ': ' + error.message);
             } finally {
@@ -258,6 +286,7 @@
     form.addEventListener('change', function (event) {
         const name = event.target.name;
         if (name === 'method') showMethod();
+        if (name === 'framework') showFramework();
         if (name === 'dataset') { renderDataset(); renderVisualizeFor(); }
         if (name === 'previous_networks') renderPreviousSnapshots();
         showDependent();
@@ -277,7 +306,7 @@
     DIGITS.keepFormAcrossLogin(form);
     renderDataset();
     renderVisualizeFor();
-    showMethod();
+    showFramework();
     showDependent();
     renderPreviousSnapshots();
     updateLrChart();

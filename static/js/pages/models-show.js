@@ -222,6 +222,7 @@
             ? el('a', {href: dataset.url || DIGITS.url('/datasets/' + encodeURIComponent(dataset.id)), id: 'job-dataset-link'}, dataset.name)
             : '\u2014');
 
+        byId('job-framework').textContent = job.framework || '\u2014';
         const network = job.network || {};
         byId('job-network').replaceChildren(el('span', null, [
             el('span', {id: 'job-network-name'}, network.name || '\u2014'),
