@@ -6,8 +6,7 @@ Starts ``python -m digits`` on a temporary jobs directory and, through the REST 
 builds an ``image-object-detection`` dataset of scikit-learn's digits scattered on 128x128 noisy canvases
 (``tests/detection_data.py``: ``--train`` canvases, 200 validation canvases from held-out digits), trains the
 standard DetectNet (Adam at a fixed 0.002, batch 32) for ``--epochs``, then runs ``infer_many.json`` on
-``--held-out`` new
-canvases of held-out digits with their KITTI labels, and prints:
+``--held-out`` new canvases of held-out digits with their KITTI labels, and prints:
 
 - the training time (job start to done) and images/s (the tool's own figure);
 - mAP@0.5, precision and recall on the held-out canvases (target: mAP >= 0.8 within 10 minutes on 2 cores);
@@ -89,8 +88,10 @@ def main() -> None:
             for _ in range(2):
                 files = {"image_list": ("list.txt", io.BytesIO(listing.encode()))}
                 started = time.perf_counter()
-                answer = session.post(server.url + "/models/images/generic/infer_many.json", data=data,
-                                      files=files).json()  # fmt: skip
+                reply = session.post(server.url + "/models/images/generic/infer_many.json", data=data, files=files)
+                if not reply.ok:
+                    raise RuntimeError(f"infer_many.json answered {reply.status_code}: {reply.text[:2000]}")
+                answer = reply.json()
                 served = max(served, args.held_out / (time.perf_counter() - started))
             scores = answer["scores"]
             print(f"held-out canvases ({args.held_out}): mAP@0.5 {scores['mAP']:.3f}, "
