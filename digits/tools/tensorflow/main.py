@@ -869,7 +869,14 @@ class Snapshots:
         # "the snapshot of epoch 1" is snapshot_1.0 whatever the batch size.
         label = self.interval.take(end.epoch)
         prefix = os.path.join(self.folder, snapshot_name(label))
-        self.saver.save(self.sess, prefix, write_meta_graph=False)
+        try:
+            self.saver.save(self.sess, prefix, write_meta_graph=False)
+        except Exception as exc:
+            if "No space left" not in str(exc) and getattr(exc, "errno", None) != 28:  # ENOSPC
+                raise
+            from digits.tools.create_db import DiskFull
+
+            raise DiskFull(f"no space left in {os.path.abspath(self.folder)} for snapshot {label}") from exc
         emit("snapshot", epoch=label, path=display_path(prefix))
 
 
