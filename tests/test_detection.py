@@ -38,7 +38,7 @@ def detectnet_fields(dataset: str, **overrides) -> dict:
     return {
         "method": "standard", "standard_networks": "detectnet", "framework": "tensorflow", "dataset": dataset,
         "model_name": "detector", "solver_type": "ADAM", "learning_rate": "0.002", "use_mean": "none",
-        "batch_size": "32", "train_epochs": "8", "val_interval": "2", **overrides,
+        "batch_size": "32", "train_epochs": "8", "val_interval": "2", "lr_policy": "fixed", **overrides,
     }  # fmt: skip
 
 

@@ -169,7 +169,7 @@ def test_unusable_models_say_why_and_the_worker_comes_back(trained):
     untrained = client.post(url, data={"job_id": broken, "image_path": image})
     assert untrained.status_code == 400 and "no snapshot yet" in untrained.get_json()["errors"]["snapshot_epoch"][0]
     # A worker that dies (killed, out of memory) is replaced by the next request.
-    worker = services_of(app).inference
+    worker = services_of(app).inference.workers["tensorflow"]
     os.kill(worker.pid, signal.SIGKILL)
     time.sleep(0.5)
     again = client.post(url, data={"job_id": model, "image_path": image})

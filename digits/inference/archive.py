@@ -1,15 +1,17 @@
 """Model archives: a snapshot with everything needed to use it elsewhere, streamed out and read back safely.
 
 An archive (tar, tar.gz or zip) holds, at its top level, ``network.py``, ``labels.txt``, ``mean.npy`` (when
-training subtracted a mean), the snapshot's checkpoint files (``<prefix>.index``, ``<prefix>.data-*``) and
-``info.json``: the :class:`~digits.inference.spec.ModelSpec` with paths relative to the archive, plus the
-framework, the DIGITS version, the job's name and id and the dataset's name. A pretrained model's job
+training subtracted a mean), the snapshot's checkpoint files (TensorFlow: ``<prefix>.index``, ``<prefix>.data-*``;
+PyTorch: the one ``snapshot_<epoch>.pt``) and ``info.json``: the :class:`~digits.inference.spec.ModelSpec` with
+paths relative to the archive, plus the framework (``tensorflow`` or ``torch``: which worker serves it), the
+DIGITS version, the job's name and id and the dataset's name. A pretrained model's job
 directory has the same layout, so an archive unpacked into one is a pretrained model.
 
 Writing streams: an archive is produced piece by piece as the response is sent, never whole in memory.
 Reading refuses links, special files and members that would land outside the destination, and checks that
-what ``info.json`` names is there. Exports (a SavedModel, ONNX) are made by the child tool
-``digits.tools.tensorflow.export``; :func:`export_model` runs it, since the web process never imports TensorFlow.
+what ``info.json`` names is there. Exports are made by the framework's child tool (``digits.tools.tensorflow.export``:
+a SavedModel or ONNX; ``digits.tools.torch.export``: a ``torch.export`` program or ONNX); :func:`export_model`
+runs it, since the web process imports neither framework.
 """
 
 from __future__ import annotations
@@ -41,11 +43,13 @@ INFO_FILE = "info.json"
 NETWORK_FILE = "network.py"
 LABELS_FILE = "labels.txt"
 MEAN_FILE = "mean.npy"
-FRAMEWORK = "tensorflow"
+FRAMEWORK = "tensorflow"  # what an info.json that names no framework was made by
+FRAMEWORKS = {"tensorflow": "TensorFlow", "torch": "PyTorch"}
 # Download formats: the suffix of the URL (and of the file), its media type.
 FORMATS = {"tar": "application/x-tar", "tar.gz": "application/gzip", "zip": "application/zip"}
-EXPORT_FORMATS = ("savedmodel", "onnx")
-EXPORT_TOOL = "digits.tools.tensorflow.export"
+# Each framework's export formats, its own first (the default), and the tool that makes them.
+EXPORT_FORMATS = {"tensorflow": ("savedmodel", "onnx"), "torch": ("torch-export", "onnx")}
+EXPORT_TOOLS = {"tensorflow": "digits.tools.tensorflow.export", "torch": "digits.tools.torch.export"}
 CHUNK = 1 << 20
 # What an uploaded archive may unpack to: this many times its own size (weights barely compress, so a real
 # model is near 1x; a bomb is thousands), never less than the floor (small text files compress well), and
@@ -91,9 +95,12 @@ class Member:
 # -- what goes in an archive ---------------------------------------------------------------------------
 
 
-def checkpoint_files(prefix: str | Path) -> list[Path]:
-    """The files of a checkpoint ``prefix``: its index and data shards (not the optional meta graph)."""
+def checkpoint_files(prefix: str | Path, framework: str = FRAMEWORK) -> list[Path]:
+    """The files of a checkpoint: for TensorFlow, ``prefix``'s index and data shards (not the optional meta
+    graph); for PyTorch, the snapshot file ``prefix`` itself."""
     prefix = Path(prefix)
+    if framework == "torch":
+        return [prefix]
     files = sorted(prefix.parent.glob(glob_escape(prefix.name) + ".data-*"))
     return [prefix.with_name(prefix.name + ".index"), *files]
 
@@ -111,13 +118,13 @@ def model_members(spec: ModelSpec, about: dict[str, Any]) -> tuple[dict[str, Any
     members = [Member(NETWORK_FILE, Path(spec.network)), Member(LABELS_FILE, data=labels_text(spec.labels))]
     if spec.mean:
         members.append(Member(MEAN_FILE, Path(spec.mean)))
-    members += [Member(path.name, path) for path in checkpoint_files(checkpoint)]
+    members += [Member(path.name, path) for path in checkpoint_files(checkpoint, spec.framework)]
     missing = [str(m.path) for m in members if m.path is not None and not m.path.is_file()]
     if missing:
         raise SpecError(f"files of the model are missing: {', '.join(missing)}")
     info = spec.to_dict()
     info.update(network=NETWORK_FILE, checkpoint=checkpoint.name, mean=MEAN_FILE if spec.mean else None)
-    info.update(framework=FRAMEWORK, digits_version=__version__, labels_file=LABELS_FILE, **about)
+    info.update(framework=spec.framework, digits_version=__version__, labels_file=LABELS_FILE, **about)
     info = {k: v for k, v in info.items() if k != "extra" or v}
     members.append(Member(INFO_FILE, data=(json.dumps(info, indent=1, sort_keys=True) + "\n").encode()))
     return info, members
@@ -362,19 +369,20 @@ def read_model_dir(directory: Path) -> dict[str, Any]:
     if not isinstance(info, dict):
         raise ArchiveError(f"{INFO_FILE} must hold a JSON object")
     framework = info.get("framework", FRAMEWORK)
-    if framework != FRAMEWORK:
-        raise ArchiveError(f"the model is for {framework}; this server runs {FRAMEWORK} models")
+    if framework not in FRAMEWORKS:
+        raise ArchiveError(
+            f"the model is for {framework!r}; this server runs {' and '.join(FRAMEWORKS)} models "
+            f"(the framework of {INFO_FILE})"
+        )
     for key in ("network", "checkpoint", "image_shape"):
         if not info.get(key):
             raise ArchiveError(f"{INFO_FILE} does not say its {key}")
     info["image_shape"] = check_image_shape(info["image_shape"])
     network = inside(directory, info["network"], "network")
-    problem = network_problem(network.read_text(errors="replace"))
+    problem = network_problem(network.read_text(errors="replace"), framework)
     if problem:
         raise ArchiveError(f"{info['network']}: {problem}")
-    prefix = inside(directory, info["checkpoint"] + ".index", "checkpoint").with_suffix("")
-    if not list(prefix.parent.glob(glob_escape(prefix.name) + ".data-*")):
-        raise ArchiveError(f"the checkpoint {info['checkpoint']} has an index but no data file")
+    check_checkpoint(directory, info["checkpoint"], framework)
     if info.get("mean"):
         inside(directory, info["mean"], "mean")
     if not info.get("labels"):
@@ -386,8 +394,30 @@ def read_model_dir(directory: Path) -> dict[str, Any]:
         raise ArchiveError(f"subtract_mean must be none, image or pixel, not {info['subtract_mean']!r}")
     if info.get("subtract_mean", "none") != "none" and not info.get("mean"):
         raise ArchiveError("the model subtracts a mean but has no mean file")
-    info["framework"] = FRAMEWORK
+    info["framework"] = framework
     return info
+
+
+def check_checkpoint(directory: Path, checkpoint: str, framework: str) -> None:
+    """ArchiveError when ``checkpoint`` is not a checkpoint of ``framework`` in ``directory`` (one of the other
+    framework is named as such, with what to change)."""
+    if framework == "torch":
+        if (directory / f"{checkpoint}.index").is_file():
+            raise ArchiveError(
+                f"{INFO_FILE} says framework 'torch' but the checkpoint {checkpoint} is a TensorFlow checkpoint: "
+                "archive a PyTorch snapshot_*.pt, or say framework 'tensorflow'"
+            )
+        if not zipfile.is_zipfile(inside(directory, checkpoint, "checkpoint")):
+            raise ArchiveError(f"the checkpoint {checkpoint} is not a PyTorch snapshot (torch.save writes a zip file)")
+        return
+    if (directory / checkpoint).is_file() and zipfile.is_zipfile(directory / checkpoint):
+        raise ArchiveError(
+            f"the checkpoint {checkpoint} is a PyTorch snapshot but {INFO_FILE} says framework 'tensorflow': "
+            "say framework 'torch' (with a PyTorch network)"
+        )
+    prefix = inside(directory, checkpoint + ".index", "checkpoint").with_suffix("")
+    if not list(prefix.parent.glob(glob_escape(prefix.name) + ".data-*")):
+        raise ArchiveError(f"the checkpoint {checkpoint} has an index but no data file")
 
 
 def check_image_shape(shape: Any) -> list[int]:
@@ -413,14 +443,15 @@ def inside(directory: Path, relative: str, what: str) -> Path:
     return path
 
 
-def network_problem(source: str) -> str | None:
+def network_problem(source: str, framework: str = FRAMEWORK) -> str | None:
     """What is wrong with a network's source that can be seen without running it, or None."""
     try:
         tree = ast.parse(source, filename=NETWORK_FILE)
     except SyntaxError as exc:
         return f"SyntaxError on line {exc.lineno}: {exc.msg}"
     if not any(isinstance(node, ast.ClassDef) and node.name == "UserModel" for node in tree.body):
-        return "the network must define class UserModel(Tower)"
+        base = "torch.nn.Module" if framework == "torch" else "Tower"
+        return f"the network must define class UserModel({base})"
     return None
 
 
@@ -429,14 +460,19 @@ def network_problem(source: str) -> str | None:
 
 def export_model(spec: ModelSpec, cache: Path, fmt: str, timeout: float = 600.0, *, slots: Slots | None = None
                  ) -> Path:  # fmt: skip
-    """The export of ``spec`` in ``fmt`` (savedmodel or onnx), made by the export tool once and kept in ``cache``.
+    """The export of ``spec`` in ``fmt`` (one of its framework's :data:`EXPORT_FORMATS`), made by the framework's
+    export tool once and kept in ``cache``.
 
     With ``slots``, the tool runs only in one of them: when all are taken, :class:`~digits.busy.Busy` is raised
     at once (an export already made is answered all the same). Raises :class:`ExportError` with the tool's
     message when it fails.
     """
-    if fmt not in EXPORT_FORMATS:
-        raise ArchiveError(f"unknown export format {fmt!r}; use one of: {', '.join(EXPORT_FORMATS)}")
+    formats = EXPORT_FORMATS.get(spec.framework, ())
+    if fmt not in formats:
+        raise ArchiveError(
+            f"a {FRAMEWORKS.get(spec.framework, spec.framework)} model has no export format {fmt!r}; "
+            f"use one of: {', '.join(formats)}"
+        )
     epoch = f"epoch-{spec.snapshot_epoch:g}" if spec.snapshot_epoch is not None else "model"
     done = cache / f"{epoch}-{fmt}"
     if done.is_dir():
@@ -450,7 +486,7 @@ def _run_export(spec: ModelSpec, cache: Path, fmt: str, done: Path, timeout: flo
     work = Path(tempfile.mkdtemp(prefix=".export-", dir=cache))
     try:
         (work / "spec.json").write_text(json.dumps(spec.to_dict()))
-        command = [sys.executable, "-m", EXPORT_TOOL, "--spec", "spec.json", "--out", "out"]
+        command = [sys.executable, "-m", EXPORT_TOOLS[spec.framework], "--spec", "spec.json", "--out", "out"]
         if fmt == "onnx":
             command.append("--onnx")
         # Exporting needs no GPU; it must not take memory from the training that the scheduler placed there.

@@ -1,8 +1,9 @@
 """Background inference jobs: Classify Many or Top N over a long list or a dataset's database.
 
-Such a job runs ``digits.tools.tensorflow.batch_inference`` as its one task and keeps ``spec.json``, the list and
-``results.json`` in its directory, so its results stay readable after the model is gone. It names its model
-in ``form["model"]`` rather than depending on it: deleting the model deletes its inference jobs too.
+Such a job runs ``digits.tools.batch_inference`` (either framework's models) as its one task and keeps
+``spec.json``, the list and ``results.json`` in its directory, so its results stay readable after the model is
+gone. It names its model in ``form["model"]`` rather than depending on it: deleting the model deletes its
+inference jobs too.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from digits.jobs import Job, JobStore, Task, new_job_id
 from digits.jobs.store import write_json_atomic
 from digits.utils.constants import STAGES
 
-TOOL = "digits.tools.tensorflow.batch_inference"
+TOOL = "digits.tools.batch_inference"
 TITLES = {"classify_many": "Classify Many", "top_n": "Top N", "infer_many": "Infer Many", "infer_db": "Infer DB",
           "infer_extension": "Infer"}  # fmt: skip
 DB_TOOL = "digits.tools.create_generic_db"

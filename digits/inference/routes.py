@@ -28,7 +28,7 @@ from wtforms.validators import NumberRange, Optional
 
 from digits.auth import current_username
 from digits.data_roots import inside_data_roots
-from digits.datasets.generic import dataset_info
+from digits.datasets.generic import DETECTION_EXTENSION, dataset_info
 from digits.detection import bbox_answer, kitti_zip, score_list, split_label_files
 from digits.extensions.data import create_extension
 from digits.extensions.web import (
@@ -170,7 +170,7 @@ def _run(spec, paths: list[str], **options) -> dict:
         return current_services().inference.request(spec, paths, **options)
     except InferenceError as exc:
         where = f" (network.py, line {exc.user_line})" if exc.user_line and "line" not in str(exc) else ""
-        abort(500 if exc.user_line is None else 400, description=f"Inference failed: {exc}{where}")
+        abort(400 if exc.fixable else 500, description=f"Inference failed: {exc}{where}")
 
 
 def _one_image(form: InferenceForm, **options):
@@ -482,9 +482,15 @@ def _test_stages():
 def _inference_views():
     """``inference_views()`` for the model page: each usable view extension with its config form's HTML."""
 
-    def inference_views() -> list[dict]:
+    def inference_views(job_id: str | None = None) -> list[dict]:
+        # First (the one chosen) the view that suits the model: boxes for a detection model, raw data otherwise.
+        store = current_services().store
+        model = store.get(job_id or "")
+        dataset = store.get(model.form.get("dataset", "")) if model else None
+        detects = dataset is not None and dataset.form.get("extension_id") == DETECTION_EXTENSION
+        first = DETECTION_VIEW if detects else DEFAULT_VIEW
         views = []
-        for extension in sorted(current_plugins().view.extensions.values(), key=lambda e: e.id != DEFAULT_VIEW):
+        for extension in sorted(current_plugins().view.extensions.values(), key=lambda e: e.id != first):
             try:
                 form = extension.cls.get_config_form()
                 html = render_config_form(extension, form) if form is not None else ""

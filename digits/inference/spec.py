@@ -87,7 +87,8 @@ def choose_snapshot(job: Job, epoch: str | float | None) -> dict:
         have = ", ".join(f"{float(s['epoch']):g}" for s in snapshots)
         raise SpecError(f"model {job.id} has no snapshot at epoch {epoch} (it has {have})")
     prefix = Path(job.directory) / chosen["path"]
-    if not Path(f"{prefix}.index").is_file():
+    # A PyTorch snapshot is one file; a TensorFlow checkpoint is a prefix with an index.
+    if not (prefix.is_file() or Path(f"{prefix}.index").is_file()):
         raise SpecError(f"the snapshot of epoch {float(chosen['epoch']):g} was deleted from {job.directory}")
     return chosen
 

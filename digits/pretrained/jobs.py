@@ -207,7 +207,9 @@ def files_of(job: Job) -> list[dict[str, Any]]:
     if info.get("mean"):
         names.append(info["mean"])
     prefix = directory / info["checkpoint"]
-    names += [p.relative_to(directory).as_posix() for p in sorted(prefix.parent.glob(glob_escape(prefix.name) + ".*"))]
+    # A PyTorch snapshot is the file itself; a TensorFlow checkpoint, the files that start with its prefix.
+    checkpoint = [prefix] if prefix.is_file() else sorted(prefix.parent.glob(glob_escape(prefix.name) + ".*"))
+    names += [p.relative_to(directory).as_posix() for p in checkpoint]
     return [{"name": n, "size": (directory / n).stat().st_size} for n in names if (directory / n).is_file()]
 
 

@@ -2,8 +2,9 @@
 
 - ``GET /models/<id>/download[.tar|.tar.gz|.zip]?snapshot_epoch=N``: a model archive (DIGITS' route; tar.gz
   by default), streamed. ``GET /pretrained_models/<id>/download[...]`` the same for a pretrained model.
-- ``POST /models/<id>/export.zip`` with ``snapshot_epoch=N&format=savedmodel|onnx``: a SavedModel (or ONNX
-  model) made by the export tool in a child process, zipped. A POST: it runs a tool and writes into the job.
+- ``POST /models/<id>/export.zip`` with ``snapshot_epoch=N&format=savedmodel|torch-export|onnx``: the model's
+  framework's own export (a SavedModel, a ``torch.export`` program) or ONNX, made by the framework's export tool
+  in a child process, zipped. A POST: it runs a tool and writes into the job.
 - ``POST /models/<id>/make_pretrained``, ``/pretrained_models/upload_archive``, ``/pretrained_models/upload``
   (and their ``.json`` twins) make a pretrained model; ``/pretrained_models/<id>`` shows it.
 """
@@ -87,18 +88,21 @@ def download_pretrained(job_id: str, extension: str):
 @blueprint.route("/pretrained_models/<job_id>/export.zip", methods=["POST"], defaults={"job_type": "pretrained"})
 @login_required
 def export(job_id: str, job_type: str):
-    """A SavedModel (``format=savedmodel``, the default) or ONNX model of the snapshot, zipped.
+    """The snapshot exported in ``format``, zipped: its framework's own (a TensorFlow SavedModel, a PyTorch
+    ``torch.export`` program; the default) or ``onnx``.
 
     At most ``DIGITS_MAX_EXPORTS`` export tools run at once; past that the answer is 503 with ``Retry-After``.
     """
     job = get_job(job_id, job_type)
-    fmt = (request.values.get("format") or "savedmodel").lower()
-    if fmt not in archive.EXPORT_FORMATS:
-        abort(400, description=f"No export format {fmt!r}; use one of: {', '.join(archive.EXPORT_FORMATS)}.")
-    if fmt == "onnx" and importlib.util.find_spec("tf2onnx") is None:
+    spec = _spec_or_400(job)
+    formats = archive.EXPORT_FORMATS[spec.framework]
+    fmt = (request.values.get("format") or formats[0]).lower()
+    if fmt not in formats:
+        abort(400, description=f"No export format {fmt!r} for a {archive.FRAMEWORKS[spec.framework]} model; "
+                               f"use one of: {', '.join(formats)}.")  # fmt: skip
+    if spec.framework == "tensorflow" and fmt == "onnx" and importlib.util.find_spec("tf2onnx") is None:
         abort(501, description="ONNX export needs the tf2onnx package, which this server does not have "
                                "(pip install tf2onnx); the SavedModel export works without it.")  # fmt: skip
-    spec = _spec_or_400(job)
     try:
         exported = archive.export_model(spec, Path(job.directory) / "exports", fmt, slots=current_limits().exports)
     except archive.ExportError as exc:

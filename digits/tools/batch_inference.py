@@ -1,9 +1,10 @@
 """Classify a long list of images, or a dataset's database, with a trained model: a background inference job.
 
-    python -m digits.tools.tensorflow.batch_inference --spec spec.json (--list list.json | --db DIR) --out results.json
+    python -m digits.tools.batch_inference --spec spec.json (--list list.json | --db DIR) --out results.json
         [--top 5] [--limit N]
 
-``spec.json`` is a :class:`~digits.inference.spec.ModelSpec`; ``list.json`` is ``{"paths": [...], "labels":
+``spec.json`` is a :class:`~digits.inference.spec.ModelSpec`, whose ``framework`` chooses the predictor (only
+that framework is imported); ``list.json`` is ``{"paths": [...], "labels":
 [name or null, ...]}``; ``--db`` reads a dataset's LMDB, whose records carry their labels. Writes
 ``results.json`` (``{"results": [{"name", "predictions"} or {"name", "error"}], "labels": [...]}``; over a
 database each result also has its ``record`` index and is named by the file the record came from) when
@@ -22,12 +23,13 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+import lmdb  # noqa: E402
+
 from digits.inference.spec import ModelSpec  # noqa: E402
 from digits.jobs.store import write_json_atomic  # noqa: E402
 from digits.records import SOURCES_FILE, decode_record, record_image  # noqa: E402
+from digits.tools.predicting import Item, ModelMismatch, classify, framework_modules, load_batch, load_predictor  # noqa: E402
 from digits.tools.protocol import ProgressReporter, emit, run_tool  # noqa: E402
-from digits.tools.tensorflow.data import open_db  # noqa: E402
-from digits.tools.tensorflow.predictor import Item, Predictor, classify, load_batch  # noqa: E402
 
 CHUNK = 512  # images read and classified at a time: bounded memory for any list length
 
@@ -43,7 +45,9 @@ def db_items(path: str, limit: int | None) -> tuple[int, Iterator[tuple[Item, in
     An item is named by the file its record came from (the database's ``sources.txt``), or by its key
     (``val_db/00000012``) in databases made before that file existed.
     """
-    env = open_db(path)
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"database {path} not found: was the dataset deleted?")
+    env = lmdb.open(path, readonly=True, lock=False, readahead=False, subdir=True)
     total = env.stat()["entries"]
     total = min(total, limit) if limit else total
     sources = Path(path) / SOURCES_FILE
@@ -75,7 +79,7 @@ def db_chunks(items: Iterator[tuple[Item, int | None]], labels: list[str], truth
 
 
 def main(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m digits.tools.tensorflow.batch_inference", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m digits.tools.batch_inference", description=__doc__)
     parser.add_argument("--spec", required=True)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--list", help="JSON {paths, labels}")
@@ -98,7 +102,12 @@ def main(argv: Sequence[str]) -> int:
         total, items = db_items(args.db, args.limit)
         chunks = db_chunks(items, spec.labels, truth)
     emit("progress", done=0, total=total, doing="Loading the model")  # the page says so while the graph builds
-    predictor = Predictor(spec)
+    _, network_error = framework_modules(spec.framework)
+    try:
+        predictor = load_predictor(spec)
+    except (network_error, ModelMismatch) as exc:
+        emit("error", message=str(exc), user_line=getattr(exc, "line", None), traceback="")
+        return 1
     progress = ProgressReporter(total)
     results: list[dict] = []
     for chunk in chunks:

@@ -1,6 +1,9 @@
 """The warm inference worker: a long-lived child of the server that keeps recently used models loaded.
 
-    python -m digits.tools.tensorflow.inference_worker [--max-models 4] [--max-memory-mb 4096]
+    python -m digits.tools.inference_worker --framework tensorflow|torch [--max-models 4] [--max-memory-mb 4096]
+
+A worker serves the models of one framework (the server starts one per framework it is asked for), and
+imports only that framework: a PyTorch worker never loads TensorFlow.
 
 Reads one JSON request per line on stdin and answers one JSON line on stdout, in order:
 
@@ -9,7 +12,9 @@ Reads one JSON request per line on stdin and answers one JSON line on stdout, in
   "parameters": N, "load_seconds": s}``; with ``layers`` the first image's layer visualizations
   (``"layers": [...]``), with ``image`` each image as the network saw it (``"image"``: base64 PNG), with
   ``inputs`` the input arrays (``"input"``, for view extensions).
-- a failure of the whole request -> ``{"id": 1, "error": "...", "user_line": N}``.
+- a failure of the whole request -> ``{"id": 1, "error": "...", "user_line": N, "fixable": true}``; ``fixable``
+  when the model is to blame (its source, a snapshot that does not fit it, a spec of another framework than
+  the worker's), not the worker.
 
 Models are kept least recently used first; loading one evicts the oldest when more than ``--max-models``
 are loaded or the process's memory exceeds ``--max-memory-mb``. The worker exits when stdin closes
@@ -32,28 +37,40 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import psutil  # noqa: E402
 
 from digits.inference.spec import ModelSpec  # noqa: E402
+from digits.tools.predicting import (  # noqa: E402
+    FRAMEWORKS,
+    ModelMismatch,
+    classify,
+    framework_modules,
+    load_batch,
+    load_predictor,
+    png_base64,
+)
 from digits.tools.protocol import run_tool  # noqa: E402
-from digits.tools.tensorflow.model import NetworkError  # noqa: E402
-from digits.tools.tensorflow.predictor import Predictor, classify, load_batch, png_base64  # noqa: E402
 
 
 class ModelCache:
     """Loaded predictors, least recently used first, bounded in number and in process memory."""
 
-    def __init__(self, max_models: int, max_memory_mb: int):
+    def __init__(self, framework: str, max_models: int, max_memory_mb: int):
+        self.framework = framework
         self.max_models = max(1, max_models)
         self.max_bytes = max_memory_mb * 1024 * 1024
-        self.loaded: OrderedDict[str, Predictor] = OrderedDict()
+        self.loaded: OrderedDict[str, object] = OrderedDict()
         self.process = psutil.Process()
 
-    def get(self, spec: ModelSpec) -> tuple[Predictor, float]:
-        """The predictor of ``spec`` and the seconds spent loading it (0 when it was loaded already)."""
+    def get(self, spec: ModelSpec) -> tuple[object, float]:
+        """The predictor of ``spec`` and the seconds spent loading it (0 when it was loaded already).
+
+        ModelMismatch for a spec of another framework than this worker's."""
+        if spec.framework != self.framework:
+            raise ModelMismatch(f"a {spec.framework} model was sent to the {self.framework} inference worker")
         key = spec.key()
         if key in self.loaded:
             self.loaded.move_to_end(key)
             return self.loaded[key], 0.0
         started = time.monotonic()
-        predictor = Predictor(spec)
+        predictor = load_predictor(spec)
         self.loaded[key] = predictor
         while len(self.loaded) > 1 and (
             len(self.loaded) > self.max_models or self.process.memory_info().rss > self.max_bytes
@@ -80,14 +97,15 @@ def answer(cache: ModelCache, request: dict) -> dict:
 
 
 def serve(cache: ModelCache, requests, replies) -> None:
+    _, network_error = framework_modules(cache.framework)
     for line in requests:
         if not line.strip():
             continue
         request = json.loads(line)
         try:
             reply = answer(cache, request)
-        except NetworkError as exc:
-            reply = {"error": str(exc), "user_line": exc.line}
+        except (network_error, ModelMismatch) as exc:
+            reply = {"error": str(exc), "user_line": getattr(exc, "line", None), "fixable": True}
         except Exception as exc:  # noqa: BLE001 - one bad request must not take the worker down
             traceback.print_exc()
             reply = {"error": f"{type(exc).__name__}: {exc}"}
@@ -96,7 +114,8 @@ def serve(cache: ModelCache, requests, replies) -> None:
 
 
 def main(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m digits.tools.tensorflow.inference_worker", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m digits.tools.inference_worker", description=__doc__)
+    parser.add_argument("--framework", choices=sorted(FRAMEWORKS), default="tensorflow")
     parser.add_argument("--max-models", type=int, default=4)
     parser.add_argument("--max-memory-mb", type=int, default=4096)
     args = parser.parse_args(argv)
@@ -105,7 +124,7 @@ def main(argv: Sequence[str]) -> int:
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "w")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     sys.stdout = sys.stderr
-    serve(ModelCache(args.max_models, args.max_memory_mb), sys.stdin, replies)
+    serve(ModelCache(args.framework, args.max_models, args.max_memory_mb), sys.stdin, replies)
     return 0
 
 

@@ -229,6 +229,22 @@
         }));
     }
 
+    /* Data extensions that read label files (object detection) list the lines and files they left out. */
+    function renderLabelProblems() {
+        const problems = job.label_problems || [];
+        byId('label-problems-section').classList.toggle('d-none', !problems.length);
+        byId('label-problems-total').textContent = job.label_problems_total || problems.length;
+        const body = byId('label-problems-table').tBodies[0];
+        body.replaceChildren.apply(body, problems.map(function (p) {
+            return el('tr', null, [
+                el('td', null, stageTitle(p.stage)),
+                el('td', null, el('code', {className: 'small'}, p.path)),
+                el('td', {className: 'text-end'}, p.line != null ? String(p.line) : ''),
+                el('td', null, p.reason),
+            ]);
+        }));
+    }
+
     function renderSkippedPager(total, shown) {
         const pager = byId('skipped-pager');
         const size = job.skipped_page_size || shown || 1;
@@ -254,6 +270,7 @@
         renderEntries();
         renderChart();
         renderProblems();
+        renderLabelProblems();
     }
 
     const page = DIGITS.jobPage({
