@@ -35,8 +35,8 @@ import tensorflow as tf_root  # noqa: E402
 
 from digits.inference.spec import spec_from_info  # noqa: E402
 from digits.tools.protocol import emit, run_tool  # noqa: E402
-from digits.tools.tensorflow.model import NetworkError  # noqa: E402
 from digits.tools.tensorflow.predictor import Predictor  # noqa: E402
+from digits.tools.user_errors import NetworkError  # noqa: E402
 
 tf = tf_root.compat.v1
 SIGNATURE = "serving_default"

@@ -35,7 +35,6 @@ runs the function of :func:`make_step` and the callbacks :class:`TrainMetrics`, 
 from __future__ import annotations
 
 import argparse
-import linecache
 import math
 import os
 import re
@@ -63,14 +62,8 @@ from digits.tools.tensorflow.data import (  # noqa: E402
     make_dataset,
     mean_to_subtract,
 )
-from digits.tools.tensorflow.model import (  # noqa: E402
-    GraphKeys,
-    NetworkError,
-    Tower,
-    building,
-    error_fields,
-    load_network,
-)
+from digits.tools.tensorflow.model import GraphKeys, Tower, load_network  # noqa: E402
+from digits.tools.user_errors import NetworkError, building, error_fields, network_error  # noqa: E402
 
 tf = tf_root.compat.v1
 SOLVERS = ("SGD", "MOMENTUM", "NESTEROV", "ADAGRAD", "ADAGRADDA", "ADADELTA", "ADAM", "RMSPROP", "FTRL")
@@ -988,8 +981,7 @@ def op_error(exc, network_path: str) -> NetworkError:
             line = frame.lineno
     if line is None:
         return NetworkError(f"{type(exc).__name__}: {detail}")
-    source_line = linecache.getline(network_path, line).rstrip()
-    return NetworkError(f"{detail} ({os.path.basename(network_path)}, line {line})", line, source_line)
+    return network_error(detail, network_path, line)
 
 
 def main(argv: Sequence[str]) -> int:

@@ -13,12 +13,9 @@ names import what the namespace already holds, for the network's code only (see 
 from __future__ import annotations
 
 import builtins
-import contextlib
 import functools
-import linecache
 import os
 import sys
-import traceback
 import types
 import warnings
 from collections.abc import Callable
@@ -30,6 +27,9 @@ import tf_slim.layers  # noqa: F401 - tf_slim's ``layers`` attribute is its laye
 from tensorflow.python.framework import ops as _framework_ops
 from tf_slim.layers import utils as slim_layer_utils
 
+# building and error_fields: the predictor, Visualize and detection import them from here.
+from digits.tools.user_errors import NetworkError, building, error_fields, user_error  # noqa: F401
+
 tf = tf_root.compat.v1
 # tf_slim 1.1 (slim, and tf.contrib.layers: batch_norm, optimize_loss) still tests isinstance(x, ops.Tensor),
 # a name TensorFlow 2.21 took out of that private module; the public tf.Tensor is the same class.
@@ -39,15 +39,6 @@ if not hasattr(_framework_ops, "Tensor"):
 # their own deprecation on every layer, and the compat.v1 API logs deprecation notices: noise in job logs.
 warnings.filterwarnings("ignore", category=UserWarning, module=r"tensorflow\.python\.keras\..*")
 tf_root.get_logger().setLevel("ERROR")
-
-
-class NetworkError(Exception):
-    """A failure in the user's network source; the message names the user's file and line when known."""
-
-    def __init__(self, message: str, line: int | None = None, source_line: str | None = None):
-        super().__init__(message)
-        self.line = line
-        self.source_line = source_line
 
 
 def model_property(function: Callable) -> property:
@@ -412,43 +403,6 @@ def first_output(inference) -> Any:
     if not isinstance(inference, tf_root.Tensor):
         raise NetworkError(f"inference must return a tensor (or a list of tensors), got {type(inference).__name__}")
     return inference
-
-
-def user_error(exc: BaseException, path: str) -> NetworkError:
-    """A :class:`NetworkError` for ``exc`` naming the deepest line of ``path`` in its traceback (or none)."""
-    line = None
-    if isinstance(exc, SyntaxError) and exc.filename == path:
-        line = exc.lineno
-    else:
-        for frame in traceback.extract_tb(exc.__traceback__):
-            if frame.filename == path:
-                line = frame.lineno
-    where = f" ({os.path.basename(path)}, line {line})" if line else f" ({os.path.basename(path)})"
-    text = exc.msg if isinstance(exc, SyntaxError) else str(exc)
-    source_line = linecache.getline(path, line).rstrip() if line else None
-    return NetworkError(f"{type(exc).__name__}: {text}{where}", line, source_line)
-
-
-@contextlib.contextmanager
-def building(network_path: str):
-    """Around code that builds the user's network: what the user's source raises becomes a
-    :class:`NetworkError` naming their line (errors that never passed through it stay as they are)."""
-    try:
-        yield
-    except NetworkError:
-        raise
-    except Exception as exc:
-        if not any(f.filename == network_path for f in traceback.extract_tb(exc.__traceback__)):
-            raise
-        raise user_error(exc, network_path) from exc
-
-
-def error_fields(exc: Exception) -> dict:
-    """The fields of a protocol ``error`` event for a failure the user can fix: message, the traceback of
-    its cause and, for the network's own errors, the user's line and its source."""
-    cause = exc.__cause__ or exc
-    where = {"user_line": exc.line, "user_source_line": exc.source_line} if getattr(exc, "line", None) else {}
-    return {"message": str(exc), "traceback": "".join(traceback.format_exception(cause)), **where}
 
 
 def load_network(path: str) -> type:

@@ -33,8 +33,8 @@ from torch import nn
 from digits.inference.spec import spec_from_info
 from digits.tools.predicting import ModelMismatch, check_checkpoint
 from digits.tools.protocol import emit, run_tool
-from digits.tools.torch.network import NetworkError, building
 from digits.tools.torch.predictor import Predictor
+from digits.tools.user_errors import NetworkError, building
 
 INPUT = "images"
 ONNX_OPSET = 18

@@ -69,8 +69,9 @@ from digits.tools.torch.data import (  # noqa: E402
     db_info,
     mean_to_subtract,
 )
-from digits.tools.torch.network import NetworkError, Objective, build_model, error_fields, load_network  # noqa: E402
+from digits.tools.torch.network import Objective, build_model, load_network  # noqa: E402
 from digits.tools.torch.optimizers import SOLVERS, make_optimizer  # noqa: E402
+from digits.tools.user_errors import NetworkError, error_fields  # noqa: E402
 
 REPORTS_PER_EPOCH = 4
 REPORT_SECONDS = 10.0

@@ -33,11 +33,8 @@ below) already defined; it may import what it needs as any Python file does.
 
 from __future__ import annotations
 
-import contextlib
 import inspect
-import linecache
 import os
-import traceback
 import types
 from typing import Any
 
@@ -45,16 +42,10 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - the name every PyTorch user knows
 from torch import nn
 
+# error_fields: the predictor and Visualize import it from here.
+from digits.tools.user_errors import NetworkError, building, error_fields, network_error, user_error  # noqa: F401
+
 FACTS = ("input_shape", "nclasses", "is_inference")
-
-
-class NetworkError(Exception):
-    """A failure in the user's network source; the message names the user's file and line when known."""
-
-    def __init__(self, message: str, line: int | None = None, source_line: str | None = None):
-        super().__init__(message)
-        self.line = line
-        self.source_line = source_line
 
 
 # --- Helpers the network sees as ``digits`` -------------------------------------------------------------------
@@ -101,51 +92,6 @@ def digits_helpers() -> types.SimpleNamespace:
         bgr_to_rgb=lambda x: x.flip(-3),
         rgb_to_bgr=lambda x: x.flip(-3),
     )
-
-
-# --- Errors that name the user's line -------------------------------------------------------------------------
-
-
-def user_error(exc: BaseException, path: str) -> NetworkError:
-    """A :class:`NetworkError` for ``exc`` naming the deepest line of ``path`` in its traceback (or none)."""
-    line = None
-    if isinstance(exc, SyntaxError) and exc.filename == path:
-        line = exc.lineno
-    else:
-        for frame in traceback.extract_tb(exc.__traceback__):
-            if frame.filename == path:
-                line = frame.lineno
-    text = exc.msg if isinstance(exc, SyntaxError) else str(exc)
-    return network_error(f"{type(exc).__name__}: {text}", path, line)
-
-
-def network_error(message: str, path: str, line: int | None) -> NetworkError:
-    """``message`` followed by where it is: ``(network.py, line 12)``, or ``(network.py)`` without a line."""
-    where = f" ({os.path.basename(path)}, line {line})" if line else f" ({os.path.basename(path)})"
-    source_line = linecache.getline(path, line).rstrip() if line else None
-    return NetworkError(f"{message}{where}", line, source_line)
-
-
-@contextlib.contextmanager
-def building(network_path: str):
-    """Around code that runs the user's network: what the user's source raises becomes a
-    :class:`NetworkError` naming their line (errors that never passed through it stay as they are)."""
-    try:
-        yield
-    except NetworkError:
-        raise
-    except Exception as exc:
-        if not any(f.filename == network_path for f in traceback.extract_tb(exc.__traceback__)):
-            raise
-        raise user_error(exc, network_path) from exc
-
-
-def error_fields(exc: Exception) -> dict:
-    """The fields of a protocol ``error`` event for a failure the user can fix: message, the traceback of
-    its cause and, for the network's own errors, the user's line and its source."""
-    cause = exc.__cause__ or exc
-    where = {"user_line": exc.line, "user_source_line": exc.source_line} if getattr(exc, "line", None) else {}
-    return {"message": str(exc), "traceback": "".join(traceback.format_exception(cause)), **where}
 
 
 # --- Loading and building -------------------------------------------------------------------------------------
