@@ -57,11 +57,15 @@ def pair_by_name(input_folder: str, target_folder: str) -> list[tuple[str, str |
 
 
 def split(pairs: list, pct_val: int, seed: int) -> tuple[list, list]:
-    """Shuffle ``pairs`` with ``seed``; returns (train, val), ``pct_val`` percent in val."""
-    pairs = list(pairs)
-    random.Random(seed).shuffle(pairs)
-    n_val = len(pairs) * max(0, min(int(pct_val or 0), 100)) // 100
-    return pairs[n_val:], pairs[:n_val]
+    """Shuffle ``pairs`` with ``seed``; returns (train, val), ``pct_val`` percent of the whole pairs in val.
+
+    Pairs without a target cannot become samples: they go to train, where they are skipped with their reason,
+    so they never take validation's places (a val share of only unusable pairs would make val empty).
+    """
+    whole = [pair for pair in pairs if pair[1] is not None]
+    random.Random(seed).shuffle(whole)
+    n_val = len(whole) * max(0, min(int(pct_val or 0), 100)) // 100
+    return whole[n_val:] + [pair for pair in pairs if pair[1] is None], whole[:n_val]
 
 
 def load_pixels(path: str, channel_conversion: str, size: tuple[int, int] | None) -> np.ndarray:
