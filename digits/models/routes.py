@@ -13,9 +13,11 @@ from flask import Blueprint, Response, abort, render_template, request, url_for
 from digits import models
 from digits.auth import can_change, current_username, login_required, require_owner
 from digits.datasets.generic import dataset_info
+from digits.inference.archive import EXPORT_FORMATS
 from digits.jobs import Job, Status, lists
 from digits.jobs.creation import as_multidict
 from digits.models import image_classification as classification
+from digits.models.frameworks import DEFAULT as FRAMEWORK_DEFAULT
 from digits.models.frameworks import FRAMEWORKS, available_frameworks, framework_of, framework_title
 from digits.models.lr_policy import LRPolicy
 from digits.scheduler.local import log_tail
@@ -132,6 +134,7 @@ def model_json(job: Job) -> dict:
         if dataset
         else None,
         framework=framework_title(form.get("framework")),
+        export_formats=EXPORT_FORMATS.get(form.get("framework") or FRAMEWORK_DEFAULT, ()),
         network={
             "method": form.get("method", "standard"),
             "name": form.get("standard_networks") if form.get("method", "standard") == "standard" else "custom",

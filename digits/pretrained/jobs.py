@@ -22,6 +22,7 @@ import numpy as np
 from digits import __version__
 from digits.imaging import RESIZE_MODES, ImageError, load_image
 from digits.inference.archive import (
+    EXPORT_FORMATS,
     FRAMEWORK,
     INFO_FILE,
     LABELS_FILE,
@@ -232,6 +233,7 @@ def describe(job: Job) -> dict[str, Any]:
         "status_history": job.status_history,
         "source": job.form,
         "framework": info.get("framework", FRAMEWORK),
+        "export_formats": EXPORT_FORMATS.get(info.get("framework", FRAMEWORK), ()),
         "digits_version": info.get("digits_version"),
         "origin": {k: info.get(k) for k in ("job_name", "job_id", "dataset_name")},
         "labels": spec.labels,
