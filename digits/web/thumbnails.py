@@ -104,10 +104,8 @@ def _answer(key: tuple, mtime: float, make: Callable[[], bytes]):
     return response.make_conditional(request)
 
 
-@blueprint.route("/thumbnails")
-def image_file():
-    """A thumbnail of an image file in the data roots (``path``, absolute) at most ``size`` pixels a side."""
-    path = request.args.get("path", "")
+def _readable_image(path: str) -> tuple[str, os.stat_result]:
+    """The real path and stat of the image file ``path`` names, or the 4xx that says why it is not served."""
     if not path or "\0" in path or not os.path.isabs(path):
         abort(400, description="Give the absolute path of an image on the server (path).")
     refused = outside_data_roots(path, current_services().config.data_roots)
@@ -124,6 +122,14 @@ def image_file():
         abort(404, description=f"{path} is not a file.")
     if stat.st_size > MAX_FILE_BYTES:
         abort(413, description=f"{path} is over {MAX_FILE_BYTES >> 20} MiB: too large for a thumbnail.")
+    return real, stat
+
+
+@blueprint.route("/thumbnails")
+def image_file():
+    """A thumbnail of an image file in the data roots (``path``, absolute) at most ``size`` pixels a side."""
+    path = request.args.get("path", "")
+    real, stat = _readable_image(path)
     size = _size()
 
     def make() -> bytes:
