@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import functools
 import math
-import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-import lmdb
 import numpy as np
 import tensorflow as tf_root
 
-from digits.imaging import check_pixels
-from digits.records import decode_record, record_key
+from digits.tools.lmdb_info import LmdbInfo, open_db
 
 tf = tf_root.compat.v1
 AUTOTUNE = tf_root.data.AUTOTUNE
@@ -26,75 +23,16 @@ AUTOTUNE = tf_root.data.AUTOTUNE
 CHUNK = 256
 
 
-@dataclass
-class LabelInfo:
-    """The kind of label a database's records carry (see ``digits.records``).
-
-    ``class`` an integer ``[N]``; ``values`` a float vector ``[N, K]`` (regression); ``array`` an encoded
-    HxWxC array ``[N, H, W, C]`` (segmentation masks, target images); ``none`` no label.
-    """
-
-    kind: str = "class"
-    shape: list[int] = field(default_factory=list)
-    format: str = "raw"
-    dtype: str = "uint8"
-
-
-@dataclass
-class LmdbInfo:
-    """What a database holds: its record count, the image shape ``[H, W, C]``, format and dtype, its labels."""
-
-    path: str
-    entries: int
-    shape: list[int]
-    format: str = "png"
-    dtype: str = "uint8"
-    label: LabelInfo = field(default_factory=LabelInfo)
-
-    def features(self) -> dict:
-        """What ``tf.io.parse_example`` reads of each record."""
-        features = {"image/encoded": tf_root.io.FixedLenFeature([], tf_root.string)}
-        if self.label.kind == "class":
-            features["label"] = tf_root.io.FixedLenFeature([], tf_root.int64, default_value=-1)
-        elif self.label.kind == "values":
-            features["label/values"] = tf_root.io.FixedLenFeature(self.label.shape, tf_root.float32)
-        elif self.label.kind == "array":
-            features["label/encoded"] = tf_root.io.FixedLenFeature([], tf_root.string)
-        return features
-
-
-def open_db(path: str) -> lmdb.Environment:
-    """Open a dataset's LMDB read-only, without locking (databases are never written once complete)."""
-    if not os.path.isdir(path):
-        raise FileNotFoundError(f"database {path} not found: was the dataset deleted, or is it not done?")
-    return lmdb.open(path, readonly=True, lock=False, readahead=False, max_readers=64, subdir=True)
-
-
-def db_info(path: str) -> LmdbInfo:
-    """Count the records of the database at ``path`` and read the image shape of its first one."""
-    env = open_db(path)
-    try:
-        entries = env.stat()["entries"]
-        if entries == 0:
-            raise ValueError(f"database {path} is empty")
-        with env.begin() as txn:
-            record = decode_record(txn.get(record_key(0)))
-        # Every record of a database has one encoding and one kind of label, so the first one tells the decoder.
-        if record.label_array is not None:
-            array = record.label_array
-            label = LabelInfo("array", list(array.shape), array.format, array.dtype)
-        elif record.label_values is not None:
-            label = LabelInfo("values", [len(record.label_values)], dtype="float32")
-        else:
-            label = LabelInfo("class" if record.label is not None else "none")
-        shape = [record.height, record.width, record.channels]
-        # The graph decodes every record at this size: one too large to decode is refused before training starts.
-        check_pixels(record.height, record.width, f"the images of {path}")
-        if record.label_array is not None:
-            check_pixels(record.label_array.shape[0], record.label_array.shape[1], f"the label arrays of {path}")
-        return LmdbInfo(path, entries, shape, record.format, record.dtype, label)
-    finally:
-        env.close()
+def features_of(info: LmdbInfo) -> dict:
+    """What ``tf.io.parse_example`` reads of each record of the database ``info`` describes."""
+    features = {"image/encoded": tf_root.io.FixedLenFeature([], tf_root.string)}
+    if info.label.kind == "class":
+        features["label"] = tf_root.io.FixedLenFeature([], tf_root.int64, default_value=-1)
+    elif info.label.kind == "values":
+        features["label/values"] = tf_root.io.FixedLenFeature(info.label.shape, tf_root.float32)
+    elif info.label.kind == "array":
+        features["label/encoded"] = tf_root.io.FixedLenFeature([], tf_root.string)
+    return features
 
 
 def record_order(entries: int, shuffle: bool, repeat: bool, seed: int | None):
@@ -158,7 +96,7 @@ def decode_all(info: LmdbInfo) -> tuple[np.ndarray, np.ndarray]:
             record_generator(info.path, info.entries, shuffle=False, repeat=False, seed=None),
             output_signature=tf_root.TensorSpec(shape=[None], dtype=tf_root.string),
         )
-        features = info.features()
+        features = features_of(info)
 
         def decoded(chunk):
             parsed = tf_root.io.parse_example(chunk, features)
@@ -293,17 +231,6 @@ class Augmentation:
         )  # fmt: skip
 
 
-def mean_to_subtract(path: str, mode: str, shape: list[int] | None = None) -> np.ndarray:
-    """The mean image saved at ``path`` (.npy, HxW or HxWxC) as ``mode`` subtracts it: HxWxC for ``image``,
-    one value per channel for ``pixel``. Raises ValueError when it is not of the images' ``shape``."""
-    mean = np.load(path).astype(np.float32)
-    if mean.ndim == 2:
-        mean = mean[:, :, None]
-    if shape is not None and list(mean.shape) != list(shape):
-        raise ValueError(f"the mean image {path} is {list(mean.shape)}, the images are {list(shape)}")
-    return mean if mode == "image" else mean.mean(axis=(0, 1))
-
-
 def center_crop(images, crop_size: int, height: int, width: int):
     """The ``crop_size`` square at the centre of NHWC ``images`` of ``height`` x ``width`` (as validation crops)."""
     top, left = (height - crop_size) // 2, (width - crop_size) // 2
@@ -341,7 +268,7 @@ def make_dataset(
         )
         # Parsing is vectorized over a chunk. Decoding runs per image inside a map over whole batches: tf.data's
         # per-element overhead costs more than decoding a small image; batches are prepared in parallel.
-        features = info.features()
+        features = features_of(info)
         dataset = dataset.map(lambda chunk: tf_root.io.parse_example(chunk, features)).unbatch()
         dataset = dataset.batch(batch_size, drop_remainder=False)
     else:

@@ -51,16 +51,14 @@ import numpy as np  # noqa: E402 - after TF_CPP_MIN_LOG_LEVEL, which TensorFlow 
 import tensorflow as tf_root  # noqa: E402
 
 from digits.models.lr_policy import POLICIES, LRPolicy, parse_percents  # noqa: E402
+from digits.tools.lmdb_info import LmdbInfo, db_info, mean_to_subtract  # noqa: E402
 from digits.tools.protocol import ProgressReporter, emit, run_tool  # noqa: E402
 from digits.tools.tensorflow import detection  # noqa: E402
 from digits.tools.tensorflow.data import (  # noqa: E402
     Augmentation,
-    LmdbInfo,
-    db_info,
     decode_all,
     decoded_size,
     make_dataset,
-    mean_to_subtract,
 )
 from digits.tools.tensorflow.model import GraphKeys, Tower, load_network  # noqa: E402
 from digits.tools.user_errors import NetworkError, building, error_fields, network_error  # noqa: E402
@@ -214,8 +212,9 @@ def plan_training(args: argparse.Namespace) -> Plan:
     if args.batch_size < 1 or args.batch_accumulation < 1:
         raise TrainingError("the batch size and batch accumulation must be at least 1")
     network = load_network(args.network)
-    train_info = db_info(args.train_db)
-    val_info = db_info(args.val_db) if args.val_db else None
+    # The graph decodes every record at its size: one too large to decode is refused before training starts.
+    train_info = db_info(args.train_db, check_size=True)
+    val_info = db_info(args.val_db, check_size=True) if args.val_db else None
     check_arguments(args, train_info, val_info)
     policy = LRPolicy(
         policy=args.lr_policy,

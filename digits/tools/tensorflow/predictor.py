@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf_root
 
 from digits.inference.spec import ModelSpec
+from digits.tools.lmdb_info import mean_to_subtract
 from digits.tools.predicting import (
     Item,
     classify,
@@ -23,7 +24,7 @@ from digits.tools.predicting import (
     tiles_of_weights,
     top_predictions,
 )
-from digits.tools.tensorflow.data import center_crop, mean_to_subtract
+from digits.tools.tensorflow.data import center_crop
 from digits.tools.tensorflow.detection import detection_boxes
 from digits.tools.tensorflow.model import building, first_output, load_network
 

@@ -59,15 +59,13 @@ from torch import nn  # noqa: E402
 from torch.utils.tensorboard import SummaryWriter  # noqa: E402
 
 from digits.models.lr_policy import POLICIES, LRPolicy, parse_percents  # noqa: E402
+from digits.tools.lmdb_info import LmdbInfo, db_info, mean_to_subtract  # noqa: E402
 from digits.tools.protocol import ProgressReporter, emit, run_tool  # noqa: E402
 from digits.tools.torch.data import (  # noqa: E402
     Augmentation,
     Batches,
-    LmdbInfo,
     Prepare,
     Records,
-    db_info,
-    mean_to_subtract,
 )
 from digits.tools.torch.network import Objective, build_model, load_network  # noqa: E402
 from digits.tools.torch.optimizers import SOLVERS, make_optimizer  # noqa: E402

@@ -16,8 +16,9 @@ import torch
 from torch import nn
 
 from digits.inference.spec import ModelSpec
+from digits.tools.lmdb_info import mean_to_subtract
 from digits.tools.predicting import describe_array, tiles_of_activation, tiles_of_weights, top_predictions
-from digits.tools.torch.data import center_crop, mean_to_subtract
+from digits.tools.torch.data import center_crop
 from digits.tools.torch.network import (
     NetworkError,
     build_model,
