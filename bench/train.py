@@ -121,18 +121,11 @@ class Dataset:
         return self.images.astype(np.float32) - self.mean
 
 
-def ours(data: Dataset, network: str, batch_size: int, epochs: float) -> float:
-    """Images/s of the training program, from the wall-clock times of its progress events."""
-    job = tempfile.mkdtemp(dir=data.folder)
-    command = [
-        sys.executable, "-m", "digits.tools.tensorflow.main", "--network", network,
-        "--train-db", data.db, "--labels", os.path.join(data.folder, "labels.txt"),
-        "--mean", os.path.join(data.folder, "mean.npy"), "--subtract-mean", "image",
-        "--epochs", str(epochs), "--batch-size", str(batch_size), "--learning-rate", "0.01",
-        "--snapshot-interval", "0",
-    ]  # fmt: skip
+def progress_rate(command: list[str], cwd: str, batch_size: int) -> float:
+    """Images/s of a training program run as ``command`` in ``cwd``, from the wall-clock times of its first
+    and last progress events (start-up left out). RuntimeError when it fails or makes no progress."""
     env = {**os.environ, "PYTHONPATH": REPO}
-    proc = subprocess.Popen(command, cwd=job, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    proc = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
     first = last = None
     for line in proc.stdout:
         event = json.loads(line)
@@ -145,6 +138,19 @@ def ours(data: Dataset, network: str, batch_size: int, epochs: float) -> float:
     if proc.returncode or first is None or last[1] == first[1]:
         raise RuntimeError(f"the training program failed (exit status {proc.returncode})")
     return (last[1] - first[1]) * batch_size / (last[0] - first[0])
+
+
+def ours(data: Dataset, network: str, batch_size: int, epochs: float) -> float:
+    """Images/s of the training program, from the wall-clock times of its progress events."""
+    job = tempfile.mkdtemp(dir=data.folder)
+    command = [
+        sys.executable, "-m", "digits.tools.tensorflow.main", "--network", network,
+        "--train-db", data.db, "--labels", os.path.join(data.folder, "labels.txt"),
+        "--mean", os.path.join(data.folder, "mean.npy"), "--subtract-mean", "image",
+        "--epochs", str(epochs), "--batch-size", str(batch_size), "--learning-rate", "0.01",
+        "--snapshot-interval", "0",
+    ]  # fmt: skip
+    return progress_rate(command, job, batch_size)
 
 
 def fit(model, data: Dataset, batch_size: int, epochs: int) -> float:
@@ -268,9 +274,10 @@ def bare_session(data: Dataset, network: str, batch_size: int, steps: int) -> fl
 
 def pipeline(data: Dataset, batch_size: int, batches: int) -> float:
     """Images/s of our input pipeline alone from the LMDB: read, parse, decode, subtract the mean, batch."""
-    from digits.tools.tensorflow.data import db_info, make_dataset
+    from digits.tools.lmdb_info import db_info
+    from digits.tools.tensorflow.data import make_dataset
 
-    dataset = make_dataset(db_info(data.db), batch_size, training=True, mean=data.mean, seed=0)
+    dataset = make_dataset(db_info(data.db, check_size=True), batch_size, training=True, mean=data.mean, seed=0)
     iterator = iter(dataset)
     for _ in range(20):  # fill the prefetch buffer and let AUTOTUNE settle
         next(iterator)

@@ -20,9 +20,7 @@ single runs vary by 2x). Prints images/s of each and the ratios (target: ours >=
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,7 +31,8 @@ BENCH = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(BENCH)
 sys.path.insert(0, BENCH)
 
-from train import make_images, write_lmdb  # noqa: E402 - bench/train.py's data, so both benchmarks train on it
+# bench/train.py's data, so both benchmarks train on it, and its timing of a training program.
+from train import make_images, progress_rate, write_lmdb  # noqa: E402
 
 NETWORKS = os.path.join(REPO, "digits", "standard_networks")
 LENET = os.path.join(NETWORKS, "torch", "lenet.py")
@@ -58,20 +57,7 @@ def tool_rate(framework: str, work: str, db: str, batch_size: int, epochs: float
         "--epochs", str(epochs), "--batch-size", str(batch_size), "--learning-rate", "0.01",
         "--snapshot-interval", "0",
     ]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": REPO}
-    proc = subprocess.Popen(command, cwd=job, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
-    first = last = None
-    for line in proc.stdout:
-        event = json.loads(line)
-        if event["event"] == "progress":
-            last = (time.monotonic(), event["done"])
-            first = first or last
-        elif event["event"] == "error":
-            raise RuntimeError(event["message"])
-    proc.wait()
-    if proc.returncode or first is None or last[1] == first[1]:
-        raise RuntimeError(f"the training program failed (exit status {proc.returncode})")
-    return (last[1] - first[1]) * batch_size / (last[0] - first[0])
+    return progress_rate(command, job, batch_size)
 
 
 def by_hand(images: np.ndarray, labels: np.ndarray, mean: np.ndarray, batch_size: int, epochs: int) -> float:
