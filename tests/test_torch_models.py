@@ -187,7 +187,7 @@ def test_compare_shows_a_tensorflow_and_a_pytorch_model(curl, tensorflow_model, 
     compared = curl.call(f"/models/compare.json?job_id={ids[0]}&job_id={ids[1]}")
     models = {m["id"]: m for m in compared["models"]}
     assert list(models) == ids
-    assert [models[i]["parameters"]["framework"] for i in ids] == ["tensorflow", "torch"]
+    assert [models[i]["parameters"]["framework"] for i in ids] == ["TensorFlow", "PyTorch"]
     for model in models.values():
         curves = {name for point in model["points"] for name in point["values"]}
         assert {"train/loss", "val/loss", "val/accuracy"} <= curves, model["name"]

@@ -7,6 +7,7 @@ from typing import Any
 from flask import Blueprint, render_template, request, url_for
 
 from digits.jobs import Job, JobStore, lists
+from digits.models.frameworks import framework_title
 from digits.web.responses import wants_json
 from digits.web.services import current_services
 from digits.web.tensorboard import selected_models
@@ -60,7 +61,7 @@ def model_parameters(job: Job, store: JobStore) -> dict[str, Any]:
     return {
         "dataset": dataset.name if dataset else None,
         "network": network or None,
-        "framework": form.get("framework") or None,
+        "framework": framework_title(form.get("framework")),
         "epochs": form.get("train_epochs") or None,
         "batch_size": form.get("batch_size") or None,
         "solver": form.get("solver_type") or None,
