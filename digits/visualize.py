@@ -1,7 +1,8 @@
 """The Visualize button: a network built in a child process for given input shapes, described layer by layer.
 
-``visualize_network`` runs ``digits.tools.tensorflow.visualize`` and returns its result, or raises
-:class:`NetworkBuildError` with the user's line. Nothing here imports Flask or TensorFlow.
+``visualize_network`` runs the framework's visualize tool (``digits.tools.tensorflow.visualize``,
+``digits.tools.torch.visualize``) and returns its result, or raises :class:`NetworkBuildError` with the user's
+line. Nothing here imports Flask, TensorFlow or PyTorch.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from digits.processes import run_to_end
 
 VISUALIZE_TIMEOUT = 60.0
 LOG_TAIL_LINES = 15
+# Each framework's tool, answering the same JSON (the PyTorch one states its NCHW layout).
+TOOLS = {"tensorflow": "digits.tools.tensorflow.visualize", "torch": "digits.tools.torch.visualize"}
 # A network's description needs no GPU (it must not take memory from training); TensorFlow's C++ notices
 # would bury the user's error.
 CHILD_ENV = {"CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -54,10 +57,12 @@ def visualize_network(
     timeout: float = VISUALIZE_TIMEOUT,
     python: str = sys.executable,
     slots: Slots | None = None,
+    framework: str = "tensorflow",
 ) -> dict:
-    """Build the network ``source`` in a child process for ``shape`` [H, W, C] images; returns its description.
+    """Build the network ``source`` of ``framework`` (a key of :data:`TOOLS`) in a child process for ``shape``
+    [H, W, C] images; returns its description.
 
-    The description is ``digits.tools.tensorflow.visualize``'s result: ``{"layers": [...], "total_params": N,
+    The description is the framework's tool's result: ``{"layers": [...], "total_params": N,
     ...}``. Raises :class:`NetworkBuildError` when the network does not build, or not within ``timeout`` seconds
     (its process group is killed then). With ``slots``, one of them is held while the child runs: when all are
     taken, :class:`~digits.busy.Busy` is raised at once.
@@ -66,7 +71,7 @@ def visualize_network(
         with tempfile.TemporaryDirectory(prefix="digits-visualize-") as folder:
             network = Path(folder) / "network.py"
             network.write_text(source)
-            command = [python, "-m", "digits.tools.tensorflow.visualize", "--network", str(network),
+            command = [python, "-m", TOOLS[framework], "--network", str(network),
                        "--shape", ",".join(map(str, shape))]  # fmt: skip
             if nclasses is not None:
                 command += ["--nclasses", str(nclasses)]

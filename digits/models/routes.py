@@ -261,14 +261,19 @@ def lr_preview():
 def visualize_network_view():
     """Build ``custom_network`` in a child process for the images of ``dataset`` (or ``input_shape`` H,W,C).
 
-    Other fields: ``nclasses`` (default: the dataset's, else 10), ``crop_size``. Answers the network's layers
+    Other fields: ``framework`` (``tensorflow``, the default, or ``torch``: one this server has), ``nclasses``
+    (default: the dataset's, else 10), ``crop_size``. Answers the network's layers
     ``{"layers": [{"name", "type", "output_shape", "params"}], "total_params": N, ...}``, or 400 with
     ``{"errors": message, "user_line": n, "user_source_line": text}`` when it does not build.
     """
     fields = request.form
+    framework = FRAMEWORKS.get(fields.get("framework") or FRAMEWORK_DEFAULT)
+    if framework is None or not framework.available():
+        ids = ", ".join(f.id for f in available_frameworks())
+        return {"errors": {"framework": [f"Choose a framework this server has: {ids}."]}}, 400
     source = fields.get("custom_network") or ""
     if not source.strip():
-        return {"errors": {"custom_network": ["Write a network first: class UserModel(Tower)."]}}, 400
+        return {"errors": {"custom_network": [f"Write a network first: {framework.contract}."]}}, 400
     nclasses = None
     try:
         if (fields.get("dataset") or "").strip():
@@ -291,6 +296,7 @@ def visualize_network_view():
         error = NetworkBuildError(f"SyntaxError: {exc.msg} (network.py, line {exc.lineno})", exc.lineno, line)
         return {"errors": str(error), **error.as_dict()}, 400
     try:
-        return visualize_network(source, shape, nclasses or 10, slots=current_limits().visualizations)
+        return visualize_network(source, shape, nclasses or 10, slots=current_limits().visualizations,
+                                 framework=framework.id)  # fmt: skip
     except NetworkBuildError as exc:
         return {"errors": str(exc), **exc.as_dict()}, 400

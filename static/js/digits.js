@@ -811,6 +811,7 @@ DIGITS.visualizeNetwork = function (options) {
         box.replaceChildren(chain, el('div', {className: 'small text-center', id: 'network-total-params'}, [
             el('span', {className: 'fw-semibold'}, DIGITS.formatNumber(result.total_params)), ' trainable parameters',
             ' \u00b7 input ' + shapeText(result.input_shape) + (result.nclasses ? ', ' + result.nclasses + ' classes' : '') + metrics,
+            result.layout ? ' \u00b7 layer shapes ' + result.layout : '',
         ]));
     }
 

@@ -83,10 +83,6 @@
         const first = form.querySelector('#standard-networks-table tr[data-network]:not([hidden]) input[name="standard_networks"]');
         if (checkedHidden && first) first.checked = true;
         byId('custom-network-contract').textContent = framework.contract ? framework.title + ': ' + framework.contract : '';
-        // Visualize builds TensorFlow networks only.
-        const visualizable = framework.id === 'tensorflow';
-        byId('visualize-button').disabled = !visualizable;
-        byId('visualize-button').title = visualizable ? '' : 'Visualize builds TensorFlow networks only.';
         showMethod();
     }
 
@@ -257,6 +253,7 @@
         fields: function () {
             const data = new FormData();
             data.set('custom_network', code.value());
+            data.set('framework', chosenFramework().id);
             const dataset = DATASETS.find(function (d) { return d.id === byId('dataset').value; });
             if (dataset) data.set('dataset', dataset.id);
             else {
