@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf_root
 
 from digits.tools.lmdb_info import LmdbInfo, open_db
+from digits.tools.training import AugmentationChoices
 
 tf = tf_root.compat.v1
 AUTOTUNE = tf_root.data.AUTOTUNE
@@ -143,31 +144,8 @@ def cached_generator(images: np.ndarray, labels: np.ndarray, batch_size: int, or
 
 
 @dataclass
-class Augmentation:
-    """Random changes to training images, as DIGITS' model form names them (all off by default)."""
-
-    flip: str = "none"  # none, fliplr, flipud, fliplrud
-    quad_rot: str = "none"  # none, rot90 (0/90/270), rot180 (0/180), rotall (0/90/180/270)
-    rotation: float = 0.0  # +- degrees
-    scale: float = 0.0  # stddev of the scale factor around 1
-    noise: float = 0.0  # stddev of gaussian noise, as a fraction of the pixel range
-    contrast: float = 0.0  # contrast factor drawn from [1 - c, 1 + c]
-    whitening: bool = False  # per-image standardization (replaces mean subtraction)
-    hsv: tuple[float, float, float] | None = None  # hue, saturation, value shifts (color images)
-
-    QUARTER_TURNS = {"rot90": [0, 1, 3], "rot180": [0, 2], "rotall": [0, 1, 2, 3]}
-
-    @property
-    def moves_pixels(self) -> bool:
-        """Whether pixels change place (flips, turns, rotation, scale), which a label array would have to follow."""
-        return self.flip != "none" or self.quad_rot != "none" or bool(self.rotation) or bool(self.scale)
-
-    def check(self, shape: tuple[int, int, int]) -> None:
-        """Raise ValueError for choices these images cannot take."""
-        if self.quad_rot in ("rot90", "rotall") and shape[0] != shape[1]:
-            raise ValueError(f"rotating by 90 degrees needs square images; these are {shape[0]}x{shape[1]}")
-        if self.hsv and shape[2] != 3:
-            raise ValueError("HSV shifting needs color images")
+class Augmentation(AugmentationChoices):
+    """The augmentation choices (see :class:`~digits.tools.training.AugmentationChoices`) made with graph ops."""
 
     def apply(self, images, seed: int | None):
         """Augment a batch of NHWC float images with pixel values in [0, 255]."""

@@ -35,23 +35,18 @@ runs the function of :func:`make_step` and the callbacks :class:`TrainMetrics`, 
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import re
-import signal
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402 - after TF_CPP_MIN_LOG_LEVEL, which TensorFlow reads on import
 import tensorflow as tf_root  # noqa: E402
 
-from digits.models.lr_policy import POLICIES, LRPolicy, parse_percents  # noqa: E402
-from digits.tools.lmdb_info import LmdbInfo, db_info, mean_to_subtract  # noqa: E402
+from digits.tools.lmdb_info import LmdbInfo, db_info  # noqa: E402
 from digits.tools.protocol import ProgressReporter, emit, run_tool  # noqa: E402
 from digits.tools.tensorflow import detection  # noqa: E402
 from digits.tools.tensorflow.data import (  # noqa: E402
@@ -61,32 +56,34 @@ from digits.tools.tensorflow.data import (  # noqa: E402
     make_dataset,
 )
 from digits.tools.tensorflow.model import GraphKeys, Tower, load_network  # noqa: E402
+from digits.tools.training import (  # noqa: E402
+    REPORT_SECONDS,
+    Callback,
+    EarlyStopping,
+    Interrupted,
+    Interval,
+    Schedule,
+    StepEnd,
+    Stop,
+    TrainingError,
+    Words,
+    add_training_arguments,
+    augmentation_of,
+    check_arguments,
+    count_classes,
+    display_path,
+    early_stopping_of,
+    load_mean,
+    log,
+    schedule_of,
+    snapshot_name,
+)
 from digits.tools.user_errors import NetworkError, building, error_fields, network_error  # noqa: E402
 
 tf = tf_root.compat.v1
-SOLVERS = ("SGD", "MOMENTUM", "NESTEROV", "ADAGRAD", "ADAGRADDA", "ADADELTA", "ADAM", "RMSPROP", "FTRL")
 MODEL_SCOPE = "model"
-REPORTS_PER_EPOCH = 4
-REPORT_SECONDS = 10.0
 # Decoded training sets up to this size stay in RAM (--cache-mb): decoding is then done once, not every epoch.
 DEFAULT_CACHE_MB = 1024.0
-
-
-class TrainingError(Exception):
-    """Training cannot go on for a reason the user can act on (the message says what to change)."""
-
-
-class Interrupted(Exception):
-    """SIGTERM (the scheduler's abort) ended training at ``epoch``; ``--resume`` continues from the last snapshot."""
-
-    def __init__(self, epoch: float):
-        super().__init__(f"stopped by SIGTERM at epoch {epoch}")
-        self.epoch = epoch
-
-
-def log(message: str) -> None:
-    """Write a line for the job log (stderr; stdout carries the protocol)."""
-    print(message, file=sys.stderr, flush=True)
 
 
 def metrics_text(values: dict[str, float]) -> str:
@@ -100,40 +97,19 @@ def metrics_text(values: dict[str, float]) -> str:
 def build_parser() -> argparse.ArgumentParser:
     """The parser of the training program's command line (augmentation flags: :func:`add_augmentation_arguments`)."""
     parser = argparse.ArgumentParser(prog="python -m digits.tools.tensorflow.main", description=__doc__.splitlines()[0])
-    parser.add_argument("--network", required=True, help="network source: class UserModel(Tower)")
-    parser.add_argument("--train-db", required=True, help="training LMDB folder")
-    parser.add_argument("--val-db", help="validation LMDB folder")
-    parser.add_argument("--labels", help="labels.txt (one class name per line); default: from labels.npy")
-    parser.add_argument("--mean", help="mean image (.npy, float32 HxWxC)")
-    parser.add_argument("--subtract-mean", choices=("none", "image", "pixel"), default="none")
-    parser.add_argument("--crop-size", type=int, help="random crop (train) / center crop (val) to NxN")
-    parser.add_argument("--epochs", type=float, default=30.0)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--batch-accumulation", type=int, default=1, help="batches whose gradients make one step")
-    parser.add_argument("--solver", type=str.upper, choices=SOLVERS, default="SGD")
-    parser.add_argument("--rms-decay", type=float, default=0.99)
-    parser.add_argument("--momentum", type=float, default=0.9, help="for MOMENTUM and NESTEROV")
-    parser.add_argument("--learning-rate", type=float, default=0.01)
-    parser.add_argument("--lr-policy", choices=POLICIES, default="fixed")
-    parser.add_argument("--lr-step-size", type=float, default=33.0, help="percent of training")
-    parser.add_argument("--lr-gamma", type=float, default=0.1)
-    parser.add_argument("--lr-power", type=float, default=1.0)
-    parser.add_argument("--lr-multistep-values", default="50,85", help="comma list of percents of training")
-    parser.add_argument("--snapshot-interval", type=float, default=1.0, help="epochs (0: only at the end)")
-    parser.add_argument("--val-interval", type=float, default=1.0, help="epochs (0: only at the end)")
-    parser.add_argument("--seed", type=int)
-    parser.add_argument("--shuffle", action=argparse.BooleanOptionalAction, default=True)
-    parser.add_argument("--save", default=".", help="folder of the checkpoints")
-    parser.add_argument("--tb-dir", default="tb", help="folder of the TensorBoard summaries")
-    parser.add_argument("--weights", help="checkpoint (prefix or folder) to restore variables from, by name")
-    parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --save")
-    parser.add_argument("--freeze", default="", help="comma list of regexes: matching variables are not trained")
-    add_augmentation_arguments(parser)
-    parser.add_argument("--early-stopping-metric", help="e.g. val/loss or val/accuracy")
+    add_training_arguments(
+        parser,
+        Words(
+            network="class UserModel(Tower)",
+            snapshots="checkpoints",
+            snapshot="checkpoint",
+            weights="checkpoint (prefix or folder) to restore variables from, by name",
+            tensors="variables",
+        ),
+    )
     parser.add_argument(
         "--detection", action="store_true", help="labels are box rows: validation adds precision, recall and mAP"
     )
-    parser.add_argument("--patience", type=int, default=5, help="validations without improvement before stopping")
     parser.add_argument(
         "--cpu-towers", type=int, default=1,
         help="without GPUs, split the CPU into N devices with one tower each (checks multi-tower networks)",
@@ -149,47 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def add_augmentation_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the ``--aug-*`` flags (training images only; :func:`augmentation_of` reads them)."""
-    parser.add_argument("--aug-flip", choices=("none", "fliplr", "flipud", "fliplrud"), default="none")
-    parser.add_argument("--aug-quad-rot", choices=("none", "rot90", "rot180", "rotall"), default="none")
-    parser.add_argument("--aug-rot", type=float, default=0.0, help="random rotation, +- degrees")
-    parser.add_argument("--aug-scale", type=float, default=0.0, help="stddev of a random scale factor around 1")
-    parser.add_argument("--aug-noise", type=float, default=0.0, help="stddev of gaussian noise (fraction of 255)")
-    parser.add_argument("--aug-contrast", type=float, default=0.0, help="contrast factor drawn from [1-c, 1+c]")
-    parser.add_argument("--aug-whitening", action="store_true", help="per-image standardization instead of the mean")
-    parser.add_argument("--aug-hsv", type=float, nargs=3, metavar=("H", "S", "V"), help="random HSV shifts")
-
-
 # --- What the arguments and the databases decide, before any graph ------------------------------------------
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """When things happen in a run of ``epochs`` over ``entries`` images, ``images_per_step`` images a step."""
-
-    epochs: float
-    entries: int
-    images_per_step: int
-    policy: LRPolicy
-
-    @property
-    def total_steps(self) -> int:
-        """Steps of the whole run from epoch 0 (at least one)."""
-        return max(1, math.ceil(self.epochs * self.entries / self.images_per_step))
-
-    @property
-    def report_every(self) -> int:
-        """Steps between two reports of the training metrics (``REPORTS_PER_EPOCH`` an epoch)."""
-        return max(1, int(self.entries / self.images_per_step / REPORTS_PER_EPOCH))
-
-    def epoch_of(self, step: int) -> float:
-        """The epoch reached after ``step`` steps, rounded to 4 decimals and at most ``epochs``."""
-        return round(min(step * self.images_per_step / self.entries, self.epochs), 4)
-
-    def learning_rate(self, step: int) -> float:
-        """The learning rate of the step that follows ``step`` done steps."""
-        return self.policy.rate(100.0 * step / self.total_steps)
 
 
 @dataclass(frozen=True)
@@ -215,69 +151,11 @@ def plan_training(args: argparse.Namespace) -> Plan:
     # The graph decodes every record at its size: one too large to decode is refused before training starts.
     train_info = db_info(args.train_db, check_size=True)
     val_info = db_info(args.val_db, check_size=True) if args.val_db else None
-    check_arguments(args, train_info, val_info)
-    policy = LRPolicy(
-        policy=args.lr_policy,
-        base_lr=args.learning_rate,
-        step_size=args.lr_step_size,
-        gamma=args.lr_gamma,
-        power=args.lr_power,
-        multistep_values=parse_percents(args.lr_multistep_values),
-    )
-    schedule = Schedule(args.epochs, train_info.entries, args.batch_size * args.batch_accumulation, policy)
+    check_arguments(args, train_info, val_info, augmentation_of(args, train_info.shape, Augmentation))
+    schedule = schedule_of(args, train_info)
     mean = load_mean(args, train_info.shape)
-    early = EarlyStopping(args.early_stopping_metric, args.patience) if args.early_stopping_metric else None
+    early = early_stopping_of(args)
     return Plan(network, train_info, val_info, schedule, mean, early)
-
-
-def check_arguments(args: argparse.Namespace, train: LmdbInfo, val: LmdbInfo | None) -> None:
-    """Raise TrainingError for a batch, crop or augmentation these databases cannot take."""
-    if args.batch_size > train.entries:
-        raise TrainingError(
-            f"the batch size ({args.batch_size}) is larger than the training set ({train.entries} images)"
-        )
-    if train.label.kind == "array" and (args.crop_size or augmentation_of(args, train.shape).moves_pixels):
-        raise TrainingError("crops, flips and rotations would move images away from their label arrays: turn them off")
-    if args.crop_size and args.crop_size > min(train.shape[:2]):
-        raise TrainingError(f"the crop size ({args.crop_size}) is larger than the images {train.shape[:2]}")
-    if val and val.shape != train.shape:
-        raise TrainingError(f"validation images are {val.shape}, training images {train.shape}")
-
-
-def load_mean(args: argparse.Namespace, shape: list[int]) -> np.ndarray | None:
-    """The mean to subtract: HxWxC for ``image``, C for ``pixel``, None for ``none`` or when there is none."""
-    if args.subtract_mean == "none":
-        return None
-    if not args.mean:
-        log(f"--subtract-mean {args.subtract_mean} without --mean: no mean is subtracted")
-        return None
-    try:
-        return mean_to_subtract(args.mean, args.subtract_mean, shape)
-    except ValueError as exc:
-        raise TrainingError(str(exc)) from None
-
-
-def count_classes(args: argparse.Namespace) -> int:
-    """Classes of a classification dataset (0 for datasets of other labels)."""
-    if args.labels:
-        with open(args.labels) as f:
-            return sum(1 for line in f if line.strip())
-    labels = os.path.join(args.train_db, "labels.npy")
-    return int(np.load(labels).max()) + 1 if os.path.exists(labels) else 0
-
-
-def augmentation_of(args: argparse.Namespace, shape: tuple[int, int, int]) -> Augmentation:
-    """The training augmentation the arguments ask for; TrainingError when the images cannot take it."""
-    augmentation = Augmentation(
-        flip=args.aug_flip, quad_rot=args.aug_quad_rot, rotation=args.aug_rot, scale=args.aug_scale,
-        noise=args.aug_noise, contrast=args.aug_contrast, whitening=args.aug_whitening,
-        hsv=tuple(args.aug_hsv) if args.aug_hsv and any(args.aug_hsv) else None,
-    )  # fmt: skip
-    try:
-        augmentation.check(shape)
-    except ValueError as exc:
-        raise TrainingError(str(exc)) from None
-    return augmentation
 
 
 # --- The graph ----------------------------------------------------------------------------------------------
@@ -353,7 +231,7 @@ def build_graph(
     input_shape = [args.crop_size, args.crop_size, train.shape[2]] if args.crop_size else list(train.shape)
     global_step = tf.train.get_or_create_global_step()
     learning_rate = tf.placeholder(tf.float32, [], name="learning_rate")
-    augmentation = augmentation_of(args, train.shape)
+    augmentation = augmentation_of(args, train.shape, Augmentation)
     train_data = make_dataset(
         train, args.batch_size, training=True, shuffle=args.shuffle, seed=args.seed, mean=mean,
         crop_size=args.crop_size, augmentation=augmentation, cache=training_cache(train, args.cache_mb),
@@ -684,47 +562,6 @@ def check_finite(values: list[dict[str, float]], epoch: float) -> None:
                 raise TrainingError(f"the loss diverged ({kind}) at epoch {epoch}; try a lower learning rate")
 
 
-@dataclass
-class StepEnd:
-    """A finished step as the callbacks see it; one may set ``stop`` to end training after this step."""
-
-    step: int
-    epoch: float
-    at_end: bool
-    learning_rate: float
-    values: list[dict[str, float]]
-    summaries: object | None
-    report: bool
-    stop: bool = False
-
-
-class Callback(Protocol):
-    """What the loop calls after every step, in order (Keras' callbacks, reduced to the one hook training needs)."""
-
-    def on_step_end(self, end: StepEnd) -> None: ...
-
-
-class Interval:
-    """Epochs every ``every`` epochs (none when 0) after ``epoch``, the epoch training starts from."""
-
-    def __init__(self, every: float, epoch: float):
-        self.every = every
-        self.next = (math.floor(epoch / every + 1e-9) + 1) * every if every else None
-
-    def due(self, epoch: float) -> bool:
-        """Whether ``epoch`` has reached the next scheduled epoch."""
-        return self.next is not None and epoch >= self.next - 1e-9
-
-    def take(self, epoch: float) -> float:
-        """Move past the scheduled epochs that ``epoch`` has reached; returns the last of them (``epoch`` itself
-        when none), the label of what is done now."""
-        label = epoch
-        while self.next is not None and self.next <= epoch + 1e-9:
-            label = round(self.next, 6)
-            self.next += self.every
-        return label
-
-
 class TrainMetrics:
     """Emits the training scalars averaged over the steps since the last report, with the learning rate, and
     writes them to TensorBoard: every ``report_every`` steps, every ``REPORT_SECONDS``, at the end and at the
@@ -786,11 +623,7 @@ class Validation:
         self.writer.flush()
         if self.early is None:
             return
-        improved, stop = self.early.update(label, values)
-        if improved:
-            emit("result", best_epoch=self.early.best_epoch, best_value=self.early.best, best_metric=self.early.metric)
-        if stop:
-            log(f"early stopping: {self.early.metric} has not improved for {self.early.patience} validations")
+        if self.early.after_validation(label, values):
             end.stop = True
 
 
@@ -819,32 +652,6 @@ def validate(sess, graph: TrainGraph) -> dict[str, float]:
     return values
 
 
-class EarlyStopping:
-    """Tracks one metric over validations; ``update`` says when it has not improved for ``patience`` of them."""
-
-    def __init__(self, metric: str, patience: int):
-        self.stage, _, self.name = metric.partition("/") if "/" in metric else ("val", "", metric)
-        self.metric = f"{self.stage}/{self.name}"
-        self.lower_is_better = "loss" in self.name or "error" in self.name
-        self.patience = patience
-        self.best: float | None = None
-        self.best_epoch: float | None = None
-        self.bad = 0
-
-    def update(self, epoch: float, values: dict[str, float]) -> tuple[bool, bool]:
-        """Record a validation; returns ``(improved, stop)``."""
-        value = values.get(self.name)
-        if value is None:
-            reported = ", ".join(f"val/{name}" for name in values)
-            raise TrainingError(f"early stopping on {self.metric}: the network reports no such metric ({reported})")
-        better = self.best is None or (value < self.best if self.lower_is_better else value > self.best)
-        if better:
-            self.best, self.best_epoch, self.bad = value, epoch, 0
-        else:
-            self.bad += 1
-        return better, self.bad >= self.patience
-
-
 class Snapshots:
     """Saves a checkpoint of the variables (optimizer state included) at every ``interval``, at the end and where
     early stopping stops, and emits its ``snapshot`` event."""
@@ -860,7 +667,7 @@ class Snapshots:
         # Named after the scheduled epoch the step has just crossed (by less than one step), so
         # "the snapshot of epoch 1" is snapshot_1.0 whatever the batch size.
         label = self.interval.take(end.epoch)
-        prefix = os.path.join(self.folder, snapshot_name(label))
+        prefix = os.path.join(self.folder, snapshot_name(label, ".ckpt"))
         try:
             self.saver.save(self.sess, prefix, write_meta_graph=False)
         except Exception as exc:
@@ -889,38 +696,6 @@ def make_callbacks(
 def scalar_summary(values: dict[str, float], prefix: str):
     """A TensorBoard ``Summary`` of ``values``, each tagged ``prefix`` + its name."""
     return tf.Summary(value=[tf.Summary.Value(tag=f"{prefix}{k}", simple_value=v) for k, v in values.items()])
-
-
-def snapshot_name(epoch: float) -> str:
-    """The checkpoint prefix of the snapshot of ``epoch``: ``snapshot_2.0.ckpt``."""
-    return f"snapshot_{round(epoch, 3)}.ckpt"
-
-
-def display_path(path: str) -> str:
-    """``path`` relative to the working directory when it is under it (the job directory)."""
-    relative = os.path.relpath(path)
-    return path if relative.startswith("..") else relative
-
-
-class Stop:
-    """Set by SIGTERM (the scheduler's abort); the loop ends after the step (or validation) in progress."""
-
-    requested = False
-
-    @classmethod
-    def install(cls) -> None:
-        """Make SIGTERM set ``Stop.requested``."""
-
-        def handler(signum, frame):
-            cls.requested = True
-
-        signal.signal(signal.SIGTERM, handler)
-
-    @classmethod
-    def check(cls, epoch: float) -> None:
-        """Raise :class:`Interrupted` at ``epoch`` when SIGTERM has arrived."""
-        if cls.requested:
-            raise Interrupted(epoch)
 
 
 # --- The program --------------------------------------------------------------------------------------------
@@ -956,7 +731,7 @@ def train(args: argparse.Namespace) -> int:
             epoch = schedule.epoch_of(step)
             check_finite(values, epoch)
             progress.update(step, epoch=epoch)
-            end = StepEnd(step, epoch, step >= schedule.total_steps, learning_rate, values, summaries, report)
+            end = StepEnd(step, epoch, step >= schedule.total_steps, learning_rate, values, report, summaries)
             for callback in callbacks:
                 callback.on_step_end(end)
             stopped_early = end.stop

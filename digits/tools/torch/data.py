@@ -23,6 +23,7 @@ import torch.nn.functional as F  # noqa: N812
 
 from digits.records import decode_array, decode_record, record_key
 from digits.tools.lmdb_info import LmdbInfo, open_db
+from digits.tools.training import AugmentationChoices
 
 # Decoded images kept in memory per database; past it every epoch decodes again.
 CACHE_BYTES = 2 << 30
@@ -171,37 +172,14 @@ class Batches:
 
 
 @dataclass
-class Augmentation:
-    """Random changes to training images, as DIGITS' model form names them (all off by default); the same
-    choices as the TensorFlow tool's, computed with torch on the device."""
-
-    flip: str = "none"  # none, fliplr, flipud, fliplrud
-    quad_rot: str = "none"  # none, rot90 (0/90/270), rot180 (0/180), rotall (0/90/180/270)
-    rotation: float = 0.0  # +- degrees
-    scale: float = 0.0  # stddev of the scale factor around 1
-    noise: float = 0.0  # stddev of gaussian noise, as a fraction of the pixel range
-    contrast: float = 0.0  # contrast factor drawn from [1 - c, 1 + c]
-    whitening: bool = False  # per-image standardization (replaces mean subtraction)
-    hsv: tuple[float, float, float] | None = None  # hue, saturation, value shifts (color images)
-
-    QUARTER_TURNS = {"rot90": [0, 1, 3], "rot180": [0, 2], "rotall": [0, 1, 2, 3]}
-
-    @property
-    def moves_pixels(self) -> bool:
-        """Whether pixels change place (flips, turns, rotation, scale), which a label array would have to follow."""
-        return self.flip != "none" or self.quad_rot != "none" or bool(self.rotation) or bool(self.scale)
+class Augmentation(AugmentationChoices):
+    """The augmentation choices (see :class:`~digits.tools.training.AugmentationChoices`), the same as the
+    TensorFlow tool's, computed with torch on the device."""
 
     @property
     def active(self) -> bool:
         """Whether any random change is asked for (whitening is not random: it applies to validation too)."""
         return self.moves_pixels or bool(self.noise or self.contrast or self.hsv)
-
-    def check(self, shape: list[int]) -> None:
-        """Raise ValueError for choices these images cannot take."""
-        if self.quad_rot in ("rot90", "rotall") and shape[0] != shape[1]:
-            raise ValueError(f"rotating by 90 degrees needs square images; these are {shape[0]}x{shape[1]}")
-        if self.hsv and shape[2] != 3:
-            raise ValueError("HSV shifting needs color images")
 
     def apply(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         """Augment a batch of NCHW float images with pixel values in [0, 255]."""
