@@ -22,8 +22,6 @@ Speaks the JSON-lines protocol: a ``result`` event with what was written, or an 
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,20 +31,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf_root  # noqa: E402
 
-from digits.inference.spec import spec_from_info  # noqa: E402
-from digits.tools.protocol import emit, run_tool  # noqa: E402
+from digits.tools.exporting import ExportFailed, check_difference, export_main, read_spec, write_description  # noqa: E402
+from digits.tools.protocol import run_tool  # noqa: E402
 from digits.tools.tensorflow.predictor import Predictor  # noqa: E402
-from digits.tools.user_errors import NetworkError  # noqa: E402
 
 tf = tf_root.compat.v1
 SIGNATURE = "serving_default"
 INPUT = "images"
 ONNX_OPSET = 15
 TOLERANCE = 1e-4
-
-
-class ExportFailed(Exception):
-    """The export cannot be made or does not match the trained model; the message says why."""
 
 
 def build_outputs(predictor: Predictor) -> dict:
@@ -115,7 +108,7 @@ def check_onnx(
 
 
 def describe(predictor: Predictor, outputs: dict, onnx: bool) -> dict:
-    """``info.json`` of the export: what to feed it, what comes out, where it comes from."""
+    """The facts of ``info.json`` that are this format's: what to feed it and what comes out."""
     spec = predictor.spec
     height, width, channels = spec.image_shape
     input_name = predictor.input.name if onnx else INPUT
@@ -125,24 +118,12 @@ def describe(predictor: Predictor, outputs: dict, onnx: bool) -> dict:
         "signature": None if onnx else SIGNATURE,
         "input": {"name": input_name, "dtype": "uint8", "shape": [None, height, width, channels]},
         "outputs": {key: (tensor.name if onnx else key) for key, tensor in outputs.items()},
-        "labels": spec.labels,
-        "labels_file": "labels.txt",
-        "resize_mode": spec.resize_mode,
-        "preprocessing": "inside the model: mean subtraction "
-        f"({spec.subtract_mean}) and center crop ({spec.crop_size or 'none'}); resize to {height}x{width} "
-        f"with {channels} channel(s) before feeding",
-        "snapshot_epoch": spec.snapshot_epoch,
-        **{k: v for k, v in spec.extra.items() if k in ("job_name", "job_id", "dataset_name")},
     }
 
 
 def export(spec_path: Path, out: Path, onnx: bool = False) -> dict:
     """Write the export of the model of ``spec_path`` to the new directory ``out``; returns its ``info.json``."""
-    if out.exists():
-        raise ExportFailed(f"{out} exists already; give a new directory")
-    info = json.loads(spec_path.read_text())
-    spec = spec_from_info(info, spec_path.resolve().parent)
-    spec.extra = {**spec.extra, **{k: info[k] for k in ("job_name", "job_id", "dataset_name") if k in info}}
+    spec = read_spec(spec_path, out)
     predictor = Predictor(spec, finalize=False)  # the export adds its outputs and a saver
     outputs = build_outputs(predictor)
     batch = np.random.default_rng(0).integers(0, 256, [4, *spec.image_shape], dtype=np.uint8)
@@ -153,32 +134,15 @@ def export(spec_path: Path, out: Path, onnx: bool = False) -> dict:
     else:
         write_savedmodel(predictor, outputs, out)
         difference = check_savedmodel(out, batch, expected, next(iter(outputs)))
-    if difference is not None and difference > TOLERANCE:
-        raise ExportFailed(f"the exported model differs from the trained one by {difference:g}")
-    described = describe(predictor, outputs, onnx)
-    (out / "labels.txt").write_text("".join(f"{label}\n" for label in spec.labels))
-    (out / "info.json").write_text(json.dumps(described, indent=1) + "\n")
+    check_difference(difference, TOLERANCE)
+    described = write_description(out, spec, describe(predictor, outputs, onnx))
     predictor.close()
     return {**described, "checked_difference": difference}
 
 
 def main(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m digits.tools.tensorflow.export", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    parser.add_argument("--spec", required=True, type=Path, help="a ModelSpec (or an archive's info.json)")
-    parser.add_argument("--out", required=True, type=Path, help="the directory to create")
-    parser.add_argument("--onnx", action="store_true", help="write model.onnx instead of a SavedModel")
-    args = parser.parse_args(argv)
-    try:
-        result = export(args.spec, args.out, args.onnx)
-    except NetworkError as exc:
-        emit("error", message=str(exc), user_line=exc.line, traceback="")
-        return 1
-    except ExportFailed as exc:
-        emit("error", message=str(exc), traceback="")
-        return 1
-    emit("result", export=result)
-    return 0
+    """Export as the arguments say; returns the exit status."""
+    return export_main(argv, "python -m digits.tools.tensorflow.export", __doc__, "a SavedModel", export)
 
 
 if __name__ == "__main__":

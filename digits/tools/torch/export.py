@@ -21,8 +21,6 @@ TensorFlow is never imported.
 
 from __future__ import annotations
 
-import argparse
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -30,19 +28,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from digits.inference.spec import spec_from_info
+from digits.tools.exporting import ExportFailed, check_difference, export_main, read_spec, write_description
 from digits.tools.predicting import ModelMismatch, check_checkpoint
-from digits.tools.protocol import emit, run_tool
+from digits.tools.protocol import run_tool
 from digits.tools.torch.predictor import Predictor
 from digits.tools.user_errors import NetworkError, building
 
 INPUT = "images"
 ONNX_OPSET = 18
 TOLERANCE = 1e-4
-
-
-class ExportFailed(Exception):
-    """The export cannot be made or does not match the trained model; the message says why."""
 
 
 class Served(nn.Module):
@@ -110,7 +104,7 @@ def write_onnx(program, out: Path, names: list[str], check: torch.Tensor, expect
 
 
 def describe(predictor: Predictor, names: list[str], onnx: bool) -> dict:
-    """``info.json`` of the export: what to feed it, what comes out, where it comes from."""
+    """The facts of ``info.json`` that are this format's: what to feed it and what comes out."""
     spec = predictor.spec
     height, width, channels = spec.image_shape
     return {
@@ -119,24 +113,12 @@ def describe(predictor: Predictor, names: list[str], onnx: bool) -> dict:
         "load": None if onnx else "torch.export.load('model.pt2').module()",
         "input": {"name": INPUT, "dtype": spec.input_dtype, "shape": [None, height, width, channels]},
         "outputs": names,
-        "labels": spec.labels,
-        "labels_file": "labels.txt",
-        "resize_mode": spec.resize_mode,
-        "preprocessing": "inside the model: mean subtraction "
-        f"({spec.subtract_mean}) and center crop ({spec.crop_size or 'none'}); resize to {height}x{width} "
-        f"with {channels} channel(s) before feeding",
-        "snapshot_epoch": spec.snapshot_epoch,
-        **{k: v for k, v in spec.extra.items() if k in ("job_name", "job_id", "dataset_name")},
     }
 
 
 def export(spec_path: Path, out: Path, onnx: bool = False) -> dict:
     """Write the export of the model of ``spec_path`` to the new directory ``out``; returns its ``info.json``."""
-    if out.exists():
-        raise ExportFailed(f"{out} exists already; give a new directory")
-    info = json.loads(spec_path.read_text())
-    spec = spec_from_info(info, spec_path.resolve().parent)
-    spec.extra = {**spec.extra, **{k: info[k] for k in ("job_name", "job_id", "dataset_name") if k in info}}
+    spec = read_spec(spec_path, out)
     if spec.framework != "torch":
         raise ExportFailed(f"a {spec.framework} model is exported by its own tool, not digits.tools.torch.export")
     check_checkpoint(spec)
@@ -151,31 +133,15 @@ def export(spec_path: Path, out: Path, onnx: bool = False) -> dict:
     program = exported_program(predictor, batch)
     names = ["probabilities", "classes"] if predictor.classifies else ["outputs"]
     gap = write_onnx(program, out, names, check, expected) if onnx else write_program(program, out, check, expected)
-    if gap > TOLERANCE:
-        raise ExportFailed(f"the exported model differs from the trained one by {gap:g}")
-    described = describe(predictor, names, onnx)
-    (out / "labels.txt").write_text("".join(f"{label}\n" for label in spec.labels))
-    (out / "info.json").write_text(json.dumps(described, indent=1) + "\n")
+    check_difference(gap, TOLERANCE)
+    described = write_description(out, spec, describe(predictor, names, onnx))
     return {**described, "checked_difference": gap}
 
 
 def main(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m digits.tools.torch.export", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    parser.add_argument("--spec", required=True, type=Path, help="a ModelSpec (or an archive's info.json)")
-    parser.add_argument("--out", required=True, type=Path, help="the directory to create")
-    parser.add_argument("--onnx", action="store_true", help="write model.onnx instead of a torch.export program")
-    args = parser.parse_args(argv)
-    try:
-        result = export(args.spec, args.out, args.onnx)
-    except NetworkError as exc:
-        emit("error", message=str(exc), user_line=exc.line, traceback="")
-        return 1
-    except (ExportFailed, ModelMismatch) as exc:
-        emit("error", message=str(exc), traceback="")
-        return 1
-    emit("result", export=result)
-    return 0
+    """Export as the arguments say; returns the exit status."""
+    return export_main(argv, "python -m digits.tools.torch.export", __doc__, "a torch.export program", export,
+                       (ExportFailed, ModelMismatch))  # fmt: skip
 
 
 if __name__ == "__main__":
