@@ -8,46 +8,27 @@ import sys
 from pathlib import Path
 
 import pytest
-from sample_images import write_digits_folder
+import tool_runs
+from tool_runs import REPO, digits_dataset, events_of
 
 torch = pytest.importorskip("torch")
 
-REPO = Path(__file__).resolve().parent.parent
 LENET = REPO / "digits" / "standard_networks" / "torch" / "lenet.py"
 TOOL = "digits.tools.torch.main"
 
 
+ENV = {"OMP_NUM_THREADS": "2"}
+
+
 def run_module(module: str, *args, cwd: Path = REPO, timeout: int = 120) -> tuple[int, list[dict], str]:
-    """Run ``python -m module args`` in ``cwd``; returns (exit status, protocol events, stderr)."""
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "2"}
-    proc = subprocess.run(
-        [sys.executable, "-m", module, *map(str, args)], capture_output=True, text=True, env=env, cwd=cwd,
-        timeout=timeout,
-    )  # fmt: skip
-    return proc.returncode, [json.loads(line) for line in proc.stdout.splitlines()], proc.stderr
-
-
-def events_of(events: list[dict], kind: str) -> list[dict]:
-    return [e for e in events if e["event"] == kind]
+    """Run ``python -m module args`` in ``cwd`` as this file's tool runs; see :func:`tool_runs.run_module`."""
+    return tool_runs.run_module(module, *args, cwd=cwd, timeout=timeout, env=ENV)
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
     """A digits dataset as the app builds it: train_db, val_db (25%), labels.txt, mean.npy."""
-    root = tmp_path_factory.mktemp("dataset")
-    write_digits_folder(root / "images", per_class=40)
-    status, _, stderr = run_module(
-        "digits.tools.parse_folder", root / "images", "--out-dir", root, "--pct-val", 25, "--seed", 0
-    )
-    assert status == 0, stderr
-    for stage in ("train", "val"):
-        status, _, stderr = run_module(
-            "digits.tools.create_db", "--list", root / f"{stage}.txt", "--db", root / f"{stage}_db",
-            "--width", 28, "--height", 28, "--channels", 1, "--mean", root / f"mean_{stage}.npy", "--workers", 1,
-        )  # fmt: skip
-        assert status == 0, stderr
-    (root / "mean_train.npy").rename(root / "mean.npy")
-    return root
+    return digits_dataset(tmp_path_factory.mktemp("dataset"), per_class=40, env=ENV)
 
 
 def dataset_args(dataset: Path, network: Path) -> list:
