@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import tool_runs
-from tool_runs import REPO, digits_dataset, events_of
+from tool_runs import REPO, digits_dataset, events_of, gradient_records, write_records
 
 torch = pytest.importorskip("torch")
 
@@ -218,18 +218,6 @@ def test_every_solver_lowers_a_loss():
         assert losses[-1] < 0.5 * losses[0], (solver, losses[0], losses[-1])
 
 
-def write_records(path: Path, records: list) -> None:
-    import lmdb
-
-    from digits.records import encode_record, record_key
-
-    env = lmdb.open(str(path), map_size=1 << 28)
-    with env.begin(write=True) as txn:
-        for index, record in enumerate(records):
-            txn.put(record_key(index), encode_record(record))
-    env.close()
-
-
 # Neither defines loss: the default for labels that are not classes is the mean squared error.
 REGRESSION = """\
 class UserModel(nn.Module):
@@ -258,20 +246,7 @@ class UserModel(nn.Module):
 
 def test_regression_and_image_to_image_databases_train(tmp_path):
     """Records of data extensions: float vectors (slopes) and label arrays (clean images), NCHW as the inputs."""
-    import numpy as np
-
-    from digits.records import ImageRecord, LabelArray, encode_array
-
-    rng = np.random.default_rng(0)
-    y, x = np.mgrid[0:16, 0:16]
-    slopes, denoise = [], []
-    for _ in range(256):
-        a, b = rng.uniform(-1, 1, 2)
-        image = np.clip(128 + 7 * (a * x + b * y), 0, 255).astype(np.uint8)[:, :, None]
-        slopes.append(ImageRecord(image.tobytes(), "raw", 16, 16, 1, label_values=[a, b]))
-        noisy = np.clip(image + rng.normal(0, 20, image.shape), 0, 255).astype(np.uint8)
-        clean, fmt = encode_array(image, "png")
-        denoise.append(ImageRecord(noisy.tobytes(), "raw", 16, 16, 1, label_array=LabelArray(clean, fmt, (16, 16, 1))))
+    slopes, denoise = gradient_records()
     reported = {}
     for name, records, source in (("slopes", slopes, REGRESSION), ("denoise", denoise, DENOISER)):
         write_records(tmp_path / f"{name}_db", records)

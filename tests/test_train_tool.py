@@ -3,11 +3,10 @@
 import re
 from pathlib import Path
 
-import numpy as np
 import pytest
 import tool_runs
 from seed_networks import AUTOENCODER, FREEZING
-from tool_runs import REPO, digits_dataset, events_of
+from tool_runs import REPO, digits_dataset, events_of, gradient_records, write_records
 
 LENET = REPO / "digits" / "standard_networks" / "lenet.py"
 
@@ -218,18 +217,6 @@ def test_networks_that_do_not_fit_say_what_to_fix(dataset, tmp_path):
     assert error["user_source_line"] == WRONG_SHAPE.splitlines()[error["user_line"] - 1]
 
 
-def write_records(path: Path, records: list) -> None:
-    import lmdb
-
-    from digits.records import encode_record, record_key
-
-    env = lmdb.open(str(path), map_size=1 << 28)
-    with env.begin(write=True) as txn:
-        for index, record in enumerate(records):
-            txn.put(record_key(index), encode_record(record))
-    env.close()
-
-
 REGRESSION = """\
 class UserModel(Tower):
     @model_property
@@ -258,18 +245,7 @@ class UserModel(Tower):
 
 def test_regression_and_image_to_image_databases_train(tmp_path):
     """Records of data extensions: float vectors (image gradients' slopes) and label arrays (clean images)."""
-    from digits.records import ImageRecord, LabelArray, encode_array
-
-    rng = np.random.default_rng(0)
-    y, x = np.mgrid[0:16, 0:16]
-    slopes, denoise = [], []
-    for _ in range(256):
-        a, b = rng.uniform(-1, 1, 2)
-        image = np.clip(128 + 7 * (a * x + b * y), 0, 255).astype(np.uint8)[:, :, None]
-        slopes.append(ImageRecord(image.tobytes(), "raw", 16, 16, 1, label_values=[a, b]))
-        noisy = np.clip(image + rng.normal(0, 20, image.shape), 0, 255).astype(np.uint8)
-        clean, fmt = encode_array(image, "png")
-        denoise.append(ImageRecord(noisy.tobytes(), "raw", 16, 16, 1, label_array=LabelArray(clean, fmt, (16, 16, 1))))
+    slopes, denoise = gradient_records()
     for name, records, source in (("slopes", slopes, REGRESSION), ("denoise", denoise, DENOISER)):
         write_records(tmp_path / f"{name}_db", records)
         network = tmp_path / f"{name}.py"

@@ -46,3 +46,36 @@ def digits_dataset(root: Path, per_class: int, env: dict | None = None) -> Path:
         assert status == 0, stderr
     (root / "mean_train.npy").rename(root / "mean.npy")
     return root
+
+
+def write_records(path: Path, records: list) -> None:
+    """Write ``records`` (``digits.records.ImageRecord``) as an LMDB database at ``path``, keyed in order."""
+    import lmdb
+
+    from digits.records import encode_record, record_key
+
+    env = lmdb.open(str(path), map_size=1 << 28)
+    with env.begin(write=True) as txn:
+        for index, record in enumerate(records):
+            txn.put(record_key(index), encode_record(record))
+    env.close()
+
+
+def gradient_records(count: int = 256) -> tuple[list, list]:
+    """The records of two data extensions' databases, 16x16 gray: gradient images labelled with their two slopes
+    (float vectors, regression), and noisy images labelled with the clean image (label arrays)."""
+    import numpy as np
+
+    from digits.records import ImageRecord, LabelArray, encode_array
+
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:16, 0:16]
+    slopes, denoise = [], []
+    for _ in range(count):
+        a, b = rng.uniform(-1, 1, 2)
+        image = np.clip(128 + 7 * (a * x + b * y), 0, 255).astype(np.uint8)[:, :, None]
+        slopes.append(ImageRecord(image.tobytes(), "raw", 16, 16, 1, label_values=[a, b]))
+        noisy = np.clip(image + rng.normal(0, 20, image.shape), 0, 255).astype(np.uint8)
+        clean, fmt = encode_array(image, "png")
+        denoise.append(ImageRecord(noisy.tobytes(), "raw", 16, 16, 1, label_array=LabelArray(clean, fmt, (16, 16, 1))))
+    return slopes, denoise
