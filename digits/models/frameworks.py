@@ -48,8 +48,10 @@ class Framework:
         return (self.networks / f"{name}.py").read_text()
 
     def tool_options(self) -> frozenset[str]:
-        """The ``--options`` its training tool accepts, as its argument parser declares them."""
-        return _declared_options(SOURCE_ROOT / (self.tool.replace(".", "/") + ".py"))
+        """The ``--options`` its training tool accepts, as its argument parser declares them (the flags every
+        training tool takes are declared once, in ``digits/tools/training.py``)."""
+        own = _declared_options(SOURCE_ROOT / (self.tool.replace(".", "/") + ".py"))
+        return own | _declared_options(SOURCE_ROOT / "digits" / "tools" / "training.py")
 
 
 TENSORFLOW = Framework(
