@@ -412,10 +412,11 @@ def test_logging_out_ends_the_session_on_the_server(server, admin):
 
 
 def test_a_new_password_ends_the_other_sessions(server, admin):
-    admin.post(server.url + "/admin/users.json", data={"username": "barney", "password": "barney pass 1"})
-    laptop, desktop = login(server, "barney", "barney pass 1"), login(server, "barney", "barney pass 1")
+    added = admin.post(server.url + "/admin/users.json", data={"username": "betty", "password": "betty pass 1"})
+    assert added.status_code == 200, added.text
+    laptop, desktop = login(server, "betty", "betty pass 1"), login(server, "betty", "betty pass 1")
     answer = laptop.post(server.url + "/account/password.json", headers=JSON, data={
-        "current_password": "barney pass 1", "new_password": "barney pass 2", "confirm": "barney pass 2"})  # fmt: skip
+        "current_password": "betty pass 1", "new_password": "betty pass 2", "confirm": "betty pass 2"})  # fmt: skip
     assert answer.json() == {"changed": True}
     assert laptop.get(server.url + "/index.json").status_code == 200
     assert desktop.get(server.url + "/index.json").status_code == 401
