@@ -197,7 +197,7 @@ def test_export_past_the_cap_is_503_with_retry_after(app, client, pretrained):
 
 
 def test_inference_waits_a_bounded_time_for_the_busy_worker(app, client, pretrained):
-    worker = services_of(app).inference
+    worker = services_of(app).inference.workers["tensorflow"]  # the pretrained model is a TensorFlow one
     image = io.BytesIO()
     Image.new("L", (28, 28)).save(image, format="PNG")
     answers = []
