@@ -50,6 +50,16 @@ def parse_shape(text: str) -> list[int]:
     return shape
 
 
+def check_syntax(source: str) -> None:
+    """Raise :class:`NetworkBuildError` for a syntax error in ``source``: compiling runs nothing and needs no
+    child process, so the answer comes at once."""
+    try:
+        compile(source, "network.py", "exec")
+    except SyntaxError as exc:
+        line = (exc.text or "").rstrip("\n") or None
+        raise NetworkBuildError(f"SyntaxError: {exc.msg} (network.py, line {exc.lineno})", exc.lineno, line) from None
+
+
 def visualize_network(
     source: str,
     shape: list[int],
@@ -67,6 +77,7 @@ def visualize_network(
     (its process group is killed then). With ``slots``, one of them is held while the child runs: when all are
     taken, :class:`~digits.busy.Busy` is raised at once.
     """
+    check_syntax(source)
     with slots.take() if slots else nullcontext():
         with tempfile.TemporaryDirectory(prefix="digits-visualize-") as folder:
             network = Path(folder) / "network.py"

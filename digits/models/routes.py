@@ -256,6 +256,23 @@ def lr_preview():
     return policy.curve(epochs)
 
 
+def _visualized_input(fields) -> tuple[list[int], int | None]:
+    """The [H, W, C] shape and class count Visualize builds for: the ``dataset``'s (or ``input_shape``), with
+    ``crop_size`` and ``nclasses`` applied; ValueError saying what is wrong."""
+    nclasses = None
+    if (fields.get("dataset") or "").strip():
+        info = dataset_info(get_job(fields["dataset"].strip(), "dataset"))
+        shape = parse_shape(",".join(map(str, info.feature_dims or [])))
+        nclasses = len(info.labels or []) or None
+    else:
+        shape = parse_shape(fields.get("input_shape") or "")
+    if (fields.get("crop_size") or "").strip():
+        shape[:2] = [int(fields["crop_size"])] * 2
+    if (fields.get("nclasses") or "").strip():
+        nclasses = int(fields["nclasses"])
+    return shape, nclasses
+
+
 @blueprint.route("/models/visualize-network", methods=["POST"])
 @blueprint.route("/models/visualize-network.json", methods=["POST"])
 def visualize_network_view():
@@ -274,27 +291,10 @@ def visualize_network_view():
     source = fields.get("custom_network") or ""
     if not source.strip():
         return {"errors": {"custom_network": [f"Write a network first: {framework.contract}."]}}, 400
-    nclasses = None
     try:
-        if (fields.get("dataset") or "").strip():
-            info = dataset_info(get_job(fields["dataset"].strip(), "dataset"))
-            shape = parse_shape(",".join(map(str, info.feature_dims or [])))
-            nclasses = len(info.labels or []) or None
-        else:
-            shape = parse_shape(fields.get("input_shape") or "")
-        if (fields.get("crop_size") or "").strip():
-            shape[:2] = [int(fields["crop_size"])] * 2
-        if (fields.get("nclasses") or "").strip():
-            nclasses = int(fields["nclasses"])
+        shape, nclasses = _visualized_input(fields)
     except ValueError as exc:
         return {"errors": {"input_shape": [str(exc)]}}, 400
-    try:
-        # A syntax error needs no child process: compiling runs nothing and answers at once.
-        compile(source, "network.py", "exec")
-    except SyntaxError as exc:
-        line = (exc.text or "").rstrip("\n") or None
-        error = NetworkBuildError(f"SyntaxError: {exc.msg} (network.py, line {exc.lineno})", exc.lineno, line)
-        return {"errors": str(error), **error.as_dict()}, 400
     try:
         return visualize_network(source, shape, nclasses or 10, slots=current_limits().visualizations,
                                  framework=framework.id)  # fmt: skip
