@@ -20,6 +20,7 @@ import numpy as np
 from digits.models.lr_policy import POLICIES, LRPolicy, parse_percents
 from digits.tools.lmdb_info import LmdbInfo, mean_to_subtract
 from digits.tools.protocol import emit
+from digits.tools.user_errors import NetworkError, error_fields
 
 SOLVERS = ("SGD", "MOMENTUM", "NESTEROV", "ADAGRAD", "ADAGRADDA", "ADADELTA", "ADAM", "RMSPROP", "FTRL")
 REPORTS_PER_EPOCH = 4
@@ -359,3 +360,27 @@ class Stop:
         """Raise :class:`Interrupted` at ``epoch`` when SIGTERM has arrived."""
         if cls.requested:
             raise Interrupted(epoch)
+
+
+def run_training(
+    train: Callable[[], int], framework_errors: type[BaseException], translate: Callable[[BaseException], Exception]
+) -> int:
+    """Run ``train`` as a tool's ``main`` does; returns the exit status: 0 when done, 1 after an ``error`` event
+    for what the user can fix, 143 when SIGTERM stopped training.
+
+    The framework's own ``framework_errors`` (a failing graph op, out of GPU memory) are first made into what
+    the user reads by ``translate`` (a NetworkError naming their line, or a TrainingError saying what to change).
+    """
+    Stop.install()
+    try:
+        try:
+            return train()
+        except framework_errors as exc:
+            raise translate(exc) from exc
+    except Interrupted as stop:
+        log(f"{stop}; resume continues from the last snapshot")
+        return 143
+    except (NetworkError, TrainingError, FileNotFoundError) as exc:
+        emit("error", **error_fields(exc))
+        log(str(exc))
+        return 1

@@ -60,7 +60,6 @@ from digits.tools.training import (  # noqa: E402
     REPORT_SECONDS,
     Callback,
     EarlyStopping,
-    Interrupted,
     Interval,
     Schedule,
     StepEnd,
@@ -75,10 +74,11 @@ from digits.tools.training import (  # noqa: E402
     early_stopping_of,
     load_mean,
     log,
+    run_training,
     schedule_of,
     snapshot_name,
 )
-from digits.tools.user_errors import NetworkError, building, error_fields, network_error  # noqa: E402
+from digits.tools.user_errors import NetworkError, building, network_error  # noqa: E402
 
 tf = tf_root.compat.v1
 MODEL_SCOPE = "model"
@@ -759,22 +759,9 @@ def op_error(exc, network_path: str) -> NetworkError:
 
 
 def main(argv: Sequence[str]) -> int:
-    """Train as the arguments say; returns the exit status: 0 when done, 1 after an ``error`` event for what the
-    user can fix, 143 when SIGTERM stopped training."""
+    """Train as the arguments say; returns the exit status (see :func:`run_training`)."""
     args = build_parser().parse_args(argv)
-    Stop.install()
-    try:
-        try:
-            return train(args)
-        except tf_root.errors.OpError as exc:
-            raise op_error(exc, args.network) from exc
-    except Interrupted as stop:
-        log(f"{stop}; resume continues from the last snapshot")
-        return 143
-    except (NetworkError, TrainingError, FileNotFoundError) as exc:
-        emit("error", **error_fields(exc))
-        log(str(exc))
-        return 1
+    return run_training(lambda: train(args), tf_root.errors.OpError, lambda exc: op_error(exc, args.network))
 
 
 if __name__ == "__main__":

@@ -70,7 +70,6 @@ from digits.tools.training import (  # noqa: E402
     REPORT_SECONDS,
     Callback,
     EarlyStopping,
-    Interrupted,
     Interval,
     Schedule,
     StepEnd,
@@ -85,10 +84,10 @@ from digits.tools.training import (  # noqa: E402
     early_stopping_of,
     load_mean,
     log,
+    run_training,
     schedule_of,
     snapshot_name,
 )
-from digits.tools.user_errors import NetworkError, error_fields  # noqa: E402
 
 SNAPSHOT_PATTERN = re.compile(r"snapshot_(\d+(?:\.\d+)?)\.pt$")
 
@@ -549,24 +548,15 @@ def train(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str]) -> int:
-    """Train as the arguments say; returns the exit status: 0 when done, 1 after an ``error`` event for what the
-    user can fix, 143 when SIGTERM stopped training."""
+    """Train as the arguments say; returns the exit status (see :func:`run_training`)."""
     args = build_parser().parse_args(argv)
-    Stop.install()
-    try:
-        try:
-            return train(args)
-        except torch.OutOfMemoryError as exc:
-            raise TrainingError(
-                f"out of GPU memory with batches of {args.batch_size}: lower the batch size (or the crop size)"
-            ) from exc
-    except Interrupted as stop:
-        log(f"{stop}; resume continues from the last snapshot")
-        return 143
-    except (NetworkError, TrainingError, FileNotFoundError) as exc:
-        emit("error", **error_fields(exc))
-        log(str(exc))
-        return 1
+
+    def out_of_memory(exc: BaseException) -> Exception:
+        return TrainingError(
+            f"out of GPU memory with batches of {args.batch_size}: lower the batch size (or the crop size)"
+        )
+
+    return run_training(lambda: train(args), torch.OutOfMemoryError, out_of_memory)
 
 
 if __name__ == "__main__":
