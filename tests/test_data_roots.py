@@ -112,6 +112,20 @@ def test_dataset_folders(served, places):
     assert client.post(CREATE_DATASET, data=dataset_fields(places["data"] / "digits")).status_code == 200
 
 
+def test_built_in_extension_folders(served, places):
+    # The built-in data extensions' forms keep to the roots too: their folders are server paths like any other.
+    client = served[0]
+    inside, outside, link = places["data"] / "digits", places["outside"] / "digits", places["link"]
+    create = "/datasets/generic/create/image-processing.json"
+    for field in ("feature_folder", "label_folder"):
+        for path in (outside, link):
+            fields = {"dataset_name": "pairs", "feature_folder": str(inside), "label_folder": str(inside),
+                      field: str(path)}  # fmt: skip
+            refused(client.post(create, data=fields), field, path)
+    fields = {"dataset_name": "pairs", "feature_folder": str(inside), "label_folder": str(inside)}
+    assert client.post(create, data=fields).status_code == 200
+
+
 def test_dataset_local_list_labels_and_folder(served, places):
     client, data = served[0], places["data"]
     fields = dataset_fields(

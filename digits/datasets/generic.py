@@ -398,9 +398,11 @@ class ExtensionDataset(DatasetKind):
         self.extension = extension
         self.guard = guard
 
-    def forms(self, data: MultiDict | None = None, **context: Any) -> list[Form]:
-        """DIGITS' generic dataset form and the extension's own, both filled with ``data``."""
+    def forms(self, data: MultiDict | None = None, *, roots: Sequence[Path] = (), **context: Any) -> list[Form]:
+        """DIGITS' generic dataset form and the extension's own, both filled with ``data``. The extension's
+        form carries the data ``roots``: the built-in extensions' folder and file fields keep to them."""
         extension_form = self.guard("get_dataset_form()", self.extension.cls.get_dataset_form)
+        extension_form.roots = list(roots)
         if data is not None:
             self.guard("filling its form", extension_form.process, data)
         return [GenericDatasetForm(formdata=data), extension_form]

@@ -535,6 +535,7 @@ def infer_extension():
     extension, extension_form, reason = _inference_extension(job)
     if extension_form is None:
         abort(400, description=f"Inference from a data extension is not available: {reason}.")
+    extension_form.roots = current_services().config.data_roots  # the built-in extensions' paths keep to them
     if not extension_form.validate():
         if wants_json():
             return {"errors": extension_form.errors}, 400

@@ -8,17 +8,29 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from wtforms.validators import ValidationError
+from wtforms.validators import StopValidation, ValidationError
 
+from digits.data_roots import outside_data_roots
 from digits.imaging import ImageError, load_image
 from digits.utils.image import SUPPORTED_EXTENSIONS
 
 
+def _check_roots(form, path: str) -> None:
+    # The app sets ``roots`` on the forms it builds (dataset and inference forms alike): a built-in extension
+    # then reads server paths only inside the data roots, as DIGITS' own forms do.
+    roots = getattr(form, "roots", None)
+    problem = outside_data_roots(path, roots) if roots is not None else None
+    if problem:
+        raise StopValidation(problem)
+
+
 def validate_folder(form, field) -> None:
-    """WTForms validator: an empty field passes (DataRequired says if it may not), else a readable folder."""
+    """WTForms validator: an empty field passes (DataRequired says if it may not), else a readable folder
+    (inside the form's data roots when it has them)."""
     path = (field.data or "").strip()
     if not path:
         return
+    _check_roots(form, path)
     if not os.path.isdir(path):
         raise ValidationError(f"{path} is not a folder on the server.")
     if not os.access(path, os.R_OK | os.X_OK):
@@ -26,9 +38,13 @@ def validate_folder(form, field) -> None:
 
 
 def validate_file(form, field) -> None:
-    """WTForms validator: an empty field passes, else a readable file."""
+    """WTForms validator: an empty field passes, else a readable file (inside the form's data roots when it
+    has them)."""
     path = (field.data or "").strip()
-    if path and not os.path.isfile(path):
+    if not path:
+        return
+    _check_roots(form, path)
+    if not os.path.isfile(path):
         raise ValidationError(f"{path} is not a file on the server.")
 
 
