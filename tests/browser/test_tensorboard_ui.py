@@ -164,7 +164,10 @@ def test_compare_two_models(page, trained):
     with page.context.expect_page() as opened:
         page.click("#compare-selected")
     compare = opened.value
-    compare.wait_for_function("() => Chart.getChart('compare-chart')?.data.datasets.every(d => d.data.length > 0)")
+    # The page opens in a new tab: until its scripts load there is no Chart to ask (a ReferenceError ends the wait).
+    compare.wait_for_function(
+        "() => window.Chart && Chart.getChart('compare-chart')?.data.datasets.every(d => d.data.length > 0)"
+    )
     labels = compare.evaluate("() => Chart.getChart('compare-chart').data.datasets.map(d => d.label)")
     assert labels == ["lenet A", "lenet B"]
     assert compare.input_value("#compare-metric") == "val/loss"
