@@ -103,15 +103,28 @@ class Batches:
     Training batches (``training``) never end: each epoch visits the records in a new order (``shuffle``, from
     ``seed``); batches run across epoch ends, as the TensorFlow tool counts epochs by images seen. Otherwise one
     pass in order, the last batch smaller. ``skip`` images are passed over first (a resumed run).
+
+    ``part`` is ``(rank, world)`` when ``world`` processes train together: each takes every ``world``-th image
+    of each training batch (from the same order, so together they train on the batches one process would) and
+    every ``world``-th record of a validation pass.
     """
 
-    def __init__(self, records: Records, batch_size: int, *, training: bool, shuffle: bool = True, seed=None, skip=0):
+    def __init__(
+        self, records: Records, batch_size: int, *, training: bool, shuffle: bool = True, seed=None, skip=0,
+        part: tuple[int, int] = (0, 1),
+    ):  # fmt: skip
         self.records, self.batch_size, self.training = records, batch_size, training
-        self.shuffle, self.seed, self.skip = shuffle and training, seed, skip
+        self.shuffle, self.seed, self.skip, self.part = shuffle and training, seed, skip, part
 
     def order(self) -> Iterator[np.ndarray]:
-        """The record indices of each batch, in order."""
+        """The record indices of each batch (of this process's part), in order."""
         entries = self.records.info.entries
+        rank, world = self.part
+        if not self.training:
+            mine = np.arange(rank, entries, world)
+            for start in range(0, len(mine), self.batch_size):
+                yield mine[start : start + self.batch_size]
+            return
         rng = np.random.default_rng(self.seed)
         pending = np.empty(0, np.int64)
         skip = self.skip
@@ -123,12 +136,8 @@ class Batches:
                 epoch, skip = epoch[taken:], skip - taken
             pending = np.concatenate([pending, epoch])
             while len(pending) >= self.batch_size:
-                yield pending[: self.batch_size]
+                yield pending[: self.batch_size][rank::world]
                 pending = pending[self.batch_size :]
-            if not self.training:
-                if len(pending):
-                    yield pending
-                return
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """The batches: indexed from memory when the records are, else read ahead up to ``PREFETCH_BATCHES``

@@ -8,6 +8,7 @@
         [--lr-power F] [--lr-multistep-values PCT,PCT] [--snapshot-interval F] [--val-interval F] [--seed N]
         [--shuffle|--no-shuffle] [--save DIR] [--tb-dir DIR] [--weights SNAPSHOT] [--resume]
         [--freeze REGEX,REGEX] [--aug-* ...] [--early-stopping-metric val/loss --patience N]
+        [--processes N] [--precision fp32|bf16|fp16]
 
 The command line is the TensorFlow tool's (``digits.tools.tensorflow.main``); so are the events on stdout:
 
@@ -29,15 +30,19 @@ validation, and ``regularization()`` (weight decay, optimized in training steps,
 ``self.training`` tells training steps from validation. Details: :mod:`digits.tools.torch.network` and
 ``docs/pytorch.md``.
 
-Training runs on the first GPU that ``CUDA_VISIBLE_DEVICES`` leaves visible, else on the CPU. Several GPUs
-(DistributedDataParallel) and mixed precision are not done yet: with more than one GPU visible, the first one
-trains and the log says so. SIGTERM stops after the current step; ``--resume`` continues from the latest
+Devices: one process per GPU that ``CUDA_VISIBLE_DEVICES`` leaves visible, data-parallel
+(DistributedDataParallel over nccl, started by this program, :mod:`digits.tools.torch.distributed`) when there
+are several; on a machine without a GPU, one process on the CPU, or ``--processes N`` (gloo). ``--batch-size`` is
+the batch of a whole step, shared out among the processes, so the schedule and the learning rate mean what they
+mean for one process. ``--precision bf16|fp16`` autocasts the forward pass and the loss
+(:mod:`digits.tools.torch.precision`). SIGTERM stops after the current step; ``--resume`` continues from the latest
 snapshot of ``--save``, optimizer state and epoch included. TensorFlow is never imported.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import glob
 import math
 import os
@@ -64,12 +69,15 @@ from digits.tools.torch.data import (  # noqa: E402
     Prepare,
     Records,
 )
+from digits.tools.torch.distributed import Ranks, is_rank, launch  # noqa: E402
 from digits.tools.torch.network import Objective, build_model, load_network  # noqa: E402
 from digits.tools.torch.optimizers import make_optimizer  # noqa: E402
+from digits.tools.torch.precision import PRECISIONS, Precision, precision_for  # noqa: E402
 from digits.tools.training import (  # noqa: E402
     REPORT_SECONDS,
     Callback,
     EarlyStopping,
+    Interrupted,
     Interval,
     Schedule,
     StepEnd,
@@ -108,8 +116,16 @@ def build_parser() -> argparse.ArgumentParser:
             tensors="parameters",
         ),
     )
-    # Accepted so one command line serves both tools; data parallelism here will be DDP over GPUs.
-    parser.add_argument("--cpu-towers", type=int, default=1, help=argparse.SUPPRESS)
+    # --cpu-towers: the TensorFlow tool's name for trying data parallelism on the CPU.
+    parser.add_argument(
+        "--processes", "--cpu-towers", type=int,
+        help="training processes (DistributedDataParallel), each with its share of every batch; default: one per "
+        "visible GPU, one on the CPU; more than one on the CPU trains over gloo",
+    )  # fmt: skip
+    parser.add_argument(
+        "--precision", choices=PRECISIONS, default="fp32",
+        help="automatic mixed precision of the forward pass and loss (fp16 needs a GPU)",
+    )  # fmt: skip
     return parser
 
 
@@ -167,14 +183,34 @@ def plan_training(args: argparse.Namespace) -> Plan:
 # --- The device and the model --------------------------------------------------------------------------------
 
 
-def training_device() -> torch.device:
-    """The first GPU that ``CUDA_VISIBLE_DEVICES`` leaves visible, else the CPU; logs which."""
+def processes_of(args: argparse.Namespace) -> int:
+    """How many processes train: ``--processes``, else one per GPU that ``CUDA_VISIBLE_DEVICES`` leaves visible
+    (one without a GPU). TrainingError for more processes than GPUs or than images in a batch."""
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    processes = args.processes or max(gpus, 1)
+    if processes < 1:
+        raise TrainingError("--processes must be at least 1")
+    if gpus and processes > gpus:
+        raise TrainingError(f"--processes {processes}: this job sees {gpus} GPUs, and each process trains on one")
+    if gpus > processes:
+        log(f"{gpus} GPUs visible: {processes} of them train (--processes {processes})")
+    if processes > args.batch_size:
+        raise TrainingError(
+            f"the batch size ({args.batch_size}) is smaller than the {processes} training processes, which each "
+            "take their share of every batch"
+        )
+    return processes
+
+
+def training_device(ranks: Ranks) -> torch.device:
+    """This rank's GPU (the first visible one for a single process), else the CPU, whose cores the ranks share;
+    logs which."""
     if torch.cuda.is_available():
-        count = torch.cuda.device_count()
-        log(f"training on cuda:0 ({torch.cuda.get_device_name(0)})")
-        if count > 1:
-            log(f"{count} GPUs visible: only the first trains (data parallelism over GPUs is not done yet)")
-        return torch.device("cuda", 0)
+        torch.cuda.set_device(ranks.rank)
+        log(f"training on cuda:{ranks.rank} ({torch.cuda.get_device_name(ranks.rank)})")
+        return torch.device("cuda", ranks.rank)
+    if ranks.distributed:
+        torch.set_num_threads(max(1, torch.get_num_threads() // ranks.world))
     log(f"training on the CPU ({torch.get_num_threads()} threads)")
     return torch.device("cpu")
 
@@ -252,8 +288,8 @@ def read_snapshot(path: str, flag: str) -> dict:
     raise TrainingError(f"{flag}: {path} holds no state dict")
 
 
-def resume(args: argparse.Namespace, model: nn.Module, optimizer: torch.optim.Optimizer) -> int:
-    """Load the latest snapshot of ``--save`` into the model and the optimizer; returns its step."""
+def resume(args: argparse.Namespace, model: nn.Module, optimizer: torch.optim.Optimizer, precision: Precision) -> int:
+    """Load the latest snapshot of ``--save`` into the model, the optimizer and the loss scale; returns its step."""
     path = latest_snapshot(args.save)
     if path is None:
         if is_tensorflow_checkpoint(args.save):
@@ -264,6 +300,7 @@ def resume(args: argparse.Namespace, model: nn.Module, optimizer: torch.optim.Op
         model.load_state_dict(saved["model"])
         if "optimizer" in saved:
             optimizer.load_state_dict(saved["optimizer"])
+        precision.load_state_dict(saved.get("scaler"))
     except (RuntimeError, ValueError, KeyError) as exc:
         raise TrainingError(f"--resume: {path} does not fit this network and solver: {exc}") from None
     log(f"resumed from {display_path(path)}")
@@ -292,12 +329,12 @@ def restore_weights(path: str, model: nn.Module) -> dict:
     return {"checkpoint": display_path(path), "restored": sorted(restored), "new": new, "mismatched": mismatched}
 
 
-def start_from(args: argparse.Namespace, model: nn.Module, optimizer: torch.optim.Optimizer, frozen: list[str]) -> int:
+def start_from(args: argparse.Namespace, model: nn.Module, optimizer, precision: Precision, frozen: list[str]) -> int:
     """Start from scratch, from the latest snapshot (``--resume``) or from ``--weights`` by name; logs (and emits)
     what was restored and what is frozen. Returns the number of steps already done."""
     step = 0
     if args.resume:
-        step = resume(args, model, optimizer)
+        step = resume(args, model, optimizer, precision)
     elif args.weights:
         report = restore_weights(args.weights, model)
         log(f"restored from {report['checkpoint']}: {', '.join(report['restored']) or 'nothing'}")
@@ -317,12 +354,14 @@ def start_from(args: argparse.Namespace, model: nn.Module, optimizer: torch.opti
 
 
 class Trainer:
-    """The model, its objective and optimizer, and the batches: ``step(lr)`` trains on ``accumulation``
-    batches and applies their averaged gradients; ``validate()`` runs over the validation set."""
+    """The objective (the model and what training steps run it through), its optimizer and the batches:
+    ``step(lr)`` trains on ``accumulation`` batches and applies their averaged gradients; ``validate()`` runs
+    over this rank's part of the validation set. ``precision`` says how both compute."""
 
-    def __init__(self, model, objective: Objective, optimizer, prepare: Prepare, batches: Iterator, accumulation: int):
-        self.model, self.objective, self.optimizer, self.prepare = model, objective, optimizer, prepare
-        self.batches, self.accumulation = batches, accumulation
+    def __init__(self, objective: Objective, optimizer, prepare: Prepare, batches: Iterator, accumulation: int,
+                 precision: Precision, ranks: Ranks):  # fmt: skip
+        self.objective, self.model, self.optimizer, self.prepare = objective, objective.model, optimizer, prepare
+        self.batches, self.accumulation, self.precision, self.ranks = batches, accumulation, precision, ranks
 
     def step(self, learning_rate: float) -> list[dict[str, torch.Tensor]]:
         """One optimizer step; returns each batch's detached scalars (``loss`` and the metrics), on the device,
@@ -331,21 +370,30 @@ class Trainer:
             group["lr"] = learning_rate
         self.optimizer.zero_grad(set_to_none=True)
         values = []
-        for _ in range(self.accumulation):
+        for index in range(self.accumulation):
             images, labels = next(self.batches)
             x, y = self.prepare(images, labels, training=True)
-            output = self.objective.forward(x)
-            loss = self.objective.loss(output, y)
-            # Weight decay is optimized, not reported: "loss" stays the network's loss, as in TensorFlow.
-            regularization = self.objective.regularization()
-            total = loss if regularization is None else loss + regularization
-            (total / self.accumulation if self.accumulation > 1 else total).backward()
-            values.append({"loss": loss.detach(), **self.objective.metrics(output, y)})
-        self.optimizer.step()
+            with self.gradients_averaged(index == self.accumulation - 1):
+                with self.precision.autocast():
+                    output = self.objective.forward(x)
+                    loss = self.objective.loss(output, y)
+                # Weight decay is optimized, not reported: "loss" stays the network's loss, as in TensorFlow.
+                regularization = self.objective.regularization()
+                total = loss if regularization is None else loss + regularization
+                self.precision.backward(total / self.accumulation if self.accumulation > 1 else total)
+            values.append({"loss": loss.detach().float(), **self.objective.metrics(output, y)})
+        self.precision.step(self.optimizer)
         return values
 
+    def gradients_averaged(self, last: bool) -> contextlib.AbstractContextManager:
+        """Around a batch's backward pass: the processes average their gradients after the last batch of a step
+        only, not after each batch accumulated before it."""
+        trains = self.objective.trains
+        return trains.no_sync() if not last and trains is not self.model else contextlib.nullcontext()
+
     def validate(self, batches: Batches) -> dict[str, float]:
-        """Every scalar averaged over the validation images (``loss`` and the metrics); stops early on SIGTERM."""
+        """Every scalar averaged over the validation images of all ranks (``loss`` and the metrics); stops early
+        on SIGTERM."""
         self.model.eval()
         sums: dict[str, torch.Tensor] = {}
         count = 0
@@ -355,14 +403,22 @@ class Trainer:
                     if Stop.requested:
                         break
                     x, y = self.prepare(images, labels, training=False)
-                    output = self.objective.forward(x)
-                    values = {"loss": self.objective.loss(output, y), **self.objective.metrics(output, y)}
+                    with self.precision.autocast():
+                        output = self.objective.forward(x)
+                        values = {"loss": self.objective.loss(output, y), **self.objective.metrics(output, y)}
                     for name, value in values.items():
                         sums[name] = sums.get(name, 0.0) + value.float() * len(images)
                     count += len(images)
         finally:
             self.model.train()
-        return {name: float(value) / max(count, 1) for name, value in sums.items()}
+        totals: dict[str, float] = {}
+        images = 0
+        # A rank may have validated nothing (stopped, or fewer records than ranks): gathered as dicts, not summed.
+        for part_sums, part_count in self.ranks.gather(({name: float(v) for name, v in sums.items()}, count)):
+            for name, value in part_sums.items():
+                totals[name] = totals.get(name, 0.0) + value
+            images += part_count
+        return {name: value / max(images, 1) for name, value in totals.items()}
 
 
 def check_finite(means: dict[str, float], epoch: float) -> None:
@@ -374,13 +430,14 @@ def check_finite(means: dict[str, float], epoch: float) -> None:
 
 
 class TrainMetrics:
-    """Emits the training scalars averaged over the steps since the last report, with the learning rate, and
-    writes them to TensorBoard: every ``report_every`` steps, every ``REPORT_SECONDS``, at the end and at the
-    scheduled epochs of ``also_at`` (validations, snapshots), so each of those has a training point. A loss
-    that is no longer finite stops training there, before any snapshot of the diverged weights."""
+    """Emits the training scalars averaged over the steps since the last report (and over the ranks), with the
+    learning rate, and writes them to TensorBoard (``writer``, None on ranks other than 0): every
+    ``report_every`` steps, every ``REPORT_SECONDS`` (``end.report``, which the ranks agree on), at the end and
+    at the scheduled epochs of ``also_at`` (validations, snapshots), so each of those has a training point. A
+    loss that is no longer finite stops training there, before any snapshot of the diverged weights."""
 
-    def __init__(self, writer: SummaryWriter, report_every: int, also_at: Sequence[Interval]):
-        self.writer, self.report_every, self.also_at = writer, report_every, also_at
+    def __init__(self, writer: SummaryWriter | None, report_every: int, also_at: Sequence[Interval], ranks: Ranks):
+        self.writer, self.report_every, self.also_at, self.ranks = writer, report_every, also_at, ranks
         self.sums: dict[str, torch.Tensor] = {}
         self.count, self.last_report = 0, time.monotonic()
 
@@ -398,14 +455,16 @@ class TrainMetrics:
             return
         names = list(self.sums)
         # One transfer for every scalar: a GPU waits here, not at every step.
-        numbers = torch.stack([self.sums[name] for name in names]).cpu().tolist()
-        means = {name: number / self.count for name, number in zip(names, numbers, strict=True)}
+        numbers = self.ranks.sum(torch.stack([self.sums[name] for name in names])).cpu().tolist()
+        count = self.count * self.ranks.world
+        means = {name: number / count for name, number in zip(names, numbers, strict=True)}
         check_finite(means, end.epoch)
         emit("metrics", epoch=end.epoch, train=means, lr=end.learning_rate)
-        for name, value in means.items():
-            self.writer.add_scalar(f"train/{name}", value, end.step)
-        self.writer.add_scalar("learning_rate", end.learning_rate, end.step)
-        self.writer.flush()
+        if self.writer is not None:
+            for name, value in means.items():
+                self.writer.add_scalar(f"train/{name}", value, end.step)
+            self.writer.add_scalar("learning_rate", end.learning_rate, end.step)
+            self.writer.flush()
         self.sums, self.count, self.last_report = {}, 0, time.monotonic()
 
 
@@ -427,11 +486,13 @@ class Validation:
         # epoch is then the epoch of a snapshot.
         label = self.interval.take(end.epoch)
         values = self.trainer.validate(self.make_batches())
-        Stop.check(end.epoch)
+        if self.trainer.ranks.agree(Stop.requested)[0]:
+            raise Interrupted(end.epoch)
         emit("metrics", epoch=label, val=values)
-        for name, value in values.items():
-            self.writer.add_scalar(f"val/{name}", value, end.step)
-        self.writer.flush()
+        if self.writer is not None:
+            for name, value in values.items():
+                self.writer.add_scalar(f"val/{name}", value, end.step)
+            self.writer.flush()
         self.seconds += time.monotonic() - started
         if self.early is None:
             return
@@ -440,11 +501,11 @@ class Validation:
 
 
 class Snapshots:
-    """Saves a snapshot (model, optimizer state, step) at every ``interval``, at the end and where early stopping
-    stops, and emits its ``snapshot`` event."""
+    """Saves a snapshot (model, optimizer state, loss scale, step) at every ``interval``, at the end and where
+    early stopping stops, and emits its ``snapshot`` event; ranks other than 0 (not ``main``) only keep count."""
 
-    def __init__(self, model, optimizer, folder: str, interval: Interval, facts: dict):
-        self.model, self.optimizer, self.folder, self.interval, self.facts = model, optimizer, folder, interval, facts
+    def __init__(self, trainer: Trainer, folder: str, interval: Interval, facts: dict):
+        self.trainer, self.folder, self.interval, self.facts = trainer, folder, interval, facts
         self.seconds = 0.0
 
     def on_step_end(self, end: StepEnd) -> None:
@@ -455,15 +516,19 @@ class Snapshots:
         # Named after the scheduled epoch the step has just crossed (by less than one step), so
         # "the snapshot of epoch 1" is snapshot_1.0 whatever the batch size.
         label = self.interval.take(end.epoch)
+        if not self.trainer.ranks.main:
+            return
         path = os.path.join(self.folder, snapshot_name(label, ".pt"))
         saved = {
             "framework": "torch",
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
+            "model": self.trainer.model.state_dict(),
+            "optimizer": self.trainer.optimizer.state_dict(),
             "step": end.step,
             "epoch": end.epoch,
             "facts": self.facts,
         }
+        if (scaler := self.trainer.precision.state_dict()) is not None:
+            saved["scaler"] = scaler
         # Written aside and renamed: a run killed while saving never leaves a torn snapshot to resume from.
         torch.save(saved, path + ".tmp")
         os.replace(path + ".tmp", path)
@@ -474,13 +539,27 @@ class Snapshots:
 # --- The program --------------------------------------------------------------------------------------------
 
 
-def train(args: argparse.Namespace) -> int:
+def train(args: argparse.Namespace, ranks: Ranks) -> int:
     """Check the arguments, build the model, start from scratch, a snapshot or weights, and run the steps with
-    their callbacks, emitting the protocol events; returns the exit status. SIGTERM raises Interrupted."""
+    their callbacks, emitting the protocol events; returns the exit status. SIGTERM raises Interrupted.
+
+    ``ranks`` says which of the training processes this is; each trains on its part of every batch."""
     plan = plan_training(args)
+    device = training_device(ranks)
+    precision = precision_for(args.precision, device)
+    ranks.join(device)
+    try:
+        return train_on(args, plan, device, precision, ranks)
+    finally:
+        ranks.close()
+
+
+def train_on(args: argparse.Namespace, plan: Plan, device: torch.device, precision: Precision, ranks: Ranks) -> int:
+    """Training as :func:`train` describes it, once this rank has joined the others on ``device``."""
     schedule = plan.schedule
-    device = training_device()
-    seed_everything(args.seed, device)
+    # Each rank draws random numbers of its own (dropout, augmentation); rank 0 those of a single process.
+    rank_seed = None if args.seed is None else args.seed + ranks.rank
+    seed_everything(rank_seed, device)
     facts = {"input_shape": plan.input_shape, "nclasses": plan.nclasses, "is_inference": False}
     model = build_model(plan.network, args.network, **facts).to(device)
     model.train()
@@ -489,8 +568,13 @@ def train(args: argparse.Namespace) -> int:
     if args.solver in ("ADAGRADDA", "FTRL"):
         log(f"{args.solver}: TensorFlow's update rule, written for PyTorch (see docs/pytorch.md)")
     os.makedirs(args.save, exist_ok=True)
-    first_step = step = start_from(args, model, optimizer, frozen)
+    first_step = step = start_from(args, model, optimizer, precision, frozen)
     epoch = schedule.epoch_of(step)
+    trains = model
+    if ranks.distributed:
+        # Built with rank 0's weights, broadcast to the others: every rank starts from the same ones.
+        gpu = [device.index] if device.type == "cuda" else None
+        trains = nn.parallel.DistributedDataParallel(model, device_ids=gpu)
 
     train_records = Records(plan.train)
     val_records = Records(plan.val) if plan.val else None
@@ -499,33 +583,39 @@ def train(args: argparse.Namespace) -> int:
         records.preload()
     if train_records.in_memory:
         log(f"decoded the databases into memory in {time.monotonic() - started:.1f} s")
-    prepare = Prepare(device, plan.mean, args.crop_size, plan.augmentation, plan.train.label.kind, args.seed)
-    batches = iter(Batches(train_records, args.batch_size, training=True, shuffle=args.shuffle, seed=args.seed,
-                           skip=step * schedule.images_per_step))  # fmt: skip
-    trainer = Trainer(model, Objective(model, args.network, plan.classification), optimizer, prepare, batches,
-                      args.batch_accumulation)  # fmt: skip
-    writer = SummaryWriter(args.tb_dir)
-    snapshots = Snapshots(model, optimizer, args.save, Interval(args.snapshot_interval, epoch), facts)
+    part = (ranks.rank, ranks.world)
+    prepare = Prepare(device, plan.mean, args.crop_size, plan.augmentation, plan.train.label.kind, rank_seed)
+    batches = Batches(train_records, args.batch_size, training=True, shuffle=args.shuffle,
+                      seed=ranks.same_seed(args.seed), skip=step * schedule.images_per_step, part=part)  # fmt: skip
+    objective = Objective(model, args.network, plan.classification, trains)
+    trainer = Trainer(objective, optimizer, prepare, iter(batches), args.batch_accumulation, precision, ranks)
+    writer = SummaryWriter(args.tb_dir) if ranks.main else None
+    snapshots = Snapshots(trainer, args.save, Interval(args.snapshot_interval, epoch), facts)
     scheduled: list = [snapshots]
     if val_records is not None:
+        val_batch = math.ceil(args.batch_size / ranks.world)
         validation = Validation(
-            trainer, lambda: Batches(val_records, args.batch_size, training=False), writer,
+            trainer, lambda: Batches(val_records, val_batch, training=False, part=part), writer,
             Interval(args.val_interval, epoch), plan.early,
         )  # fmt: skip
         scheduled.insert(0, validation)
     elif plan.early is not None:
         log(f"early stopping on {plan.early.metric} needs a validation set: training runs every epoch")
-    metrics = TrainMetrics(writer, schedule.report_every, [c.interval for c in scheduled])
+    metrics = TrainMetrics(writer, schedule.report_every, [c.interval for c in scheduled], ranks)
     callbacks: list[Callback] = [metrics, *scheduled]
 
     progress = ProgressReporter(schedule.total_steps, interval=1.0)
     log(f"training {schedule.total_steps - step} steps of {schedule.images_per_step} images "
         f"({plan.train.entries} per epoch)")  # fmt: skip
+    if precision.dtype is not None:
+        log(f"mixed precision: the forward pass and the loss in {precision.name}, weights and gradients in fp32")
     started, stopped_early = time.monotonic(), False
     try:
         while step < schedule.total_steps and not stopped_early:
-            Stop.check(epoch)
-            learning_rate, report = schedule.learning_rate(step), metrics.due(step)
+            stop, report = ranks.agree(Stop.requested, metrics.due(step))
+            if stop:
+                raise Interrupted(epoch)
+            learning_rate = schedule.learning_rate(step)
             values = trainer.step(learning_rate)
             step += 1
             epoch = schedule.epoch_of(step)
@@ -535,7 +625,8 @@ def train(args: argparse.Namespace) -> int:
                 callback.on_step_end(end)
             stopped_early = end.stop
     finally:
-        writer.close()
+        if writer is not None:
+            writer.close()
         train_records.close()
         if val_records is not None:
             val_records.close()
@@ -547,6 +638,19 @@ def train(args: argparse.Namespace) -> int:
     return 0
 
 
+def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    """Train in this process, or, when several processes are to train and this is not one of them, start them
+    and wait for them (:func:`digits.tools.torch.distributed.launch`); returns the exit status."""
+    if not is_rank():
+        processes = processes_of(args)
+        if processes > 1:
+            backend = "nccl" if torch.cuda.is_available() else "gloo"
+            log(f"starting {processes} training processes (DistributedDataParallel over {backend}), each with "
+                f"1/{processes} of every batch of {args.batch_size}")  # fmt: skip
+            return launch(argv, processes)
+    return train(args, Ranks.from_environment())
+
+
 def main(argv: Sequence[str]) -> int:
     """Train as the arguments say; returns the exit status (see :func:`run_training`)."""
     args = build_parser().parse_args(argv)
@@ -556,7 +660,7 @@ def main(argv: Sequence[str]) -> int:
             f"out of GPU memory with batches of {args.batch_size}: lower the batch size (or the crop size)"
         )
 
-    return run_training(lambda: train(args), torch.OutOfMemoryError, out_of_memory)
+    return run_training(lambda: run(args, argv), torch.OutOfMemoryError, out_of_memory)
 
 
 if __name__ == "__main__":

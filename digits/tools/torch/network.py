@@ -161,10 +161,14 @@ def first_line(function, path: str) -> int | None:
 
 class Objective:
     """The loss and the reported scalars of a model: its own ``loss``/``metrics`` methods or the defaults, run
-    inside :func:`building` and checked, so mistakes come back as NetworkError naming the user's line."""
+    inside :func:`building` and checked, so mistakes come back as NetworkError naming the user's line.
 
-    def __init__(self, model: nn.Module, path: str, classification: bool):
+    ``trains`` is what training steps run the batches through instead of ``model`` (its DistributedDataParallel
+    wrapper when several processes train); validation runs them through ``model`` itself."""
+
+    def __init__(self, model: nn.Module, path: str, classification: bool, trains: nn.Module | None = None):
         self.model, self.path, self.classification = model, path, classification
+        self.trains = model if trains is None else trains
         self.own_loss = callable(getattr(model, "loss", None))
         self.own_metrics = callable(getattr(model, "metrics", None))
         self.own_regularization = callable(getattr(model, "regularization", None))
@@ -173,7 +177,7 @@ class Objective:
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The model's output for ``x``."""
         with building(self.path):
-            return self.model(x)
+            return (self.trains if self.model.training else self.model)(x)
 
     def loss(self, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The scalar loss of ``output`` against ``y``; the first call checks shapes, naming the user's line."""
