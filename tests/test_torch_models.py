@@ -182,6 +182,28 @@ def test_form_errors_name_what_to_fix(curl, dataset, tensorflow_model, tmp_path)
     assert {m["name"] for m in curl.call("/index.json")["models"]} <= {"torch lenet", "tf lenet"}
 
 
+def test_mixed_precision_is_a_pytorch_option_and_fp16_needs_a_gpu(curl, dataset):
+    page = curl.call("/models/images/classification/new")
+    assert '<div class="framework-only" data-frameworks="torch" id="precision-group">' in page
+    fields = {**LENET_MODEL, "framework": "torch", "dataset": dataset, "model_name": "torch bf16", "train_epochs": "2",
+              "random_seed": "1", "solver_type": "ADAM", "learning_rate": "0.001"}  # fmt: skip
+    model = curl.train({**fields, "precision": "bf16"})
+    assert model["tasks"][0]["args"][-2:] == ["--precision", "bf16"]
+    losses = [m["train"]["loss"] for m in model["metrics"] if "train" in m]
+    assert losses[-1] < 0.7 * losses[0], losses
+
+    no_gpu = curl.post(CLASSIFICATION, {**fields, "precision": "fp16", "select_gpu_count": "0"}, expect=400)
+    assert no_gpu["errors"]["precision"] == [
+        "fp16 mixed precision needs a GPU, and this job gets none: choose bf16 (which runs on the CPU) or fp32, "
+        "or ask for a GPU."
+    ]
+    tensorflow = curl.post(CLASSIFICATION, {**fields, "precision": "bf16", "framework": "tensorflow"}, expect=400)
+    assert tensorflow["errors"]["framework"] == [
+        "The TensorFlow training tool (digits.tools.tensorflow.main) has no --precision, which this model needs. "
+        "Choose framework torch."
+    ]
+
+
 def test_compare_shows_a_tensorflow_and_a_pytorch_model(curl, tensorflow_model, torch_model):
     ids = [tensorflow_model["id"], torch_model["id"]]
     compared = curl.call(f"/models/compare.json?job_id={ids[0]}&job_id={ids[1]}")

@@ -49,6 +49,8 @@ SOLVERS = [
     ("RMSPROP", "RMSprop"),
     ("FTRL", "Follow the regularized leader (FTRL)"),
 ]
+# The PyTorch tool's --precision (automatic mixed precision); fp32 passes no option.
+PRECISIONS = [("fp32", "Off (fp32)"), ("bf16", "bf16"), ("fp16", "fp16 (needs a GPU)")]
 
 
 def standard_network_source(name: str, framework: str = TENSORFLOW.id) -> str:
@@ -149,6 +151,7 @@ class ImageClassificationModelForm(Form):
     early_stopping_metric = StringField("Early stopping on", description="e.g. val/loss; empty: train to the end.")
     early_stopping_patience = IntegerField("Patience (validations)", default=5, validators=[Optional(), NumberRange(1)])
     freeze_variables = StringField("Freeze variables", description="Comma list of variable-name patterns not trained.")
+    precision = Choice("Mixed precision", choices=PRECISIONS, default="fp32")
 
     method = RadioChoice(
         "Network",
@@ -357,6 +360,8 @@ def train_args(
         ]  # fmt: skip
     if weights:
         args += ["--weights", weights]
+    if form_data.get("precision") not in (None, "", "fp32"):
+        args += ["--precision", form_data["precision"]]
     args += augmentation_args(form_data)
     return args
 

@@ -150,9 +150,17 @@ def _check_choices(form, store: JobStore, pools: ResourcePools) -> bool:
     if missing:
         add_error(form.select_gpus, missing + ".")
         return False
-    count = form.select_gpu_count.data or 0
-    if count > len(pools.gpus):
-        add_error(form.select_gpu_count, f"{count} GPUs asked for; this machine has {len(pools.gpus)}.")
+    # The pools word it: this machine's GPUs, or on a cluster its largest node's.
+    missing = pools.missing({"gpus": form.select_gpu_count.data}) if form.select_gpu_count.data else None
+    if missing:
+        add_error(form.select_gpu_count, missing + ".")
+        return False
+    if form.precision.data == "fp16" and "gpus" not in resources_of(form, pools):
+        add_error(
+            form.precision,
+            "fp16 mixed precision needs a GPU, and this job gets none: choose bf16 (which runs on the CPU) or fp32, "
+            "or ask for a GPU.",
+        )
         return False
     return True
 

@@ -25,8 +25,9 @@ def open_torch_form(page, dataset: str) -> None:
     """The New Model form on the PyTorch tab, for ``dataset``."""
     page.goto("models/images/classification/new")
     page.select_option("select[name=dataset]", dataset)
+    assert page.is_hidden("#precision-group")  # mixed precision: the PyTorch tool's option, not TensorFlow's
     page.click("#framework-tab-torch")
-    assert page.is_checked("#framework-torch")
+    assert page.is_checked("#framework-torch") and page.is_visible("#precision-group")
 
 
 def create(page, name: str, epochs: str) -> str:

@@ -83,6 +83,12 @@
         const first = form.querySelector('#standard-networks-table tr[data-network]:not([hidden]) input[name="standard_networks"]');
         if (checkedHidden && first) first.checked = true;
         byId('custom-network-contract').textContent = framework.contract ? framework.title + ': ' + framework.contract : '';
+        // Disabled fields are not sent: another framework's tool never gets an option it lacks.
+        form.querySelectorAll('.framework-only').forEach(function (group) {
+            const shown = group.dataset.frameworks.split(' ').indexOf(framework.id) >= 0;
+            group.hidden = !shown;
+            group.querySelectorAll('input, select, textarea').forEach(function (field) { field.disabled = !shown; });
+        });
         showMethod();
     }
 
