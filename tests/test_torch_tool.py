@@ -194,6 +194,29 @@ def test_divergence_stops_with_advice(dataset, tmp_path):
     assert not events_of(events, "snapshot")
 
 
+def test_bf16_mixed_precision_trains_on_the_cpu_and_fp16_asks_for_a_gpu(dataset, tmp_path):
+    status, events, stderr = train(dataset, tmp_path / "bf16", LENET, "--epochs", 2, *ADAM, "--precision", "bf16")
+    assert status == 0, stderr
+    assert "mixed precision: the forward pass and the loss in bf16, weights and gradients in fp32" in stderr
+    losses = [e["train"]["loss"] for e in events_of(events, "metrics") if "train" in e]
+    assert losses[-1] < 0.5 * losses[0], losses
+    assert events_of(events, "metrics")[-1]["val"]["accuracy"] > 0.5
+    weights = torch.load(tmp_path / "bf16" / "snapshot_2.0.pt", weights_only=True)["model"]
+    assert {tensor.dtype for tensor in weights.values()} == {torch.float32}
+
+    # A CPU-only job (no GPU visible) cannot train in fp16: the job's error says what to choose instead.
+    (tmp_path / "fp16").mkdir()
+    status, events, _ = tool_runs.run_module(
+        TOOL, *dataset_args(dataset, LENET), "--epochs", 1, "--precision", "fp16", cwd=tmp_path / "fp16",
+        env={**ENV, "CUDA_VISIBLE_DEVICES": ""},
+    )  # fmt: skip
+    assert status == 1
+    assert events_of(events, "error")[0]["message"] == (
+        "--precision fp16 needs a CUDA GPU, and this job trains on the CPU: choose bf16 (mixed precision that runs "
+        "on the CPU) or fp32, or give the job a GPU"
+    )
+
+
 def test_every_solver_lowers_a_loss():
     import argparse
 
