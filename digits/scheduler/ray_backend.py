@@ -3,7 +3,8 @@
 ``RayScheduler`` is the :class:`~digits.scheduler.local.LocalScheduler` with two parts swapped: its pools
 are the cluster's nodes (:class:`ClusterPools`: a task asks for its GPUs as ``num_gpus``, a CPU slot as
 ``num_cpus=1``, on the node with the most room), and its tools run in a :class:`ToolRunner` actor pinned to
-that node, which starts the very same command there with :func:`digits.processes.start_tool`.
+that node, which starts the very same command there with :func:`digits.processes.start_tool`. Each node keeps
+idle runners ready for the next task (:class:`IdleRunners`), so that a tool starts as soon as its task is placed.
 
 How a tool's JSON lines come back. The actor writes each event the tool prints, one line each, to
 ``<task id>.events.jsonl`` in the job directory (on storage every node mounts), and its exit status to
@@ -13,14 +14,16 @@ survives the web server: a SIGKILLed server loses nothing the tool said while it
 restarted one reads on from the byte offset its ``job.json`` recorded with the state it had applied
 (``task.assigned["events_read"]``). The actors are detached and named (namespace ``digits``), so they
 outlive the server and a restart finds them with :func:`ray.get_actor`; a task that ended meanwhile has
-its exit file. An actor that dies with no exit file (its node left the cluster) marks the task interrupted:
-Resume places it on another node from its last snapshot.
+its exit file, and the runners the old server left idle are ended. An actor that dies with no exit file
+(its node left the cluster) marks the task interrupted: Resume places it on another node from its last
+snapshot.
 
 The web process imports Ray only here, and only when a cluster is configured.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -55,6 +58,7 @@ POLL_INTERVAL = 0.05  # how often a running task's events file is read: the late
 # training then gets a sliver of the CPU (slower start-up and images/s than the same tool run locally). Ray's
 # own job supervisor runs user code at 0 the same way (RAY_worker_niceness, read by each worker as it starts).
 RUNNER_ENV = {"env_vars": {"RAY_worker_niceness": "0"}}
+IDLE_SHAPES = ((0, 1.0), (1, 0.0))  # (GPUs, CPU slots) of the idle runners: what most tasks ask for
 NODE_LOST_MESSAGE = "Interrupted: node {node} left the cluster while this ran. Resume continues from the last snapshot."
 
 
@@ -210,10 +214,7 @@ class ClusterTool:
         finally:
             self._done.set()
             if self.actor is not None:
-                try:
-                    ray.kill(self.actor)  # detached: it would hold its node's resources for ever
-                except RayError:
-                    pass
+                _kill(self.actor)
 
     def _follow_until_end(self) -> tuple[str, Any] | None:
         started = self._start_ref is None
@@ -338,6 +339,16 @@ class ClusterPools:
             return {"node": node_id, "node_name": self.nodes[node_id]["name"], "num_gpus": gpus,
                     "num_cpus": cpus}, ""  # fmt: skip
 
+    def room(self) -> dict[str, dict]:
+        """What DIGITS' tasks leave free on each node that sees the jobs directory: node id -> ``{"name", "gpus",
+        "cpus"}``."""
+        with self._lock:
+            return {
+                node_id: {"name": node["name"], "gpus": node["gpus"] - self._held.get(node_id, {}).get("gpus", 0),
+                          "cpus": node["cpus"] - self._held.get(node_id, {}).get("cpus", 0)}
+                for node_id, node in self.nodes.items() if node_id not in self.blind
+            }  # fmt: skip
+
     def reserve(self, assignment: dict[str, Any]) -> None:
         """Hold what a task found running after a restart holds."""
         with self._lock:
@@ -380,6 +391,120 @@ class ClusterPools:
             }
 
 
+class IdleRunners:
+    """Runner actors started ahead of the tasks: a task placed on a node takes the idle runner of its shape
+    there and starts its tool at once, rather than waiting for Ray to start a worker process for a new one
+    (with the runner's runtime env: half a second on a quiet node, seconds on a busy one).
+
+    Each node keeps one idle runner per shape of :data:`IDLE_SHAPES` that fits in the room DIGITS' tasks leave
+    there. An idle runner holds its shape's resources in Ray: it stands for the next task of that shape on its
+    node, in that room, so it never competes with a task's runner. A runner taken is replaced once its node has
+    room again. Runners are detached and named ``runner/<server>/<token>``, with ``<server>`` from the jobs
+    directory, so that the next server of that directory can tell the ones a killed server left idle
+    (:meth:`end_leftovers`).
+    """
+
+    def __init__(self, jobs_dir: Path):
+        self.prefix = f"runner/{hashlib.sha256(str(jobs_dir.resolve()).encode()).hexdigest()[:8]}/"
+        # (node id, GPUs, CPU slots) -> (name, actor, its __ray_ready__ call)
+        self._idle: dict[tuple[str, int, float], tuple[str, Any, Any]] = {}
+        self._lock = threading.Lock()
+
+    def start(self, node: str, gpus: int, cpus: float) -> tuple[str, Any]:
+        """A new runner on ``node`` holding ``gpus`` GPUs and ``cpus`` CPU slots; returns (its name, its handle)."""
+        name = self.prefix + secrets.token_hex(4)
+        actor = (
+            _runner_class()
+            .options(
+                name=name,
+                namespace=NAMESPACE,
+                lifetime="detached",
+                num_gpus=gpus,
+                num_cpus=cpus,
+                scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False),
+                runtime_env=RUNNER_ENV,
+            )
+            .remote()
+        )
+        return name, actor
+
+    def take(self, node: str, gpus: int, cpus: float) -> tuple[str, Any] | None:
+        """The idle runner of this shape on ``node`` (it may still be starting: its calls wait for it), or None."""
+        with self._lock:
+            idle = self._idle.pop((node, gpus, cpus), None)
+        if idle is None or _failed(idle[2]):
+            return None
+        return idle[0], idle[1]
+
+    def make_room(self, node: str, gpus: int, cpus: float) -> None:
+        """End the idle runners on ``node`` that hold what a task of another shape needs there (GPUs, CPU slots): Ray
+        would keep that task's runner pending behind them. The next :meth:`fill` starts them again."""
+        with self._lock:
+            keys = [key for key in self._idle if key[0] == node and ((gpus and key[1]) or (cpus and key[2]))]
+            ended = [self._idle.pop(key) for key in keys]
+        for _, actor, _ in ended:
+            _kill(actor)
+
+    def fill(self, room: dict[str, dict]) -> None:
+        """Start an idle runner for each shape that has none on its node and fits in the node's ``room`` (node id ->
+        ``{"name", "gpus", "cpus"}`` free of DIGITS' tasks), or whose runner failed to start; forget the runners of
+        nodes that left (they ended with them)."""
+        with self._lock:
+            for key in [key for key in self._idle if key[0] not in room]:
+                del self._idle[key]
+            for node_id, free in room.items():
+                for gpus, cpus in IDLE_SHAPES:
+                    key = (node_id, gpus, cpus)
+                    if key in self._idle and _failed(self._idle[key][2]):
+                        log.warning("an idle runner on node %s did not start; starting another", free["name"])
+                        del self._idle[key]
+                    if key not in self._idle and free["gpus"] >= gpus and free["cpus"] >= cpus:
+                        name, actor = self.start(node_id, gpus, cpus)
+                        self._idle[key] = (name, actor, actor.__ray_ready__.remote())
+
+    def end_leftovers(self, in_use: set[str]) -> None:
+        """End this server's runners that are neither idle here nor named in ``in_use`` (the runners that tasks record):
+        the ones a killed server left idle, or started for a task it had not saved yet."""
+        with self._lock:
+            idle = {name for name, _, _ in self._idle.values()}
+        try:
+            names = ray.util.list_named_actors()
+        except RayError as exc:
+            log.warning("cannot list the cluster's runners (those left idle hold their room): %s", exc)
+            return
+        for name in names:
+            if name.startswith(self.prefix) and name not in in_use and name not in idle:
+                try:
+                    _kill(ray.get_actor(name, namespace=NAMESPACE))
+                except ValueError:
+                    pass  # it ended meanwhile
+
+    def stop(self) -> None:
+        """End every idle runner: the server stops, and a detached actor would hold its room in Ray until the next."""
+        with self._lock:
+            ended, self._idle = list(self._idle.values()), {}
+        for _, actor, _ in ended:
+            _kill(actor)
+
+
+def _failed(ready_ref) -> bool:
+    """Whether the actor whose ``__ray_ready__`` call this is has failed to start (or died); False while it starts."""
+    if not ray.wait([ready_ref], timeout=0)[0]:
+        return False
+    try:
+        ray.get(ready_ref)
+        return False
+    except RayError:
+        return True
+
+
+def _kill(actor) -> None:
+    try:
+        ray.kill(actor)  # detached: it would hold its node's resources for ever
+    except RayError:
+        pass
+
+
 class RayScheduler(LocalScheduler):
     """The scheduler with its tasks on a Ray cluster (see the module's docstring)."""
 
@@ -389,6 +514,7 @@ class RayScheduler(LocalScheduler):
         self.address = address
         self._connected = False
         self._checked: set[str] = set()  # nodes whose view of the jobs directory was checked
+        self.runners = IdleRunners(store.jobs_dir)
 
     # -- connection and nodes ------------------------------------------------------------------------
     def _loop(self) -> None:
@@ -406,6 +532,7 @@ class RayScheduler(LocalScheduler):
             with self._wake:
                 try:
                     self._place_tasks()
+                    self.runners.fill(self.pools.room())  # after placing: the room a task just left or took
                 except Exception:  # one job's trouble must not stop every other job from starting
                     log.exception("placing tasks failed")
                 self._wake.wait(timeout=1.0)
@@ -491,6 +618,8 @@ class RayScheduler(LocalScheduler):
                         run.attach()
                         log.info("job %s: following task %s again on %s", job.id, task.id,
                                  task.assigned.get("node_name"))  # fmt: skip
+            in_use = {run.task.assigned["actor"] for run in self._runs.values()}
+        self.runners.end_leftovers(in_use)
 
     def usage(self, job: Job, task: Task) -> dict | None:
         """The hardware panel's reading of a running task, taken on its node (None when it is not running)."""
@@ -524,6 +653,7 @@ class RayScheduler(LocalScheduler):
             self._thread.join(timeout=5)
         self.store.flush(timeout=5)
         if self._connected:
+            self.runners.stop()
             ray.shutdown()
 
 
@@ -531,26 +661,20 @@ class ClusterTaskRun(TaskRun):
     """A task's tool in a :class:`ToolRunner` on a node; events come from :class:`ClusterTool`."""
 
     def start(self) -> None:
-        """Create the task's actor on the node its assignment names and start the tool there."""
+        """Start the task's tool on the node its assignment names: in the idle runner of its shape there, or in a
+        new runner when there is none."""
         job, task = self.job, self.task
         assigned = task.assigned
-        assigned["actor"] = f"{job.id}/{task.id}/{secrets.token_hex(3)}"
+        runners = self.scheduler.runners
+        where = (assigned["node"], assigned["num_gpus"], assigned["num_cpus"])
+        runner = runners.take(*where)
+        if runner is None:
+            runners.make_room(*where)
+            runner = runners.start(*where)
+        assigned["actor"], actor = runner
         assigned["events_read"] = 0
         exit_path(job, task).unlink(missing_ok=True)
         events_path(job, task).unlink(missing_ok=True)
-        actor = (
-            _runner_class()
-            .options(
-                name=assigned["actor"],
-                namespace=NAMESPACE,
-                lifetime="detached",
-                num_gpus=assigned["num_gpus"],
-                num_cpus=assigned["num_cpus"],
-                scheduling_strategy=NodeAffinitySchedulingStrategy(assigned["node"], soft=False),
-                runtime_env=RUNNER_ENV,
-            )
-            .remote()
-        )
         args = task.command(self.scheduler.python)[1:]
         start_ref = actor.start.remote(args, job.directory, task.log_name, str(events_path(job, task)),
                                        str(exit_path(job, task)))  # fmt: skip
