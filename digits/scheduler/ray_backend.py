@@ -45,6 +45,7 @@ from digits.hardware import Gpu, gpu_usage, process_usage
 from digits.jobs import Job, JobStore, Status, Task, lists
 from digits.jobs.store import write_json_atomic
 from digits.processes import start_tool
+from digits.scheduler.cluster_connection import address_problem, connection_problem
 from digits.scheduler.local import LocalScheduler, OnChange, TaskRun
 
 log = logging.getLogger(__name__)
@@ -369,6 +370,9 @@ class ClusterPools:
         parts = []
         for node_id, node in self.nodes.items():
             held = self._held.get(node_id, {})
+            if node_id in self.blind:
+                parts.append(f"{node['name']}: none, it does not see the jobs directory")
+                continue
             parts.append(f"{node['name']}: {node['gpus'] - held.get('gpus', 0):g}/{node['gpus']:g} GPUs, "
                          f"{node['cpus'] - held.get('cpus', 0):g}/{node['cpus']:g} CPU slots free")  # fmt: skip
         return "; ".join(parts) or "no node"
@@ -522,6 +526,7 @@ class RayScheduler(LocalScheduler):
         while not self._stopping:
             if not self._connected:
                 if not self._connect():
+                    self._say_why_tasks_wait()
                     self._sleep(RECONNECT_INTERVAL)
                     continue
                 self._refresh_nodes()
@@ -537,17 +542,29 @@ class RayScheduler(LocalScheduler):
                     log.exception("placing tasks failed")
                 self._wake.wait(timeout=1.0)
 
+    def _say_why_tasks_wait(self) -> None:
+        """While the cluster cannot be used, every waiting task says why (none can be placed)."""
+        with self._wake:
+            try:
+                self._place_tasks()
+            except Exception:
+                log.exception("placing tasks failed")
+
     def _sleep(self, seconds: float) -> None:
         with self._wake:
             self._wake.wait(timeout=seconds)
 
     def _connect(self) -> bool:
-        try:
-            ray.init(address=self.address, namespace=NAMESPACE, log_to_driver=False, logging_level=logging.WARNING,
-                     ignore_reinit_error=True)  # fmt: skip
-        except Exception as exc:  # an address that does not answer, a Ray version that differs: say so, keep serving
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            self.pools.problem = f"the cluster {self.address} cannot be reached ({message}); retrying"
+        # Knocked on first: ray.init on a GCS address where nothing listens retries for ever, saying nothing.
+        problem = address_problem(self.address)
+        if problem is None:
+            try:
+                ray.init(address=self.address, namespace=NAMESPACE, log_to_driver=False,
+                         logging_level=logging.WARNING, ignore_reinit_error=True)  # fmt: skip
+            except Exception as exc:  # a Ray version that differs, a refused handshake: say so, keep serving
+                problem = connection_problem(self.address, exc)
+        if problem:
+            self.pools.problem = f"{problem} (tried again every {RECONNECT_INTERVAL:g} s)"
             log.error("%s", self.pools.problem)
             return False
         self._connected = True
@@ -596,11 +613,12 @@ class RayScheduler(LocalScheduler):
                 seen = ray.get(ref, timeout=60)
                 why = None if seen else f"node {name} does not see the jobs directory {self.store.jobs_dir}"
             except (GetTimeoutError, RayError) as exc:
-                why = f"node {name} could not check the jobs directory: {_cause(exc)}"
+                why = f"node {name} could not check the jobs directory {self.store.jobs_dir}: {_cause(exc)}"
             self._checked.add(node_id)
             if why:
+                why += ". It gets no tasks: mount the jobs directory on it at the same path, then restart DIGITS"
                 self.pools.blind[node_id] = why
-                log.error("%s: it gets no tasks (mount the jobs directory at the same path on every node)", why)
+                log.error("%s", why)
 
     # -- tasks ---------------------------------------------------------------------------------------
     def _new_run(self, job: Job, task: Task) -> TaskRun:
