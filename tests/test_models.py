@@ -24,7 +24,7 @@ def test_form_errors_say_what_to_fix(logged_in, dataset_id):
             dict(method="custom", custom_network="class UserModel(Tower):\n    def f(self)\n        pass\n"),
             "SyntaxError on line 2",
         ),
-        "select_gpu_count": (dict(select_gpu_count="2"), "2 GPUs asked for; this machine has 0."),
+        "select_gpu_count": (dict(select_gpu_count="2"), "2 GPUs were asked for but this machine has 0."),
     }
     for field, (extra, message) in cases.items():
         answer = logged_in.post(CREATE_MODEL, data=lenet_fields(dataset_id, **extra))
