@@ -218,7 +218,8 @@ def _paths() -> dict[str, Schema]:
         "/logout": {"post": operation("End the session", answer("Logged out", obj(logged_out=BOOLEAN)))},
         "/index.json": {
             "get": operation(
-                "Every job, newest first, and the server's version",
+                "Every job, newest first, the server's version and its Ray cluster (null without one: its "
+                "address, problem, and nodes with what they have and what DIGITS holds)",
                 answer(
                     "The jobs",
                     obj(
@@ -227,6 +228,7 @@ def _paths() -> dict[str, Schema]:
                         datasets=array(SUMMARY),
                         models=array(SUMMARY),
                         pretrained_models=array(SUMMARY),
+                        cluster={"type": "object", "nullable": True},
                     ),
                 ),
             )

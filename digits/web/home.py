@@ -58,14 +58,25 @@ def _model_columns(job: Job, store: JobStore) -> dict[str, Any]:
     }
 
 
+def _queue_columns(job: Job) -> dict[str, Any]:
+    """Where the job runs and what it waits for: the cluster nodes of its running tasks (of every task that ran,
+    once none runs), and the scheduler's words for what its first waiting task needs."""
+    placed = sorted((t for t in job.tasks if t.started and t.assigned.get("node_name")), key=lambda t: t.started)
+    running = [t for t in placed if t.status == Status.RUNNING]
+    nodes = list(dict.fromkeys(t.assigned["node_name"] for t in running or placed))
+    waiting = next((t.waiting_for for t in job.tasks if t.status == Status.WAITING and t.waiting_for), None)
+    return {"node": ", ".join(nodes) or None, "waiting_for": waiting}
+
+
 def job_lists(store: JobStore) -> dict[str, list[dict]]:
     """The home page's three tables: each job's summary plus the columns of its table (``entries`` and ``size``
     of datasets; ``dataset``, ``network``, ``framework``, ``epochs``, ``started``, ``duration`` and
-    ``best_val_accuracy`` of models)."""
+    ``best_val_accuracy`` of models; ``node`` and ``waiting_for`` of both)."""
     with store.lock:
         jobs = [(Job.from_dict(job.to_dict()), job.summary()) for job in store.all()]
     # Outside the lock: the columns read the disk (metrics files, folder sizes); the scheduler must not wait.
     for job, summary in jobs:
+        summary.update(_queue_columns(job))
         if job.type == "dataset":
             summary.update(_dataset_columns(job))
         elif job.type == "model":
@@ -78,11 +89,18 @@ def job_lists(store: JobStore) -> dict[str, list[dict]]:
     }
 
 
+def cluster_state() -> dict[str, Any] | None:
+    """The Ray cluster as the home page shows it (its address, what stops the server from using it, each node
+    with what it has and what DIGITS' tasks hold); None when tasks run on this machine."""
+    services = current_services()
+    return services.scheduler.describe() if services.config.cluster else None
+
+
 @blueprint.route("/")
 def index():
-    return render_template("home.html", jobs=job_lists(current_services().store))
+    return render_template("home.html", jobs=job_lists(current_services().store), cluster=cluster_state())
 
 
 @blueprint.route("/index.json")
 def index_json():
-    return {"version": __version__, **job_lists(current_services().store)}
+    return {"version": __version__, **job_lists(current_services().store), "cluster": cluster_state()}

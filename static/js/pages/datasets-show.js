@@ -89,9 +89,12 @@
 
     function taskItem(task) {
         const active = task.status === 'Running';
+        const node = (task.assigned || {}).node_name;  // set when it runs on a cluster node
         const head = el('div', {className: 'd-flex align-items-center gap-2'}, [
             el('span', {className: 'fw-semibold'}, task.name),
             DIGITS.statusBadge(task.status),
+            node ? el('span', {className: 'small text-muted task-node', title: 'The cluster node it runs (or ran) on'},
+                      'on node ' + node) : null,
             el('span', {className: 'ms-auto small text-muted task-timing'}, DIGITS.taskTiming(task)),
             task.started ? el('a', {
                 className: 'small', href: DIGITS.url('/jobs/' + encodeURIComponent(JOB_ID) + '/log/' + encodeURIComponent(task.id)),

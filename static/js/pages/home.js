@@ -7,6 +7,8 @@
     const collapsedGroups = new Set();
     const selected = new Set();
     const initial = DIGITS.pageData().jobs;
+    // The Ray cluster the tasks run on (null when they run on this machine): its nodes and what they have free.
+    let cluster = DIGITS.pageData().cluster;
 
     function tableFor(summary) {
         if (summary.type === 'dataset') return 'datasets';
@@ -41,6 +43,11 @@
                 title: 'The server stopped while this job ran',
             }, 'interrupted'));
         }
+        // What it waits for (a dataset, a GPU on a cluster node, a cluster that does not answer), in words.
+        if (job.status === 'Waiting' && job.waiting_for) {
+            status.appendChild(el('div', {className: 'small text-muted job-waiting', style: {maxWidth: '28rem'}},
+                                  DIGITS.waitingText(job)));
+        }
         return status;
     }
     function progressCell(job) {
@@ -65,6 +72,8 @@
         status: {title: 'Status', value: function (j) { return j.status || ''; }, cell: statusCell},
         progress: {title: 'Progress', width: '10rem', value: function (j) { return active(j) ? j.progress || 0 : null; },
                    cell: progressCell},
+        node: {title: 'Node', value: function (j) { return j.node || null; },
+               cell: function (j) { return textCell('job-node small', j.node, 'The cluster node it runs (or ran) on'); }},
         username: {title: 'Owner', value: function (j) { return j.username || ''; },
                    cell: function (j) { return textCell('job-owner', j.username); }},
         created: {title: 'Created', value: function (j) { return j.created || 0; },
@@ -111,6 +120,12 @@
         }, 'username', 'created'],
         pretrained_models: ['name', 'kind', 'status', 'username', 'created'],
     };
+    // On a cluster, the node a dataset or model runs on is a column of its own, after its progress.
+    if (cluster) {
+        ['datasets', 'models'].forEach(function (table) {
+            COLUMNS[table].splice(COLUMNS[table].indexOf('progress') + 1, 0, 'node');
+        });
+    }
     Object.keys(COLUMNS).forEach(function (table) {
         COLUMNS[table] = COLUMNS[table].map(function (c) { return typeof c === 'string' ? Object.assign({key: c}, common[c]) : c; });
     });
@@ -121,7 +136,8 @@
 
     function matches(job) {
         if (!filterText) return true;
-        const haystack = [job.name, job.kind, job.status, job.username, job.group, job.dataset, job.network, job.framework]
+        const haystack = [job.name, job.kind, job.status, job.username, job.group, job.dataset, job.network, job.framework,
+                          job.node]
             .filter(Boolean).join(' ').toLowerCase();
         return filterText.split(/\s+/).every(function (word) { return haystack.indexOf(word) >= 0; });
     }
@@ -264,6 +280,8 @@
             Object.keys(jobs).forEach(function (key) {
                 (lists[key] || []).forEach(function (j) { if (jobs[key].has(j.id)) jobs[key].set(j.id, j); });
             });
+            if (cluster) cluster = lists.cluster;
+            renderCluster();
             renderAll();
         } catch (error) { /* the next update tries again */ }
     }, 2000);
@@ -284,6 +302,31 @@
         }
         renderAll();
     }
+
+    function renderCluster() {
+        const panel = document.getElementById('cluster-panel');
+        if (!panel || !cluster) return;
+        const problem = document.getElementById('cluster-problem');
+        problem.classList.toggle('d-none', !cluster.problem);
+        problem.textContent = cluster.problem ? DIGITS.waitingText({waiting_for: cluster.problem}) : '';
+        const nodes = cluster.nodes || [];
+        document.getElementById('cluster-state').replaceChildren(cluster.problem ? ''
+            : el('span', {className: 'text-muted'}, nodes.length + (nodes.length === 1 ? ' node' : ' nodes')));
+        const free = function (total, busy) { return (total - (busy || 0)) + ' / ' + total; };
+        const body = document.getElementById('cluster-nodes').tBodies[0];
+        document.getElementById('cluster-nodes').classList.toggle('d-none', !nodes.length);
+        body.replaceChildren.apply(body, nodes.map(function (node) {
+            return el('tr', {className: 'cluster-node' + (node.problem ? ' table-warning' : ''), dataset: {id: node.id}}, [
+                el('td', {className: 'node-name', title: node.id}, node.name),
+                el('td', {className: 'node-gpus text-end'}, free(node.gpus, node.gpus_busy)),
+                el('td', {className: 'node-cpus text-end'}, free(node.cpus, node.cpus_busy)),
+                el('td', {className: 'node-problem text-danger-emphasis'}, node.problem || ''),
+            ]);
+        }));
+    }
+    renderCluster();
+    // What the nodes have free changes with no job event when other work on the cluster takes or frees it.
+    if (cluster) setInterval(function () { if (!document.hidden) reloadColumns(); }, 5000);
 
     (initial.datasets || []).forEach(function (j) { jobs.datasets.set(j.id, j); });
     (initial.models || []).forEach(function (j) { jobs.models.set(j.id, j); });

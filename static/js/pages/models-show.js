@@ -39,6 +39,9 @@
         const task = trainTask() || {status: job.status, progress: job.progress, name: 'Train'};
         byId('task-name').textContent = task.name || 'Train';
         byId('task-status').replaceChildren(DIGITS.statusBadge(task.status));
+        const node = (task.assigned || {}).node_name;  // set when it runs on a cluster node
+        byId('task-node').classList.toggle('d-none', !node);
+        byId('task-node').textContent = node ? 'on node ' + node : '';
         const running = task.status === 'Running';
         byId('task-timing').textContent = DIGITS.taskTiming(task);
         const logLink = byId('task-log-link');
