@@ -267,7 +267,9 @@ def test_batch_norm_after_convolutions_trains_and_answers(client, dataset, app, 
     assert len(scores) == 5 and all(math.isfinite(s) for s in scores) and scores == sorted(scores, reverse=True)
 
 
-def test_batch_norm_normalizes_batches_in_training_and_uses_moving_statistics_otherwise():
+# fused=None takes TensorFlow's fused kernel for these 4-D inputs, fused=False the separate ops: the same results.
+@pytest.mark.parametrize("fused", [None, False])
+def test_batch_norm_normalizes_batches_in_training_and_uses_moving_statistics_otherwise(fused):
     import tensorflow as tf_root
     import tf_slim
 
@@ -280,8 +282,10 @@ def test_batch_norm_normalizes_batches_in_training_and_uses_moving_statistics_ot
     with tf.Graph().as_default(), tf.Session() as sess:
         x = tf.placeholder(tf.float32, [None, 6, 6, 3])
         training = tf.placeholder(tf.bool, [])
-        out = batch_norm(x, decay=0.5, scale=True, is_training=training, scope="bn")
-        nchw = batch_norm(tf.transpose(x, [0, 3, 1, 2]), data_format="NCHW", is_training=True, scope="nchw")
+        out = batch_norm(x, decay=0.5, scale=True, is_training=training, fused=fused, scope="bn")
+        nchw = batch_norm(
+            tf.transpose(x, [0, 3, 1, 2]), data_format="NCHW", is_training=True, fused=fused, scope="nchw"
+        )
         updates = tf.get_collection(tf.GraphKeys.UPDATE_OPS)
         sess.run(tf.global_variables_initializer())
         normalized = sess.run(out, {x: batch, training: True})

@@ -2,27 +2,6 @@
 # widths 64-128-256-512, global average pooling. Works on small images (28x28) and large ones (224x224):
 # the stem only downsamples images wider than 64 pixels. Runs in the trainer's namespace; self.x is NHWC.
 # ruff: noqa: F821
-def batch_norm(net, is_training, scope="BatchNorm", decay=0.9, epsilon=1e-5):
-    """Batch normalization over N, H, W; moving averages update through tf.GraphKeys.UPDATE_OPS.
-
-    Written out because slim.batch_norm needs the tf_keras package and tf.layers' needs Keras 2.
-    """
-    channels = net.shape[-1]
-    with tf.variable_scope(scope):
-        beta = tf.get_variable("beta", [channels], initializer=tf.zeros_initializer())
-        gamma = tf.get_variable("gamma", [channels], initializer=tf.ones_initializer())
-        moving_mean = tf.get_variable("moving_mean", [channels], initializer=tf.zeros_initializer(), trainable=False)
-        moving_var = tf.get_variable("moving_variance", [channels], initializer=tf.ones_initializer(), trainable=False)
-        if is_training:
-            mean, variance = tf.nn.moments(net, axes=[0, 1, 2])
-            for average, value in ((moving_mean, mean), (moving_var, variance)):
-                update = tf.assign_sub(average, (1 - decay) * (average - value))
-                tf.add_to_collection(tf.GraphKeys.UPDATE_OPS, update)
-        else:
-            mean, variance = moving_mean, moving_var
-        return tf.nn.batch_normalization(net, mean, variance, beta, gamma, epsilon)
-
-
 def residual_block(net, width, stride, scope):
     """Two 3x3 convolutions plus the input (projected by a 1x1 convolution when the shape changes)."""
     with tf.variable_scope(scope):
@@ -43,8 +22,8 @@ class UserModel(Tower):
             [slim.conv2d],
             weights_initializer=tf.variance_scaling_initializer(2.0),
             weights_regularizer=slim.l2_regularizer(0.0001),
-            normalizer_fn=batch_norm,
-            normalizer_params={"is_training": self.is_training},
+            normalizer_fn=slim.batch_norm,  # DIGITS' batch_norm, fused for these 4-D outputs
+            normalizer_params={"is_training": self.is_training, "decay": 0.9, "epsilon": 1e-5, "scale": True},
         ):
             if self.input_shape[1] > 64:
                 model = slim.conv2d(model, 64, [7, 7], 2, scope="conv1")
