@@ -11,41 +11,19 @@ import time
 import psutil
 import pytest
 from helpers import CREATE_DATASET, CREATE_MODEL, dataset_fields, lenet_fields, poll
+from ray_cluster import get_json, post, started_cluster, wait_json
 from server import LiveServer
 
 pytestmark = pytest.mark.slow
 
-ray_cluster_utils = pytest.importorskip("ray.cluster_utils")
-
-NODE_ARGS = dict(object_store_memory=80 * 1024 * 1024, include_dashboard=False)
-RAY_PROCESS_NAMES = ("raylet", "gcs_server", "ray::", "dashboard", "runtime_env", "log_monitor", "monitor.py")
-
-
-def ray_processes() -> set[int]:
-    found = set()
-    for process in psutil.process_iter(["pid", "cmdline"]):
-        line = " ".join(process.info["cmdline"] or [])
-        if any(name in line for name in RAY_PROCESS_NAMES) and "pytest" not in line:
-            found.add(process.info["pid"])
-    return found
+pytest.importorskip("ray")
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    before = ray_processes()
-    started = time.monotonic()
-    # A node that dies is seen dead after Ray's health checks fail: within ~10 s here rather than Ray's ~30 s.
-    checks = {"health_check_period_ms": 1000, "health_check_timeout_ms": 3000, "health_check_failure_threshold": 5}
-    head = dict(num_cpus=0, _system_config=checks, **NODE_ARGS)
-    cluster = ray_cluster_utils.Cluster(initialize_head=True, head_node_args=head)
-    cluster.cpu_node = cluster.add_node(num_cpus=1, **NODE_ARGS)
-    cluster.gpu_node = cluster.add_node(num_cpus=1, num_gpus=1, **NODE_ARGS)
-    cluster.wait_for_nodes()
-    yield cluster
-    cluster.shutdown()
-    left = poll(lambda: ray_processes() - before, lambda pids: not pids, timeout=30, what="Ray processes to end")
-    assert not left
-    print(f"\ntests/test_cluster.py: {time.monotonic() - started:.0f} s with the cluster")
+def cluster():
+    with started_cluster("tests/test_cluster.py", cpu_node={"num_cpus": 1},
+                         gpu_node={"num_cpus": 1, "num_gpus": 1}) as cluster:  # fmt: skip
+        yield cluster
 
 
 @pytest.fixture(scope="module")
@@ -64,20 +42,6 @@ def dataset(server, digits_folder):
     done = wait_json(server, f"/datasets/{job_id}.json", lambda d: d["status"] in ("Done", "Error"), timeout=180)
     assert done["status"] == "Done", done.get("error")
     return job_id, done
-
-
-def post(server, path: str, fields: dict) -> dict:
-    answer = server.http.post(server.url + path, data=fields)
-    assert answer.ok, answer.text
-    return answer.json()
-
-
-def get_json(server, path: str) -> dict:
-    return server.http.get(server.url + path).json()
-
-
-def wait_json(server, path, until, timeout=120.0):
-    return poll(lambda: get_json(server, path), until, timeout=timeout, interval=0.1, what=path)
 
 
 def node_ids(cluster) -> dict[str, str]:
@@ -106,7 +70,7 @@ def test_dataset_and_model_train_to_done_live_on_the_gpu_node(server, cluster, d
 def test_more_gpus_than_any_node_has_is_refused_at_submit(server, dataset):
     answer = server.http.post(server.url + CREATE_MODEL, data=lenet_fields(dataset[0], select_gpu_count="2"))
     assert answer.status_code == 400
-    assert "has 1" in answer.text
+    assert "the largest node of the cluster has 1" in answer.text
 
 
 def test_a_sweep_of_four_models_spreads_over_both_nodes(server, cluster, dataset):
