@@ -65,6 +65,21 @@ def test_seed_lenet_trains_and_resumes(dataset, tmp_path):
     assert events_of(events, "progress")[0]["done"] > progress[-1]["total"] / 2
 
 
+def test_a_seed_repeats_a_run_exactly_with_or_without_the_ram_cache(dataset, tmp_path):
+    def losses(name: str, *args) -> tuple[list, str]:
+        status, events, stderr = train(dataset, tmp_path / name, LENET, "--epochs", 1, "--threads", 2, *args)
+        assert status == 0, stderr
+        return [e.get("train", e.get("val")) for e in events_of(events, "metrics")], stderr
+
+    cached, stderr = losses("cached")
+    assert "decoded the training set into RAM once" in stderr and "training on /cpu:0" in stderr
+    again, _ = losses("again")
+    decoding, stderr = losses("decoding", "--cache-mb", 0)
+    assert "decoded the training set" not in stderr
+    # Same batches in the same order from the cache and from the LMDB, the same arithmetic: the same numbers.
+    assert cached == again == decoding and len(cached) >= 3
+
+
 def test_seed_autoencoder_as_printed_names_the_line(dataset, tmp_path):
     network = tmp_path / "network.py"
     network.write_text(AUTOENCODER)
