@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from digits.models.lr_policy import LRPolicy, parse_percents
+from digits.lr_policy import LRPolicy, parse_percents
 
 
 def test_policies_follow_digits_definitions():

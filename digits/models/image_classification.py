@@ -20,9 +20,9 @@ from digits.data_roots import inside_data_roots
 from digits.form_fields import Checkbox, Choice, RadioChoice, add_error, checked
 from digits.inference.spec import find_snapshot, pretrained_spec, snapshots_of
 from digits.jobs import Job, JobStore, Status
+from digits.lr_policy import POLICIES, LRPolicy, parse_percents
 from digits.models.frameworks import FRAMEWORKS, TENSORFLOW, check_network_source, framework_of, framework_title
 from digits.models.kinds import ModelKind
-from digits.models.lr_policy import POLICIES, LRPolicy, parse_percents
 
 KIND = "image-classification"
 TITLE = "Image Classification Model"

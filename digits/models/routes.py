@@ -16,10 +16,10 @@ from digits.datasets.generic import dataset_info
 from digits.inference.archive import EXPORT_FORMATS
 from digits.jobs import Job, Status, lists
 from digits.jobs.creation import as_multidict
+from digits.lr_policy import LRPolicy
 from digits.models import image_classification as classification
 from digits.models.frameworks import DEFAULT as FRAMEWORK_DEFAULT
 from digits.models.frameworks import FRAMEWORKS, available_frameworks, framework_of, framework_title
-from digits.models.lr_policy import LRPolicy
 from digits.scheduler.local import log_tail
 from digits.visualize import NetworkBuildError, parse_shape, visualize_network
 from digits.web.jobs import create_and_submit, form_data, get_job, kind_or_404

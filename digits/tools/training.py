@@ -17,7 +17,7 @@ from typing import Protocol, TypeVar
 
 import numpy as np
 
-from digits.models.lr_policy import POLICIES, LRPolicy, parse_percents
+from digits.lr_policy import POLICIES, LRPolicy, parse_percents
 from digits.tools.lmdb_info import LmdbInfo, mean_to_subtract
 from digits.tools.protocol import emit
 from digits.tools.user_errors import NetworkError, error_fields
