@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -124,27 +125,48 @@ def waiting_for(server, job_id: str) -> str | None:
     return get_json(server, f"/datasets/{job_id}.json")["tasks"][0]["waiting_for"]
 
 
+def shown_while_serving(live: LiveServer, words: str, digits_folder: Path, timeout: float = 30) -> str:
+    """Wait until the home page says ``words`` about the cluster; check that a dataset posted then is accepted
+    and waits saying the same, and that the server serves the other pages. Returns the problem shown."""
+    problem = poll(lambda: cluster_problem(live), lambda p: p and words in p, timeout=timeout)
+    home = live.http.get(live.url + "/")
+    assert home.ok and 'id="cluster-panel"' in home.text and words in home.text
+    job_id = post(live, CREATE_DATASET, dataset_fields(digits_folder))["id"]
+    waiting = poll(lambda: waiting_for(live, job_id), lambda w: w and words in w)
+    assert waiting == f"waiting: {cluster_problem(live)}"
+    assert get_json(live, f"/datasets/{job_id}.json")["status"] == "Waiting"
+    assert live.http.get(live.url + "/models/images/classification/new").ok
+    return problem
+
+
 @pytest.mark.parametrize("form", ["{}", "ray://{}"])
-def test_an_address_that_does_not_answer_is_shown_and_the_server_keeps_serving(form, tmp_path, digits_folder):
+def test_an_address_where_nothing_answers_is_shown_and_the_server_keeps_serving(form, tmp_path, digits_folder):
     port = free_port()  # nothing listens there
     address = form.format(f"127.0.0.1:{port}")
     live = live_server(tmp_path / "jobs", address)
     try:
-        problem = poll(lambda: cluster_problem(live), lambda p: p and "nothing answers" in p, timeout=30)
+        problem = shown_while_serving(live, "nothing answers", digits_folder)
         # What to fix: start Ray's head at that port (its own flag for Ray Client), or correct the address.
         started = f"--ray-client-server-port={port}" if form.startswith("ray://") else f"--port={port}"
         assert f"nothing answers at the cluster address {address} (Connection refused)" in problem
         assert f"ray start --head {started}" in problem and "DIGITS_CLUSTER" in problem
-        home = live.http.get(live.url + "/")
-        assert home.ok and 'id="cluster-panel"' in home.text and "nothing answers" in home.text
-        # Work is accepted and waits, saying why; the server keeps serving.
-        job_id = post(live, CREATE_DATASET, dataset_fields(digits_folder))["id"]
-        waiting = poll(lambda: waiting_for(live, job_id), lambda w: w and "nothing answers" in w)
-        assert waiting == f"waiting: {problem}"
-        assert get_json(live, f"/datasets/{job_id}.json")["status"] == "Waiting"
-        assert live.http.get(live.url + "/models/images/classification/new").ok
     finally:
         live.stop()
+
+
+def test_an_address_where_something_else_listens_is_shown_after_a_while(tmp_path, digits_folder):
+    # ray.init waits for ever there (it reads no Ray answer); the server says what to check meanwhile.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        address = f"127.0.0.1:{listener.getsockname()[1]}"
+        live = live_server(tmp_path / "jobs", address)
+        try:
+            problem = shown_while_serving(live, "no Ray answers", digits_folder, timeout=60)
+            assert problem.startswith(f"no Ray answers at the cluster address {address} after 15 s")
+            assert "the address Ray's head printed at `ray start --head`" in problem
+        finally:
+            live.stop()
 
 
 CLUSTER_METADATA = (b"CLUSTER_METADATA", b"cluster")  # where Ray keeps the versions the cluster was started with

@@ -2,7 +2,8 @@
 
 Kept apart from :mod:`digits.scheduler.ray_backend` because none of it needs Ray: :func:`address_problem`
 knocks on the address before ``ray.init`` is tried (``ray.init`` on a GCS address where nothing listens retries
-for ever, saying nothing), and :func:`connection_problem` words what ``ray.init`` raised.
+for ever, saying nothing), :func:`silence_problem` says what to check while ``ray.init`` gets no answer from
+what listens there, and :func:`connection_problem` words what ``ray.init`` raised.
 """
 
 from __future__ import annotations
@@ -71,3 +72,12 @@ def connection_problem(address: str, exc: BaseException) -> str:
         )
     first = text.splitlines()[0] if text else type(exc).__name__
     return f"the cluster {address} cannot be reached: {first}"
+
+
+def silence_problem(address: str, seconds: float) -> str:
+    """What to check when something listens at ``address`` but no Ray answers there within ``seconds``."""
+    return (
+        f"no Ray answers at the cluster address {address} after {seconds:g} s (something else listens there?): "
+        f"set DIGITS_CLUSTER (--cluster) to the address Ray's head printed at `ray start --head` (its GCS "
+        f"HOST:PORT, or ray://HOST:PORT for Ray Client's port); still trying"
+    )

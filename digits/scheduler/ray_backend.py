@@ -45,7 +45,7 @@ from digits.hardware import Gpu, gpu_usage, process_usage
 from digits.jobs import Job, JobStore, Status, Task, lists
 from digits.jobs.store import write_json_atomic
 from digits.processes import start_tool
-from digits.scheduler.cluster_connection import address_problem, connection_problem
+from digits.scheduler.cluster_connection import address_problem, connection_problem, silence_problem
 from digits.scheduler.local import LocalScheduler, OnChange, TaskRun
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,7 @@ NAMESPACE = "digits"
 MARKER_FILE = ".cluster-check"
 NODE_REFRESH = 2.0  # seconds between readings of the cluster's nodes
 RECONNECT_INTERVAL = 15.0
+CONNECT_PATIENCE = 15.0  # seconds ray.init may take before the server says the address may not be Ray's
 POLL_INTERVAL = 0.05  # how often a running task's events file is read: the latency of live updates
 # Ray lowers its worker processes to niceness 15, and the tool inherits it: on a node with other work the
 # training then gets a sliver of the CPU (slower start-up and images/s than the same tool run locally). Ray's
@@ -542,6 +543,16 @@ class RayScheduler(LocalScheduler):
                     log.exception("placing tasks failed")
                 self._wake.wait(timeout=1.0)
 
+    def _watch_connecting(self, connected: threading.Event) -> None:
+        """ray.init waits for ever on an address where something that is not Ray listens: past CONNECT_PATIENCE
+        seconds, say so, and keep every waiting task saying it while the scheduler's thread is held there."""
+        if connected.wait(CONNECT_PATIENCE):
+            return
+        self.pools.problem = silence_problem(self.address, CONNECT_PATIENCE)
+        log.error("%s", self.pools.problem)
+        while not connected.wait(1.0) and not self._stopping:
+            self._say_why_tasks_wait()
+
     def _say_why_tasks_wait(self) -> None:
         """While the cluster cannot be used, every waiting task says why (none can be placed)."""
         with self._wake:
@@ -558,11 +569,16 @@ class RayScheduler(LocalScheduler):
         # Knocked on first: ray.init on a GCS address where nothing listens retries for ever, saying nothing.
         problem = address_problem(self.address)
         if problem is None:
+            connecting = threading.Event()
+            threading.Thread(target=self._watch_connecting, args=(connecting,), name="cluster-connect",
+                             daemon=True).start()  # fmt: skip
             try:
                 ray.init(address=self.address, namespace=NAMESPACE, log_to_driver=False,
                          logging_level=logging.WARNING, ignore_reinit_error=True)  # fmt: skip
             except Exception as exc:  # a Ray version that differs, a refused handshake: say so, keep serving
                 problem = connection_problem(self.address, exc)
+            finally:
+                connecting.set()
         if problem:
             self.pools.problem = f"{problem} (tried again every {RECONNECT_INTERVAL:g} s)"
             log.error("%s", self.pools.problem)
