@@ -194,6 +194,18 @@ def test_divergence_stops_with_advice(dataset, tmp_path):
     assert not events_of(events, "snapshot")
 
 
+def test_a_seed_repeats_a_run_exactly(dataset, tmp_path):
+    """Same initial weights, order of images, dropout and augmentation: the same weights to the last bit."""
+    runs = []
+    for job in ("first", "again"):
+        status, events, stderr = train(dataset, tmp_path / job, LENET, "--epochs", 1, "--aug-flip", "fliplr",
+                                       "--aug-noise", 0.02, "--crop-size", 26)  # fmt: skip
+        assert status == 0, stderr
+        runs.append(torch.load(tmp_path / job / "snapshot_1.0.pt", weights_only=True)["model"])
+    first, again = runs
+    assert all(torch.equal(first[name], again[name]) for name in first)
+
+
 def test_bf16_mixed_precision_trains_on_the_cpu_and_fp16_asks_for_a_gpu(dataset, tmp_path):
     status, events, stderr = train(dataset, tmp_path / "bf16", LENET, "--epochs", 2, *ADAM, "--precision", "bf16")
     assert status == 0, stderr
