@@ -47,6 +47,7 @@ from digits.jobs.store import write_json_atomic
 from digits.processes import start_tool
 from digits.scheduler.cluster_connection import address_problem, connection_problem, silence_problem
 from digits.scheduler.local import LocalScheduler, OnChange, TaskRun
+from digits.scheduler.resources import gpus_asked
 
 log = logging.getLogger(__name__)
 
@@ -313,7 +314,7 @@ class ClusterPools:
         count = len(wanted) if isinstance(wanted, list) else int(wanted or 0)
         largest = self._largest_gpus()
         if self.nodes and count > largest:
-            return f"{count} GPUs were asked for but the largest node of the cluster has {largest}"
+            return f"{gpus_asked(count)} but the largest node of the cluster has {largest}"
         return None
 
     def try_reserve(self, request: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:

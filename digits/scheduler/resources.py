@@ -8,6 +8,11 @@ from typing import Any
 from digits.hardware import Gpu
 
 
+def gpus_asked(count: int) -> str:
+    """How a request too large for any place begins: "1 GPU was asked for", "3 GPUs were asked for"."""
+    return "1 GPU was asked for" if count == 1 else f"{count} GPUs were asked for"
+
+
 class ResourcePools:
     """Hands out GPUs and CPU slots. A task's ``resources`` is ``{"cpu": 1}``, ``{"gpus": 2}`` (any two free)
     or ``{"gpus": [0, 3]}`` (those ones)."""
@@ -28,7 +33,7 @@ class ResourcePools:
             if unknown:
                 return f"GPU {', '.join(map(str, unknown))} does not exist on this machine (it has {len(indices)})"
         elif wanted and wanted > len(indices):
-            return f"{wanted} GPUs were asked for but this machine has {len(indices)}"
+            return f"{gpus_asked(wanted)} but this machine has {len(indices)}"
         return None
 
     def try_reserve(self, request: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
