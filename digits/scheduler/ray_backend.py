@@ -642,7 +642,8 @@ class RayScheduler(LocalScheduler):
         return ClusterTaskRun(self, job, task)
 
     def _find_running_tasks(self) -> None:
-        """After a (re)start: follow again the tasks ``job.json`` says run on the cluster."""
+        """After a (re)start: follow again the tasks ``job.json`` says run on the cluster, and end the runners that
+        run none of them."""
         with self._wake:
             for job in self.store.all():
                 for task in job.tasks:
