@@ -21,7 +21,7 @@ from helpers import (
 )
 from sample_images import write_digits_folder
 
-from digits.data_roots import outside_data_roots
+from digits.data_roots import DataRootsCheck, outside_data_roots
 from digits.inference.results import parse_image_list
 from digits.records import ImageRecord, encode_record, record_key
 
@@ -79,6 +79,31 @@ def test_outside_data_roots_follows_symlinks_and_compares_whole_names(tmp_path):
             f"{path} is outside the data roots ({root}, {tmp_path / 'jobs'}); set DIGITS_DATA_ROOTS to allow it."
         )
     assert "outside the data roots (none)" in outside_data_roots(root, [])
+
+
+def test_one_check_over_a_list_follows_every_link_as_realpath_does(tmp_path):
+    # A list's check resolves each folder once; the names in a folder already seen must still have their links
+    # followed (out of the root, back in, in a loop), in any order, with the answers of a realpath per path.
+    root = tmp_path / "data"
+    (root / "images").mkdir(parents=True)
+    (root / "images" / "a.png").write_text("")
+    (tmp_path / "secret.png").write_text("")
+    (root / "images" / "out.png").symlink_to(tmp_path / "secret.png")
+    (root / "images" / "in.png").symlink_to(root / "images" / "a.png")
+    (root / "images" / "up").symlink_to(tmp_path)
+    (root / "images" / "loop").symlink_to("loop")
+    names = ["a.png", "out.png", "in.png", "missing.png", "up/secret.png", "up/data/images/a.png", "loop", "..", ""]
+    paths = [f"{root}/images/{name}" for name in names] + [f"{root}/images/{name}/x.png" for name in names]
+    top = os.path.realpath(root)
+
+    def inside(path: str) -> bool:
+        real = os.path.realpath(path)
+        return real == top or real.startswith(top + os.sep)
+
+    check = DataRootsCheck([root])
+    assert [check(path) is None for path in paths + paths[::-1]] == [inside(path) for path in paths + paths[::-1]]
+    assert check(f"{root}/images/a.png") is None
+    assert check(f"{root}/images/out.png") == outside_data_roots(f"{root}/images/out.png", [root]) is not None
 
 
 def test_a_list_cannot_name_images_elsewhere(tmp_path):

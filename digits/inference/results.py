@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from digits.data_roots import outside_data_roots
+from digits.data_roots import DataRootsCheck
 from digits.inference.fetch import is_url
 
 
@@ -33,6 +33,7 @@ def parse_image_list(
     lists could name) is kept as it is, for the caller to fetch: it is not a server path.
     """
     parsed = ImageList()
+    outside_roots = DataRootsCheck(roots)  # each folder of the list resolved once, not each line
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
@@ -53,7 +54,7 @@ def parse_image_list(
         refused = None
         if not is_url(path):
             path = os.path.abspath(os.path.join(folder, path))
-            refused = outside_data_roots(path, roots)
+            refused = outside_roots(path)
         if refused or problem:
             parsed.problems.append({"line": number, "path": path, "error": refused or problem})
         if not refused:
