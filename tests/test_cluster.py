@@ -103,6 +103,28 @@ def test_abort_stops_the_process_on_its_node(server, dataset):
          lambda alive: not alive, timeout=15, what=f"tool {pid} to end")  # fmt: skip
 
 
+def tools_in(directory) -> set[int]:
+    """The processes (other than zombies) working in ``directory``: a task's tool runs in its job's."""
+    found = set()
+    for process in psutil.process_iter(["pid", "cwd", "status"]):
+        if process.info["cwd"] == str(directory) and process.info["status"] != psutil.STATUS_ZOMBIE:
+            found.add(process.info["pid"])
+    return found
+
+
+def test_abort_at_once_after_submit_stops_the_tool_while_it_starts(server, dataset):
+    # The abort reaches the runner while it may still be starting the tool: it must stop that tool all the same.
+    job_id = post(server, CREATE_MODEL, lenet_fields(dataset[0], train_epochs="200", select_gpu_count="0"))["id"]
+    server.http.post(f"{server.url}/models/{job_id}/abort")
+    done = wait_json(server, f"/models/{job_id}.json", lambda d: d["status"] in ("Aborted", "Error", "Done"))
+    assert done["status"] == "Aborted"
+    poll(lambda: tools_in(server.jobs_dir / job_id), lambda pids: not pids, timeout=15, what="the tool to end")
+    # The node's runner is ready for the next task: a model trains to Done.
+    job_id = post(server, CREATE_MODEL, lenet_fields(dataset[0], train_epochs="1", select_gpu_count="0"))["id"]
+    done = wait_json(server, f"/models/{job_id}.json", lambda d: d["status"] in ("Aborted", "Error", "Done"))
+    assert done["status"] == "Done", done.get("error")
+
+
 def test_server_sigkilled_mid_training_then_restarted_finds_the_task(server, dataset):
     # Long enough to outlast a restart on a quiet machine (12 epochs took 8 s there, the restart about as long).
     job_id = post(server, CREATE_MODEL, lenet_fields(dataset[0], train_epochs="40"))["id"]

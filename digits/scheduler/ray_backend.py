@@ -4,7 +4,8 @@
 are the cluster's nodes (:class:`ClusterPools`: a task asks for its GPUs as ``num_gpus``, a CPU slot as
 ``num_cpus=1``, on the node with the most room), and its tools run in a :class:`ToolRunner` actor pinned to
 that node, which starts the very same command there with :func:`digits.processes.start_tool`. Each node keeps
-idle runners ready for the next task (:class:`IdleRunners`), so that a tool starts as soon as its task is placed.
+idle runners ready for the next task (:class:`IdleRunners`), so that a tool starts as soon as its task is placed;
+a runner whose task has ended is idle again.
 
 How a tool's JSON lines come back. The actor writes each event the tool prints, one line each, to
 ``<task id>.events.jsonl`` in the job directory (on storage every node mounts), and its exit status to
@@ -80,14 +81,17 @@ def is_cluster_task(task: Task) -> bool:
 
 # -- on the node ---------------------------------------------------------------------------------------
 class ToolRunner:
-    """Runs one task's tool on the node Ray placed it on (a detached actor, made by :func:`_runner_class`)."""
+    """Runs tasks' tools, one at a time, on the node Ray placed it on (a detached actor, made by
+    :func:`_runner_class`): a runner whose task has ended waits for the next task of its shape on its node."""
 
     def __init__(self) -> None:
         self._tool = None
+        self._run: str | None = None  # the token of the task run whose tool it started last
 
-    def start(self, args: list[str], cwd: str, log_name: str, events: str, exit_file: str) -> dict:
-        """Start ``python -m ...`` (``args`` without the interpreter: this node's Python runs it) in ``cwd``;
-        returns where it runs: ``{"pid", "node", "host", "gpus"}``. OSError when it cannot be started."""
+    def start(self, run: str, args: list[str], cwd: str, log_name: str, events: str, exit_file: str) -> dict:
+        """Start ``python -m ...`` (``args`` without the interpreter: this node's Python runs it) in ``cwd`` for the
+        task run ``run``; returns where it runs: ``{"pid", "node", "host", "gpus"}``. OSError when it cannot be
+        started."""
         command = [sys.executable, *args]
         log_path = Path(cwd) / log_name
         host = socket.gethostname()
@@ -111,12 +115,14 @@ class ToolRunner:
         env = {"PYTHONUNBUFFERED": "1", "CUDA_VISIBLE_DEVICES": ",".join(gpus)}
         self._tool = start_tool(command, log=log_path, cwd=cwd, env=env, on_event=on_event, on_line=on_line,
                                 on_exit=on_exit)  # fmt: skip
+        self._run = run
         self._gpus = [int(g) for g in gpus if g.isdigit()]
         return {"pid": self._tool.pid, "node": ray.get_runtime_context().get_node_id(), "host": host, "gpus": gpus}
 
-    def terminate(self, grace: float) -> None:
-        """Stop the tool's whole process group (SIGTERM, SIGKILL after ``grace`` s)."""
-        if self._tool is not None:
+    def terminate(self, run: str, grace: float) -> None:
+        """Stop the tool of the task run ``run`` and its whole process group (SIGTERM, SIGKILL after ``grace`` s);
+        nothing when this runner has started another task's tool since."""
+        if self._tool is not None and self._run == run:
             self._tool.terminate(grace)
 
     def wait(self) -> int | None:
@@ -136,7 +142,8 @@ _RUNNER = None
 def _runner_class():
     global _RUNNER
     if _RUNNER is None:
-        # max_concurrency: terminate and usage are answered while wait blocks.
+        # max_concurrency: terminate and usage are answered while wait blocks. (A threaded actor runs calls in no
+        # set order: terminate and wait are sent only once start has answered.)
         _RUNNER = ray.remote(max_concurrency=4, max_restarts=0)(ToolRunner)
     return _RUNNER
 
@@ -153,16 +160,24 @@ class ClusterTool:
     """A tool running in a :class:`ToolRunner` on a cluster node, seen from the server (a
     :class:`~digits.processes.RunningTool`): its events read from the events file as they are written.
 
-    ``on_lost(reason)`` replaces ``on_exit`` when the actor died without writing an exit status.
+    ``run`` is the task run's token in its runner; ``start_ref`` the runner's answer to starting the tool (None
+    when following it again). ``on_lost(reason)`` replaces ``on_exit`` when the actor died without writing an
+    exit status. What becomes of the actor after either is the caller's to decide.
     """
 
-    def __init__(self, actor, start_ref, events: Path, exit_file: Path, offset: int, on_event, on_line,
+    def __init__(self, actor, run: str, start_ref, events: Path, exit_file: Path, offset: int, on_event, on_line,
                  on_exit: Callable[[int], None], on_lost: Callable[[str], None],
                  on_started: Callable[[dict], None]):  # fmt: skip
         self.actor = actor
         self.offset = offset  # bytes of the events file read and applied
+        self._run = run
         self._start_ref = start_ref
-        self._wait_ref = actor.wait.remote() if actor is not None else None
+        # wait and terminate go to the runner only once it has started the tool: it runs calls in no set order, and
+        # one that came first would find the tool it started last (the previous task's), or none.
+        self._lock = threading.Lock()
+        self._started = start_ref is None
+        self._stop_grace: float | None = None  # an abort asked for before the tool had started
+        self._wait_ref = actor.wait.remote() if actor is not None and self._started else None
         self._events = events
         self._exit_file = exit_file
         self._on_event, self._on_line, self._on_exit = on_event, on_line, on_exit
@@ -186,8 +201,12 @@ class ClusterTool:
         raise OSError("a tool on the cluster reads no stdin")
 
     def terminate(self, grace: float = 5.0) -> None:
+        with self._lock:
+            if not self._started:
+                self._stop_grace = grace
+                return
         if self.actor is not None:
-            self.actor.terminate.remote(grace)
+            self.actor.terminate.remote(self._run, grace)
 
     def wait(self, timeout: float | None = None) -> int | None:
         if not self._done.wait(timeout):
@@ -216,19 +235,22 @@ class ClusterTool:
                 self._on_lost(value)
         finally:
             self._done.set()
-            if self.actor is not None:
-                _kill(self.actor)
 
     def _follow_until_end(self) -> tuple[str, Any] | None:
-        started = self._start_ref is None
         dead_since: float | None = None
         while not self._detached.is_set():
-            if not started and ray.wait([self._start_ref], timeout=0)[0]:
-                started = True
+            if not self._started and ray.wait([self._start_ref], timeout=0)[0]:
                 try:
-                    self._on_started(ray.get(self._start_ref))
+                    where = ray.get(self._start_ref)
                 except RayError as exc:
                     return "lost", f"could not start the task on its node: {_cause(exc)}"
+                self._on_started(where)
+                self._wait_ref = self.actor.wait.remote()
+                with self._lock:
+                    self._started = True
+                    grace = self._stop_grace
+                if grace is not None:
+                    self.actor.terminate.remote(self._run, grace)
             self._read_new_lines()
             if self._exit_file.exists():
                 self._read_new_lines()
@@ -243,7 +265,7 @@ class ClusterTool:
 
     def _actor_dead(self) -> bool:
         if self._wait_ref is None:
-            return True
+            return self.actor is None  # gone at a restart; one still starting the tool is not dead
         if not ray.wait([self._wait_ref], timeout=0)[0]:
             return False
         try:
@@ -404,10 +426,11 @@ class IdleRunners:
 
     Each node keeps one idle runner per shape of :data:`IDLE_SHAPES` that fits in the room DIGITS' tasks leave
     there. An idle runner holds its shape's resources in Ray: it stands for the next task of that shape on its
-    node, in that room, so it never competes with a task's runner. A runner taken is replaced once its node has
-    room again. Runners are detached and named ``runner/<server>/<token>``, with ``<server>`` from the jobs
-    directory, so that the next server of that directory can tell the ones a killed server left idle
-    (:meth:`end_leftovers`).
+    node, in that room, so it never competes with a task's runner. A runner whose task has ended is idle again
+    (:meth:`give_back`), so tasks that follow one another on a full node need no new worker either; one is started
+    (:meth:`fill`) where a node has room and no idle runner of a shape. Runners are detached and named
+    ``runner/<server>/<token>``, with ``<server>`` from the jobs directory, so that the next server of that
+    directory can tell the ones a killed server left idle (:meth:`end_leftovers`).
     """
 
     def __init__(self, jobs_dir: Path):
@@ -441,6 +464,17 @@ class IdleRunners:
         if idle is None or _failed(idle[2]):
             return None
         return idle[0], idle[1]
+
+    def give_back(self, node: str, gpus: int, cpus: float, name: str, actor) -> None:
+        """Keep the runner of a task that has ended as the idle runner of its shape on ``node``; end it when its
+        shape is not one of :data:`IDLE_SHAPES` or the node has an idle runner of that shape already."""
+        key = (node, gpus, cpus)
+        with self._lock:
+            keep = (gpus, cpus) in IDLE_SHAPES and key not in self._idle
+            if keep:
+                self._idle[key] = (name, actor, actor.__ray_ready__.remote())
+        if not keep:
+            _kill(actor)
 
     def make_room(self, node: str, gpus: int, cpus: float) -> None:
         """End the idle runners on ``node`` that hold what a task of another shape needs there (GPUs, CPU slots): Ray
@@ -708,11 +742,12 @@ class ClusterTaskRun(TaskRun):
             runners.make_room(*where)
             runner = runners.start(*where)
         assigned["actor"], actor = runner
+        assigned["run"] = secrets.token_hex(4)
         assigned["events_read"] = 0
         exit_path(job, task).unlink(missing_ok=True)
         events_path(job, task).unlink(missing_ok=True)
         args = task.command(self.scheduler.python)[1:]
-        start_ref = actor.start.remote(args, job.directory, task.log_name, str(events_path(job, task)),
+        start_ref = actor.start.remote(assigned["run"], args, job.directory, task.log_name, str(events_path(job, task)),
                                        str(exit_path(job, task)))  # fmt: skip
         self.tool = self._follow(actor, start_ref, 0)
 
@@ -726,10 +761,11 @@ class ClusterTaskRun(TaskRun):
         self.tool = self._follow(actor, None, int(self.task.assigned.get("events_read", 0)))
 
     def _follow(self, actor, start_ref, offset: int) -> ClusterTool:
-        return ClusterTool(actor, start_ref, events_path(self.job, self.task), exit_path(self.job, self.task),
+        job, task = self.job, self.task
+        return ClusterTool(actor, task.assigned.get("run", ""), start_ref, events_path(job, task), exit_path(job, task),
                            offset, on_event=self._on_cluster_event, on_line=self._on_line,
-                           on_exit=lambda returncode: self.scheduler._task_ended(self, returncode),
-                           on_lost=self._lost, on_started=self._started)  # fmt: skip
+                           on_exit=lambda returncode: self._exited(actor, returncode),
+                           on_lost=lambda reason: self._lost(actor, reason), on_started=self._started)  # fmt: skip
 
     def _on_cluster_event(self, event: dict, offset: int) -> None:
         # The offset changes with the state it describes, under the lock: job.json never records an event
@@ -743,7 +779,19 @@ class ClusterTaskRun(TaskRun):
             self.task.assigned.update(pid=where["pid"], gpus=where["gpus"], host=where["host"])
             self.scheduler._changed(self.job, self.task, significant=True)
 
-    def _lost(self, reason: str) -> None:
+    def _exited(self, actor, returncode: int) -> None:
+        # In one step under the lock, so that the scheduler sees the task's room free and its runner idle in it
+        # together (not room for a new runner).
+        with self.scheduler._wake:
+            if actor is not None:
+                assigned = self.task.assigned
+                self.scheduler.runners.give_back(assigned["node"], assigned["num_gpus"], assigned["num_cpus"],
+                                                 assigned["actor"], actor)  # fmt: skip
+            self.scheduler._task_ended(self, returncode)
+
+    def _lost(self, actor, reason: str) -> None:
+        if actor is not None:
+            _kill(actor)  # whatever is left of it
         node = self.task.assigned.get("node_name")
         log.error("job %s: task %s on %s lost: %s", self.job.id, self.task.id, node, reason)
         if reason.startswith("could not start"):
