@@ -28,7 +28,15 @@ import lmdb  # noqa: E402
 from digits.inference.spec import ModelSpec  # noqa: E402
 from digits.jobs.store import write_json_atomic  # noqa: E402
 from digits.records import SOURCES_FILE, decode_record, record_image  # noqa: E402
-from digits.tools.predicting import Item, ModelMismatch, classify, framework_modules, load_batch, load_predictor  # noqa: E402
+from digits.tools.predicting import (  # noqa: E402
+    Item,
+    ModelMismatch,
+    classify,
+    framework_modules,
+    freeze_loaded,
+    load_batch,
+    load_predictor,
+)
 from digits.tools.protocol import ProgressReporter, emit, run_tool  # noqa: E402
 
 CHUNK = 512  # images read and classified at a time: bounded memory for any list length
@@ -108,6 +116,7 @@ def main(argv: Sequence[str]) -> int:
     except (network_error, ModelMismatch) as exc:
         emit("error", message=str(exc), user_line=getattr(exc, "line", None), traceback="")
         return 1
+    freeze_loaded()
     progress = ProgressReporter(total)
     results: list[dict] = []
     for chunk in chunks:

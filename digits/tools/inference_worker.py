@@ -42,6 +42,7 @@ from digits.tools.predicting import (  # noqa: E402
     ModelMismatch,
     classify,
     framework_modules,
+    freeze_loaded,
     load_batch,
     load_predictor,
     png_base64,
@@ -77,6 +78,7 @@ class ModelCache:
         ):
             _, oldest = self.loaded.popitem(last=False)
             oldest.close()
+        freeze_loaded()
         return predictor, time.monotonic() - started
 
 

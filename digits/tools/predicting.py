@@ -12,6 +12,7 @@ predictor by ``spec.framework``. It imports neither framework itself.
 from __future__ import annotations
 
 import base64
+import gc
 import importlib
 import io
 import math
@@ -78,6 +79,18 @@ def load_predictor(spec: ModelSpec):
     predictor_class, _ = framework_modules(spec.framework)
     check_checkpoint(spec)
     return predictor_class(spec)
+
+
+def freeze_loaded() -> None:
+    """Keep what is alive now (the framework, the loaded models) out of Python's garbage collections from here on.
+
+    They are some 350,000 objects that live as long as the process, and every full collection walked them all:
+    ~150 ms, in the middle of one Classify Many of 2,000 images in every few. Call it after loading or
+    closing a model: what was frozen before is thawed and collected first, so a closed model is freed.
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 @dataclass
