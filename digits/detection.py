@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from digits.data_roots import outside_data_roots
+from digits.data_roots import DataRootsCheck
 
 IOU = 0.5  # a detection matches an object at this intersection over union (mAP@0.5)
 
@@ -128,12 +128,13 @@ def split_label_files(paths: list[str], folder: str, roots: Sequence[Path]) -> t
     """Infer Many's lines ``image [labels.txt]`` (as the list parser kept them, one path): the image paths,
     each one's KITTI label file or None, and the problems (a label file outside the data roots)."""
     images, labels, problems = [], [], []
+    outside_data_roots = DataRootsCheck(roots)
     for path in paths:
         image, label = path, None
         parts = path.rsplit(None, 1)
         if len(parts) == 2 and parts[1].lower().endswith(".txt"):
             image, label = parts[0], os.path.abspath(os.path.join(folder, parts[1]))
-            refused = outside_data_roots(label, roots)
+            refused = outside_data_roots(label)
             if refused:
                 problems.append({"path": label, "error": refused})
                 label = None
