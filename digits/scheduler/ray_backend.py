@@ -58,9 +58,10 @@ NODE_REFRESH = 2.0  # seconds between readings of the cluster's nodes
 RECONNECT_INTERVAL = 15.0
 CONNECT_PATIENCE = 15.0  # seconds ray.init may take before the server says the address may not be Ray's
 POLL_INTERVAL = 0.05  # how often a running task's events file is read: the latency of live updates
-# Ray lowers its worker processes to niceness 15, and the tool inherits it: on a node with other work the
-# training then gets a sliver of the CPU (slower start-up and images/s than the same tool run locally). Ray's
-# own job supervisor runs user code at 0 the same way (RAY_worker_niceness, read by each worker as it starts).
+# Ray lowers its worker processes to niceness 15, and the tool would inherit it: where the kernel weighs it
+# against other work at 0 (no autogroup, or a container's CPU cgroup, which overrides autogroup) the training
+# then gets a few per cent of a busy CPU. Ray's own job supervisor runs user code at 0 the same way
+# (RAY_worker_niceness, read by each worker as it starts).
 RUNNER_ENV = {"env_vars": {"RAY_worker_niceness": "0"}}
 IDLE_SHAPES = ((0, 1.0), (1, 0.0))  # (GPUs, CPU slots) of the idle runners: what most tasks ask for
 NODE_LOST_MESSAGE = "Interrupted: node {node} left the cluster while this ran. Resume continues from the last snapshot."
