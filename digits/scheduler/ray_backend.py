@@ -488,11 +488,10 @@ class IdleRunners:
 
     def fill(self, room: dict[str, dict]) -> None:
         """Start an idle runner for each shape that has none on its node and fits in the node's ``room`` (node id ->
-        ``{"name", "gpus", "cpus"}`` free of DIGITS' tasks), or whose runner failed to start; forget the runners of
-        nodes that left (they ended with them)."""
+        ``{"name", "gpus", "cpus"}`` free of DIGITS' tasks), or whose runner failed to start; end the runners of
+        nodes not in ``room`` (most ended with their node)."""
         with self._lock:
-            for key in [key for key in self._idle if key[0] not in room]:
-                del self._idle[key]
+            gone = [self._idle.pop(key) for key in list(self._idle) if key[0] not in room]
             for node_id, free in room.items():
                 for gpus, cpus in IDLE_SHAPES:
                     key = (node_id, gpus, cpus)
@@ -502,6 +501,8 @@ class IdleRunners:
                     if key not in self._idle and free["gpus"] >= gpus and free["cpus"] >= cpus:
                         name, actor = self.start(node_id, gpus, cpus)
                         self._idle[key] = (name, actor, actor.__ray_ready__.remote())
+        for _, actor, _ in gone:
+            _kill(actor)
 
     def end_leftovers(self, in_use: set[str]) -> None:
         """End this server's runners that are neither idle here nor named in ``in_use`` (the runners that tasks record):
