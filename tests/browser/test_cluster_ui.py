@@ -75,6 +75,8 @@ def test_the_pages_show_the_nodes_what_they_have_free_and_what_a_waiting_model_n
         assert "node-a: 0/0 GPUs, 0/1 CPU slots free" in waiting.inner_text()
         assert user.locator(f"#job-{ids[0]} .job-node").inner_text() == "node-a"
         assert node_row(user, "node-a").locator(".node-cpus").inner_text() == "0 / 1"
+        # The tab's pane fades in: a picture taken before the fade has ended shows no table.
+        user.wait_for_function("getComputedStyle(document.getElementById('models-pane')).opacity === '1'")
         screenshot(user, "cluster-home")
 
         user.goto(f"models/{ids[0]}")

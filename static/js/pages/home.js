@@ -73,7 +73,7 @@
         progress: {title: 'Progress', width: '10rem', value: function (j) { return active(j) ? j.progress || 0 : null; },
                    cell: progressCell},
         node: {title: 'Node', value: function (j) { return j.node || null; },
-               cell: function (j) { return textCell('job-node small', j.node, 'The cluster node it runs (or ran) on'); }},
+               cell: function (j) { return textCell('job-node small text-nowrap', j.node, 'The cluster node it runs (or ran) on'); }},
         username: {title: 'Owner', value: function (j) { return j.username || ''; },
                    cell: function (j) { return textCell('job-owner', j.username); }},
         created: {title: 'Created', value: function (j) { return j.created || 0; },
