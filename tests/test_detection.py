@@ -150,8 +150,11 @@ def test_infer_one_answers_boxes_in_the_original_images_pixels(client, model, ca
     larger = tmp_path / "larger.png"
     Image.open(image).resize((256, 256), Image.BILINEAR).save(larger)
     scaled = client.post("/models/images/generic/infer_one.json", data={"job_id": model, "image_path": str(larger)})
-    top = np.array(scaled.get_json()["outputs"]["bbox-list"][0])[0]
-    assert np.allclose(top[:4], boxes[0][:4] * 2, atol=6)  # the same box, in the larger image's pixels
+    found = np.array(scaled.get_json()["outputs"]["bbox-list"][0])
+    # The same box, in the larger image's pixels (found among the answers: two objects of about the same score
+    # may come in either order once the image has been resized twice).
+    nearest = found[np.abs(found[:, :4] - boxes[0][:4] * 2).max(axis=1).argmin()]
+    assert np.allclose(nearest[:4], boxes[0][:4] * 2, atol=6), (found, boxes)
 
     page = client.post("/models/images/generic/infer_one", data={"job_id": model, "image_path": str(image)},
                        headers={"Accept": "text/html"}).get_data(as_text=True)  # fmt: skip
