@@ -646,17 +646,14 @@ class RayScheduler(LocalScheduler):
                 if isinstance(run.tool, ClusterTool) and run.task.assigned.get("node") not in nodes:
                     run.tool.node_gone.set()
 
-    def node_alive(self, node_id: str | None) -> bool:
-        """Whether Ray has the node ``node_id`` as alive now (True when the cluster cannot be asked)."""
-        try:
-            return any(n["NodeID"] == node_id and n.get("Alive") for n in ray.nodes())
-        except Exception:  # noqa: BLE001 - not knowing is not evidence that the node left
-            return True
+    def node_left(self, node_id: str | None) -> bool:
+        """Whether the node ``node_id`` has left the cluster, by the node list read anew (False when the cluster
+        cannot be asked: the list then stays as it was)."""
+        self._refresh_nodes()
+        return node_id not in self.pools.nodes
 
     def place_again(self, run: TaskRun, why: str) -> None:
-        """Put the task of ``run``, whose tool never started, back in the queue with its room given back; the
-        node list is read anew first, so the node that failed it is no longer offered."""
-        self._refresh_nodes()
+        """Put the task of ``run``, whose tool never started, back in the queue with its room given back."""
         job, task = run.job, run.task
         run.lists.close()
         with self._wake:
@@ -817,7 +814,7 @@ class ClusterTaskRun(TaskRun):
         node = self.task.assigned.get("node_name")
         log.error("job %s: task %s on %s lost: %s", self.job.id, self.task.id, node, reason)
         if reason.startswith("could not start"):
-            if not self.scheduler.node_alive(self.task.assigned.get("node")):
+            if self.scheduler.node_left(self.task.assigned.get("node")):
                 # Placed on a node that was leaving (the node list is read every two seconds): nothing ran,
                 # so the task waits for room on the nodes that are left instead of failing.
                 self.scheduler.place_again(self, f"waiting to be placed again: node {node} left the cluster")
