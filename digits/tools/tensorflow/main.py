@@ -579,7 +579,7 @@ def make_step(sess, graph: TrainGraph, accumulation: int) -> StepFunction:
         if apply_accumulated is not None:
             apply_accumulated()
         values = [dict(zip(names, result[2], strict=True)) for result in results]
-        return values, results[-1][3] if len(results[-1]) > 3 else None
+        return values, results[-1][3] if run is summarized else None
 
     return step
 
